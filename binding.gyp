@@ -1,0 +1,40 @@
+{
+  "targets": [
+    {
+      "target_name": "posix_ipc",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/wait.cc",
+        "native/semaphore.cc",
+        "native/mq.cc",
+        "native/shm.cc",
+        "native/pipe.cc"
+      ],
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NODE_ADDON_API_DISABLE_DEPRECATED"
+      ],
+      "cflags!": ["-fno-exceptions", "-O2"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-O2"],
+      "cflags": ["-O3", "-fvisibility=hidden", "-Wall", "-Wextra"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "libraries": ["-lrt", "-lpthread"],
+      "conditions": [
+        ["OS!='linux'", {
+          "sources!": ["native/mq.cc"]
+        }]
+      ],
+      "configurations": {
+        "Debug": {
+          "cflags": ["-O0", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"],
+          "cflags_cc": ["-O0", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"],
+          "ldflags": ["-fsanitize=address,undefined"]
+        }
+      }
+    }
+  ]
+}

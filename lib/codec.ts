@@ -1,0 +1,98 @@
+/**
+ * Codecs turn items into message bytes and back, for Queue and Connection.
+ *
+ * - `'json'` (default): the bytes are exactly the UTF-8 JSON text, so Python
+ *   reads them with `json.loads`. Rules are `JSON.stringify`'s (as
+ *   `process.send`): nested functions and undefined are dropped; a top-level
+ *   value JSON cannot express (undefined, a function, a symbol) and circular
+ *   structures or BigInts are rejected with a TypeError before anything is sent.
+ * - `'v8'`: the structured clone format of `v8.serialize` (Map, Set, Date,
+ *   BigInt, typed arrays, errors...). Node to Node only.
+ * - `'raw'`: a Buffer / TypedArray / DataView / ArrayBuffer in, a Buffer out.
+ * - `{ encode, decode }`: your own.
+ * @module
+ */
+import * as v8 from 'node:v8';
+import { typeError } from './validate.js';
+
+/** A custom codec. `encode` must return bytes; `decode` receives a Buffer. */
+export interface Codec<T = unknown> {
+  encode(item: T): Uint8Array;
+  decode(bytes: Buffer): T;
+}
+
+/** How items are encoded: a built-in name or a custom codec. */
+export type CodecOption<T = unknown> = 'json' | 'v8' | 'raw' | Codec<T>;
+
+const json: Codec = {
+  encode(item) {
+    const text = JSON.stringify(item);
+    if (text === undefined) {
+      throw typeError('ERR_IPC_ENCODE', `Cannot encode ${typeof item} as JSON`);
+    }
+    return Buffer.from(text, 'utf8');
+  },
+  decode(bytes) {
+    return JSON.parse(bytes.toString('utf8'));
+  },
+};
+
+const structured: Codec = {
+  encode(item) {
+    try {
+      return v8.serialize(item);
+    } catch (err) {
+      throw Object.assign(new TypeError(`Cannot encode item with the v8 codec: ${(err as Error).message}`, { cause: err }), {
+        code: 'ERR_IPC_ENCODE',
+      });
+    }
+  },
+  decode(bytes) {
+    return v8.deserialize(bytes);
+  },
+};
+
+/** Returns the bytes of a Buffer-like item without copying. */
+export function toBuffer(item: unknown, argName = 'item'): Buffer {
+  if (Buffer.isBuffer(item)) return item;
+  if (ArrayBuffer.isView(item)) return Buffer.from(item.buffer, item.byteOffset, item.byteLength);
+  if (item instanceof ArrayBuffer || item instanceof SharedArrayBuffer) return Buffer.from(item);
+  throw typeError(
+    'ERR_INVALID_ARG_TYPE',
+    `The "${argName}" argument must be a Buffer, TypedArray, DataView or ArrayBuffer with the raw codec. Received ${item === null ? 'null' : typeof item}`,
+  );
+}
+
+const raw: Codec<Buffer> = {
+  encode: (item) => toBuffer(item),
+  decode: (bytes) => bytes,
+};
+
+/** Resolves a codec option to a codec; TypeError for unknown names or shapes. */
+export function resolveCodec<T>(option: unknown): Codec<T> {
+  if (option === undefined || option === 'json') return json as Codec<T>;
+  if (option === 'v8') return structured as Codec<T>;
+  if (option === 'raw') return raw as unknown as Codec<T>;
+  if (
+    option !== null &&
+    typeof option === 'object' &&
+    typeof (option as Codec).encode === 'function' &&
+    typeof (option as Codec).decode === 'function'
+  ) {
+    const custom = option as Codec<T>;
+    return {
+      encode(item) {
+        const bytes = custom.encode(item);
+        if (!(bytes instanceof Uint8Array)) {
+          throw typeError('ERR_IPC_ENCODE', 'A custom codec\'s encode() must return a Uint8Array or Buffer');
+        }
+        return bytes;
+      },
+      decode: (bytes) => custom.decode(bytes),
+    };
+  }
+  throw typeError(
+    'ERR_INVALID_ARG_VALUE',
+    `The "codec" option must be 'json', 'v8', 'raw' or an object with encode() and decode(). Received ${typeof option === 'string' ? `'${option}'` : typeof option}`,
+  );
+}

@@ -1,0 +1,14 @@
+/**
+ * posix-ipc: POSIX named semaphores, message queues, pipes and shared memory
+ * for Node.js, with the shapes of Python's threading/multiprocessing.
+ * @module
+ */
+export { IPCError, AbortError } from './errors.js';
+export { Semaphore, BoundedSemaphore, Lock, SEM_VALUE_MAX } from './semaphore.js';
+export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } from './semaphore.js';
+// BEGIN queue exports (issue 3)
+// END queue exports
+// BEGIN shm exports (issue 4)
+// END shm exports
+// BEGIN pipe exports (issue 5)
+// END pipe exports

@@ -1,0 +1,40 @@
+#include "addon.h"
+
+#include "errors.h"
+#include "wait.h"
+
+namespace pipc {
+
+AddonData::AddonData() = default;
+AddonData::~AddonData() = default;
+
+namespace {
+
+void Cleanup(void* arg) {
+  auto* data = static_cast<AddonData*>(arg);
+  if (data->engine) data->engine->Shutdown();
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);
+  data->engine = std::make_unique<WaitEngine>(env);
+  napi_add_env_cleanup_hook(env, Cleanup, data);
+  InitErrors(env, exports);
+  InitWait(env, exports);
+  InitSemaphore(env, exports);
+  InitMq(env, exports);
+  InitShm(env, exports);
+  InitPipe(env, exports);
+  return exports;
+}
+
+}  // namespace pipc
+
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  return pipc::Init(env, exports);
+}
+
+NODE_API_MODULE(posix_ipc, InitAll)

@@ -1,0 +1,7 @@
+#include "addon.h"
+
+namespace pipc {
+
+void InitMq(Napi::Env, Napi::Object) {}
+
+}  // namespace pipc
