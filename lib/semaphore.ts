@@ -75,11 +75,10 @@ export class Semaphore implements Disposable {
   constructor(name: string, options?: SemaphoreOptions) {
     this.#name = validateName(name, 'name', SEM_PREFIX);
     const o = validateOptions<SemaphoreOptions>(options);
-    const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, this.defaultValue());
+    const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const mode = validateMode(o.mode);
-    this.checkOptions(initialValue, o);
     this.#h = binding.semOpen(this.#name, create, exclusive, mode, initialValue);
     const self = this;
     this.#waiters = new WaiterQueue({
@@ -91,14 +90,6 @@ export class Semaphore implements Disposable {
       },
     });
   }
-
-  /** @internal default initial value for this class. */
-  protected defaultValue(): number {
-    return 1;
-  }
-
-  /** @internal hook for subclasses to check options before opening. */
-  protected checkOptions(_initialValue: number, _options: Partial<SemaphoreOptions>): void {}
 
   #handle(syscall: string): Handle {
     if (this.#h === null) throw closedError('semaphore', syscall, this.#name);
@@ -269,17 +260,23 @@ export interface BoundedSemaphoreOptions extends SemaphoreOptions {
  * instant can both pass it.
  */
 export class BoundedSemaphore extends Semaphore {
-  #max = 1;
+  readonly #max: number;
 
   constructor(name: string, options?: BoundedSemaphoreOptions) {
+    // Checked before super() opens anything, so a bad bound creates nothing.
+    const max = BoundedSemaphore.#bound(options);
     super(name, options);
+    this.#max = max;
   }
 
-  protected override checkOptions(initialValue: number, options: Partial<BoundedSemaphoreOptions>): void {
-    this.#max = validateInteger(options.maxValue, 'maxValue', 1, SEM_VALUE_MAX, Math.max(initialValue, 1));
-    if (initialValue > this.#max) {
-      throw rangeError('ERR_OUT_OF_RANGE', `initialValue (${initialValue}) must not exceed maxValue (${this.#max})`);
+  static #bound(options: BoundedSemaphoreOptions | undefined): number {
+    const o = validateOptions<BoundedSemaphoreOptions>(options);
+    const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
+    const max = validateInteger(o.maxValue, 'maxValue', 1, SEM_VALUE_MAX, Math.max(initialValue, 1));
+    if (initialValue > max) {
+      throw rangeError('ERR_OUT_OF_RANGE', `initialValue (${initialValue}) must not exceed maxValue (${max})`);
     }
+    return max;
   }
 
   /** The bound given at construction. */

@@ -12,6 +12,11 @@ namespace pipc {
 
 WaitJob::~WaitJob() = default;
 
+void WaitJob::Cancel() {
+  cancelled.store(true);
+  if (succeeded.load()) TakeBack();
+}
+
 void WaitJob::Deliver(Napi::Env env, Napi::Function callback, int r) {
   if (r == 0 || r == ETIMEDOUT) {
     callback.Call({env.Null(), Napi::Boolean::New(env, r == 0)});
@@ -119,7 +124,7 @@ void WaitEngine::ThreadMain(Worker* self) {
 bool WaitEngine::RunJob(const JobPtr& job) {
   int r;
   for (;;) {
-    if (job->cancelled.load(std::memory_order_acquire)) {
+    if (job->cancelled.load()) {
       r = ECANCELED;
       break;
     }
@@ -135,6 +140,12 @@ bool WaitEngine::RunJob(const JobPtr& job) {
       last = true;
     }
     r = job->WaitUntil(until);
+    if (r == 0) {
+      // Paired with Cancel(): one of the two sees the other's flag.
+      job->succeeded.store(true);
+      if (job->cancelled.load()) job->TakeBack();
+      break;
+    }
     if (r != ETIMEDOUT || last) break;
     // The slice ended: give the turn to a job that has no thread, if any.
     std::lock_guard<std::mutex> lk(mu_);
@@ -154,7 +165,7 @@ void WaitEngine::Finish(const JobPtr& job, int r) {
   if (napi_call_threadsafe_function(tsfn_, c, napi_tsfn_nonblocking) !=
       napi_ok) {
     // The environment is going away: nobody will take what was acquired.
-    if (r == 0) job->Undo();
+    if (r == 0) job->TakeBack();
     delete c;
   }
 }
@@ -165,7 +176,7 @@ void WaitEngine::CallJs(napi_env env, napi_value, void* context,
   WaitJob* job = c->job.get();
   if (env == nullptr) {
     // Teardown: JavaScript is gone, give back what the job took.
-    if (job->result == 0) job->Undo();
+    if (job->result == 0) job->TakeBack();
     return;
   }
   auto* engine = static_cast<WaitEngine*>(context);
@@ -175,8 +186,8 @@ void WaitEngine::CallJs(napi_env env, napi_value, void* context,
   }
   napi_ref ref = job->callback_;
   job->callback_ = nullptr;
-  if (job->cancelled.load(std::memory_order_acquire)) {
-    if (job->result == 0) job->Undo();
+  if (job->cancelled.load()) {
+    if (job->result == 0) job->TakeBack();
     if (ref != nullptr) napi_delete_reference(env, ref);
     return;
   }
@@ -186,7 +197,7 @@ void WaitEngine::CallJs(napi_env env, napi_value, void* context,
     napi_delete_reference(env, ref);
   }
   if (cb == nullptr) {
-    if (job->result == 0) job->Undo();
+    if (job->result == 0) job->TakeBack();
     return;
   }
   try {
@@ -228,7 +239,7 @@ Napi::Value CancelWait(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(info.Env(), "not a wait token");
   }
   auto* job = info[0].As<Napi::External<std::shared_ptr<WaitJob>>>().Data();
-  (*job)->cancelled.store(true, std::memory_order_release);
+  (*job)->Cancel();
   return info.Env().Undefined();
 }
 

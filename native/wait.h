@@ -38,7 +38,18 @@ class WaitJob {
   // callback(error | null, succeeded: boolean); ETIMEDOUT is not an error.
   virtual void Deliver(Napi::Env env, Napi::Function callback, int result);
 
+  // Cancels the job (JS thread). If the wait already succeeded, what it took
+  // is given back now, so a caller that cancels and then blocks on the same
+  // object (acquireSync) never waits for a unit parked in the completion queue.
+  void Cancel();
+  // Undo() exactly once, whichever of the engine thread, Cancel() or the
+  // completion sees the need first.
+  void TakeBack() {
+    if (!taken_back_.exchange(true)) Undo();
+  }
+
   std::atomic<bool> cancelled{false};
+  std::atomic<bool> succeeded{false};
   int64_t deadline_ns = -1;  // absolute CLOCK_MONOTONIC, -1: none
   int result = 0;
 
@@ -47,6 +58,7 @@ class WaitJob {
   // Raw reference, created and deleted on the JS thread only (a job may be
   // destroyed on an engine thread).
   napi_ref callback_ = nullptr;
+  std::atomic<bool> taken_back_{false};
 };
 
 class WaitEngine {
