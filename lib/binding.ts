@@ -23,11 +23,15 @@ export interface CoreBinding {
   cancelWait(token: WaitToken): void;
   engineStats(): { threads: number; pending: number; spinNs: number };
   setSpin(ns: number): void;
+  /** An empty native function: the cost of one call into the addon (benchmarks). */
+  noop(): void;
 }
 
 export interface SemBinding {
   semOpen(name: string, create: boolean, exclusive: boolean, mode: number, value: number): Handle;
   semTryWait(h: Handle): boolean;
+  /** Functions bound to one semaphore (no argument unwrapping): [tryWait, post]. */
+  semBind(h: Handle): [tryWait: () => boolean, post: () => void];
   semPost(h: Handle, n?: number): void;
   semValue(h: Handle): number;
   semWaitSync(h: Handle, timeoutMs: number): boolean;
@@ -59,6 +63,14 @@ const load = require('node-gyp-build') as (dir: string) => unknown;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 export const binding = load(root) as Binding;
+
+/** The engine's default spin before sleeping (see POSIX_IPC_SPIN_US). */
+export const DEFAULT_SPIN_US = 0;
+
+// POSIX_IPC_SPIN_US: how long an engine thread spins (sem_trywait) before it
+// sleeps, in microseconds. Trades CPU for the latency of cross-process hand-offs.
+const spinUs = Number(process.env.POSIX_IPC_SPIN_US ?? DEFAULT_SPIN_US);
+if (Number.isFinite(spinUs) && spinUs >= 0) binding.setSpin(Math.round(spinUs * 1000));
 
 binding.setErrorFactory(
   (message, code, errno, syscall, path) => new IPCError(message, code, errno, syscall, path),

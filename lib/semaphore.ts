@@ -64,6 +64,9 @@ const SEM_PREFIX = 4; // glibc stores semaphores as /dev/shm/sem.NAME
  */
 export class Semaphore implements Disposable {
   #h: Handle | null;
+  // Native functions bound to this semaphore: the uncontended fast path.
+  readonly #tryWait: () => boolean;
+  readonly #post: () => void;
   readonly #name: string;
   readonly #waiters: WaiterQueue;
 
@@ -80,13 +83,14 @@ export class Semaphore implements Disposable {
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const mode = validateMode(o.mode);
     this.#h = binding.semOpen(this.#name, create, exclusive, mode, initialValue);
+    [this.#tryWait, this.#post] = binding.semBind(this.#h);
     const self = this;
     this.#waiters = new WaiterQueue({
-      tryTake: () => binding.semTryWait(self.#handle('sem_trywait')),
+      tryTake: this.#tryWait,
       startWait: (cb: WaitCallback): WaitToken => binding.semWaitAsync(self.#handle('sem_clockwait'), -1, cb),
       cancelWait: (t: WaitToken) => binding.cancelWait(t),
       giveBack: () => {
-        if (self.#h !== null) binding.semPost(self.#h);
+        if (self.#h !== null) self.#post();
       },
     });
   }
@@ -118,9 +122,8 @@ export class Semaphore implements Disposable {
    * the addon's own threads, never libuv's pool.
    */
   acquire(options?: AcquireOptions): Promise<boolean> {
-    const h = this.#h;
-    if (options === undefined && h !== null && this.#waiters.idle) {
-      if (binding.semTryWait(h)) return RESOLVED_TRUE;
+    if (options === undefined && this.#h !== null && this.#waiters.idle) {
+      if (this.#tryWait()) return RESOLVED_TRUE;
       return this.#waiters.wait(-1, undefined);
     }
     try {
@@ -128,8 +131,8 @@ export class Semaphore implements Disposable {
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       throwIfAborted(signal);
-      const handle = this.#handle('sem_trywait');
-      if (this.#waiters.idle && binding.semTryWait(handle)) return RESOLVED_TRUE;
+      this.#handle('sem_trywait');
+      if (this.#waiters.idle && this.#tryWait()) return RESOLVED_TRUE;
       if (timeout === 0) return RESOLVED_FALSE;
       return this.#waiters.wait(timeout, signal);
     } catch (err) {
@@ -139,9 +142,8 @@ export class Semaphore implements Disposable {
 
   /** Takes one unit if one is free right now; never waits. */
   tryAcquire(): boolean {
-    const h = this.#h;
-    if (h === null) throw closedError('semaphore', 'sem_trywait', this.#name);
-    return binding.semTryWait(h);
+    if (this.#h === null) throw closedError('semaphore', 'sem_trywait', this.#name);
+    return this.#tryWait();
   }
 
   /**
@@ -153,7 +155,7 @@ export class Semaphore implements Disposable {
     const o = validateOptions<{ timeout?: number }>(options);
     const timeout = validateTimeout(o.timeout);
     const h = this.#handle('sem_clockwait');
-    if (binding.semTryWait(h)) return true;
+    if (this.#tryWait()) return true;
     if (timeout === 0) return false;
     return binding.semWaitSync(h, timeout);
   }
@@ -164,7 +166,7 @@ export class Semaphore implements Disposable {
     if (h === null) throw closedError('semaphore', 'sem_post', this.#name);
     if (n === 1) {
       this.beforeRelease(1);
-      binding.semPost(h);
+      this.#post();
       return;
     }
     validateInteger(n, 'n', 1, SEM_VALUE_MAX);

@@ -99,6 +99,67 @@ napi_value SemTryWait(napi_env env, napi_callback_info cbinfo) {
   return result;
 }
 
+// Bound fast paths: functions whose N-API data is the semaphore itself, so a
+// call needs no argument unwrapping (the uncontended pair is dominated by the
+// cost of crossing into the addon).
+inline Sem* BoundSem(napi_env env, napi_callback_info cbinfo, const char* syscall) {
+  void* data = nullptr;
+  size_t argc = 0;
+  napi_get_cb_info(env, cbinfo, &argc, nullptr, nullptr, &data);
+  Sem* s = static_cast<SemPtr*>(data)->get();
+  if (s->closed.load(std::memory_order_relaxed)) {
+    ThrowIPCErrorC(env, EBADF, syscall, s->name);
+    return nullptr;
+  }
+  return s;
+}
+
+napi_value BoundTryWait(napi_env env, napi_callback_info cbinfo) {
+  Sem* s = BoundSem(env, cbinfo, "sem_trywait");
+  if (s == nullptr) return nullptr;
+  int r;
+  while ((r = sem_trywait(s->sem)) == -1 && errno == EINTR) {
+  }
+  if (r == -1 && errno != EAGAIN) {
+    return ThrowIPCErrorC(env, errno, "sem_trywait", s->name);
+  }
+  napi_value result;
+  napi_get_boolean(env, r == 0, &result);
+  return result;
+}
+
+napi_value BoundPost(napi_env env, napi_callback_info cbinfo) {
+  Sem* s = BoundSem(env, cbinfo, "sem_post");
+  if (s == nullptr) return nullptr;
+  if (sem_post(s->sem) == -1) return ThrowIPCErrorC(env, errno, "sem_post", s->name);
+  return nullptr;
+}
+
+void FinalizeBound(napi_env, void* data, void*) {
+  delete static_cast<SemPtr*>(data);
+}
+
+napi_value Bind(napi_env env, const SemPtr& sem, const char* name, napi_callback cb) {
+  auto* holder = new SemPtr(sem);
+  napi_value fn;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, holder, &fn);
+  napi_add_finalizer(env, fn, holder, FinalizeBound, nullptr, nullptr);
+  return fn;
+}
+
+// semBind(h) -> [tryWait(), post()] bound to the semaphore.
+Napi::Value SemBind(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  void* data = nullptr;
+  if (GetSem(env, info[0]) == nullptr) throw env.GetAndClearPendingException();
+  napi_get_value_external(env, info[0], &data);
+  const SemPtr& sem = *static_cast<SemPtr*>(data);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Value(env, Bind(env, sem, "tryWait", BoundTryWait)));
+  out.Set(1u, Napi::Value(env, Bind(env, sem, "post", BoundPost)));
+  return out;
+}
+
 // semPost(h) -> undefined, or semPost(h, n) posting n times.
 napi_value SemPost(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 2;
@@ -237,6 +298,7 @@ void SetRaw(Napi::Env env, Napi::Object exports, const char* name,
 void InitSemaphore(Napi::Env env, Napi::Object exports) {
   exports.Set("semOpen", Napi::Function::New(env, SemOpen));
   SetRaw(env, exports, "semTryWait", SemTryWait);
+  exports.Set("semBind", Napi::Function::New(env, SemBind));
   SetRaw(env, exports, "semPost", SemPost);
   SetRaw(env, exports, "semValue", SemValue);
   exports.Set("semWaitSync", Napi::Function::New(env, SemWaitSync));
