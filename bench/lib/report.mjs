@@ -54,7 +54,7 @@ export function table(title, rows, { ref, lowerIsBetter = true, columns = [] } =
   const body = rows.map((r) => {
     let ratio = '';
     if (refRow && r.value) {
-      const x = lowerIsBetter ? r.value / refRow.value : refRow.value / r.value;
+      const x = r.value / refRow.value;
       ratio = `${x.toFixed(2)}x`;
     }
     return [r.name, fmt(r.value), r.unit, ...columns.map((c) => (c.fmt ?? fmt)(r[c.key])), ratio, r.note ?? ''];
