@@ -255,6 +255,10 @@ export class Semaphore implements Disposable {
   }
 }
 
+// A BoundedSemaphore's bound. checkOptions() runs inside the base constructor,
+// before this subclass's own fields exist, so the bound cannot be a field.
+const bounds = new WeakMap<BoundedSemaphore, number>();
+
 /** Options for a bounded semaphore. */
 export interface BoundedSemaphoreOptions extends SemaphoreOptions {
   /** The bound: releasing past it throws RangeError. Default: `initialValue`. */
@@ -269,27 +273,27 @@ export interface BoundedSemaphoreOptions extends SemaphoreOptions {
  * instant can both pass it.
  */
 export class BoundedSemaphore extends Semaphore {
-  #max = 1;
-
   constructor(name: string, options?: BoundedSemaphoreOptions) {
     super(name, options);
   }
 
   protected override checkOptions(initialValue: number, options: Partial<BoundedSemaphoreOptions>): void {
-    this.#max = validateInteger(options.maxValue, 'maxValue', 1, SEM_VALUE_MAX, Math.max(initialValue, 1));
-    if (initialValue > this.#max) {
-      throw rangeError('ERR_OUT_OF_RANGE', `initialValue (${initialValue}) must not exceed maxValue (${this.#max})`);
+    const max = validateInteger(options.maxValue, 'maxValue', 1, SEM_VALUE_MAX, Math.max(initialValue, 1));
+    bounds.set(this, max);
+    if (initialValue > max) {
+      throw rangeError('ERR_OUT_OF_RANGE', `initialValue (${initialValue}) must not exceed maxValue (${max})`);
     }
   }
 
   /** The bound given at construction. */
   get maxValue(): number {
-    return this.#max;
+    return bounds.get(this) ?? 1;
   }
 
   protected override beforeRelease(n: number): void {
-    if (this.value + n > this.#max) {
-      throw rangeError('ERR_IPC_OVER_RELEASE', `Semaphore released too many times: ${this.name} is bounded at ${this.#max}`);
+    const max = this.maxValue;
+    if (this.value + n > max) {
+      throw rangeError('ERR_IPC_OVER_RELEASE', `Semaphore released too many times: ${this.name} is bounded at ${max}`);
     }
   }
 }
