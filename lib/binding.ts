@@ -43,8 +43,38 @@ export interface MqBinding {}
 // END MqBinding
 
 // BEGIN ShmBinding (issue 4)
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface ShmBinding {}
+/** A typed window on a mapping, for the atomic operations. */
+export type ShmViewHandle = { readonly __shmView: unique symbol };
+/** A value an atomic operation takes or returns: number up to 32 bits, bigint for 64. */
+export type ShmScalar = number | bigint;
+
+export interface ShmBinding {
+  /**
+   * Opens (and maybe creates and initialises) a segment and maps it: [handle, created, mapped size].
+   * whenSmaller, for an existing segment smaller than `size`: 0 map as is, 1 grow it, 2 wait for its creator.
+   */
+  shmOpen(
+    name: string, create: boolean, exclusive: boolean, readOnly: boolean, mode: number, size: number,
+    init: Uint8Array | null, whenSmaller: 0 | 1 | 2,
+  ): [Handle, boolean, number];
+  /** A new external ArrayBuffer over the whole mapping (no copy); detached by shmClose. */
+  shmBuffer(h: Handle): ArrayBuffer;
+  /** Detaches every ArrayBuffer handed out and unmaps. Idempotent. */
+  shmClose(h: Handle): void;
+  shmUnlink(name: string): void;
+  /** type: native/shm.h ElemType (0 int8 ... 7 uint64). */
+  shmView(h: Handle, type: number, byteOffset: number, count: number): ShmViewHandle;
+  shmLoad(v: ShmViewHandle, index: number): ShmScalar;
+  shmStore(v: ShmViewHandle, index: number, value: ShmScalar): void;
+  shmAdd(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
+  shmSub(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
+  shmAnd(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
+  shmOr(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
+  shmXor(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
+  shmExchange(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
+  shmCompareExchange(v: ShmViewHandle, index: number, expected: ShmScalar, replacement: ShmScalar): ShmScalar;
+  readonly SHM_PAGE_SIZE: number;
+}
 // END ShmBinding
 
 // BEGIN PipeBinding (issue 5)
