@@ -43,10 +43,25 @@ export interface MqBinding {}
 // END MqBinding
 
 // BEGIN ShmBinding (issue 4)
-/** A typed window on a mapping, for the atomic operations. */
-export type ShmViewHandle = { readonly __shmView: unique symbol };
 /** A value an atomic operation takes or returns: number up to 32 bits, bigint for 64. */
 export type ShmScalar = number | bigint;
+
+/**
+ * Atomic operations bound to a typed window of a mapping (shmOps). `I` is the
+ * leading index argument: `[]` for a Value (element 0), `[index: number]` for
+ * a SharedArray. Read-modify-writes return the previous value.
+ */
+export interface ShmOps<I extends [] | [index: number]> {
+  load(...a: I): ShmScalar;
+  store(...a: [...I, ShmScalar]): void;
+  add(...a: [...I, ShmScalar]): ShmScalar;
+  sub(...a: [...I, ShmScalar]): ShmScalar;
+  and(...a: [...I, ShmScalar]): ShmScalar;
+  or(...a: [...I, ShmScalar]): ShmScalar;
+  xor(...a: [...I, ShmScalar]): ShmScalar;
+  exchange(...a: [...I, ShmScalar]): ShmScalar;
+  compareExchange(...a: [...I, ShmScalar, ShmScalar]): ShmScalar;
+}
 
 export interface ShmBinding {
   /**
@@ -62,17 +77,11 @@ export interface ShmBinding {
   /** Detaches every ArrayBuffer handed out and unmaps. Idempotent. */
   shmClose(h: Handle): void;
   shmUnlink(name: string): void;
-  /** type: native/shm.h ElemType (0 int8 ... 7 uint64). */
-  shmView(h: Handle, type: number, byteOffset: number, count: number): ShmViewHandle;
-  shmLoad(v: ShmViewHandle, index: number): ShmScalar;
-  shmStore(v: ShmViewHandle, index: number, value: ShmScalar): void;
-  shmAdd(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
-  shmSub(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
-  shmAnd(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
-  shmOr(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
-  shmXor(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
-  shmExchange(v: ShmViewHandle, index: number, value: ShmScalar): ShmScalar;
-  shmCompareExchange(v: ShmViewHandle, index: number, expected: ShmScalar, replacement: ShmScalar): ShmScalar;
+  /** Atomics on `count` elements of `type` (native/shm.h ElemType, 0 int8 ... 7 uint64) at byteOffset. */
+  shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: true): ShmOps<[]>;
+  shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: false): ShmOps<[index: number]>;
+  /** Does nothing: the benchmark's yardstick for one plain-C N-API call. */
+  shmNop(...args: unknown[]): void;
   readonly SHM_PAGE_SIZE: number;
 }
 // END ShmBinding

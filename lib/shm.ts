@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { markAsUntransferable } from 'node:worker_threads';
 import { binding } from './binding.js';
-import type { Handle, ShmScalar, ShmViewHandle } from './binding.js';
+import type { Handle, ShmOps } from './binding.js';
 import { IPCError, closedError, ipcError } from './errors.js';
 import { Lock } from './semaphore.js';
 import { typeInfo } from './shm-types.js';
@@ -366,8 +366,8 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
   readonly #seg: Segment;
   /** @internal the typed-array view (null after close). */
   protected cells: TypedArrayOf<T> | null;
-  /** @internal the native view for the atomics (null for f/d). */
-  protected atom: ShmViewHandle | null;
+  /** @internal the native atomics (null for f/d, and after close). */
+  protected atom: ShmOps<[]> | ShmOps<[index: number]> | null;
   readonly #count: number;
   readonly #mode: number;
   readonly #lockOption: boolean | Lock;
@@ -412,7 +412,9 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
       }
       this.#count = count;
       this.cells = this.info.view(this.#seg.arrayBuffer(), count) as TypedArrayOf<T>;
-      this.atom = this.info.elem < 0 ? null : binding.shmView(this.#seg.handle('mmap'), this.info.elem, 0, count);
+      const h = this.#seg.handle('mmap');
+      if (this.info.elem < 0) this.atom = null;
+      else this.atom = kind === 'Value' ? binding.shmOps(h, this.info.elem, 0, count, true) : binding.shmOps(h, this.info.elem, 0, count, false);
     } catch (err) {
       this.#seg.abandon();
       throw err;
@@ -464,7 +466,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
   }
 
   /** @internal the native view for an atomic op, or EBADF / TypeError / EACCES. */
-  protected atomics(write: boolean): ShmViewHandle {
+  protected atomics(write: boolean): ShmOps<[]> | ShmOps<[index: number]> {
     const a = this.atom;
     if (a === null) {
       if (this.cells === null) throw closedError(this.constructor.name, 'atomic', this.#seg.name);
@@ -603,57 +605,57 @@ export class Value<T extends Typecode = Typecode> extends SharedCells<T> {
 
   /** Atomically reads the value. */
   load(): ScalarOf<T> {
-    return binding.shmLoad(this.atomics(false), 0) as ScalarOf<T>;
+    return this.#ops(false).load() as ScalarOf<T>;
   }
 
   /** Atomically writes `v`; returns `v`. */
   store(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
+    const a = this.#ops(true);
     this.info.check(v, 'value');
-    binding.shmStore(a, 0, v);
+    a.store(v);
     return v;
   }
 
   /** Atomically adds `v` (wrapping around at the type's width); returns the previous value. */
   add(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
+    const a = this.#ops(true);
     this.info.check(v, 'value');
-    return binding.shmAdd(a, 0, v) as ScalarOf<T>;
+    return a.add(v) as ScalarOf<T>;
   }
 
   /** Atomically subtracts `v` (wrapping); returns the previous value. */
   sub(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
+    const a = this.#ops(true);
     this.info.check(v, 'value');
-    return binding.shmSub(a, 0, v) as ScalarOf<T>;
+    return a.sub(v) as ScalarOf<T>;
   }
 
   /** Atomic bitwise AND; returns the previous value. */
   and(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
+    const a = this.#ops(true);
     this.info.check(v, 'value');
-    return binding.shmAnd(a, 0, v) as ScalarOf<T>;
+    return a.and(v) as ScalarOf<T>;
   }
 
   /** Atomic bitwise OR; returns the previous value. */
   or(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
+    const a = this.#ops(true);
     this.info.check(v, 'value');
-    return binding.shmOr(a, 0, v) as ScalarOf<T>;
+    return a.or(v) as ScalarOf<T>;
   }
 
   /** Atomic bitwise XOR; returns the previous value. */
   xor(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
+    const a = this.#ops(true);
     this.info.check(v, 'value');
-    return binding.shmXor(a, 0, v) as ScalarOf<T>;
+    return a.xor(v) as ScalarOf<T>;
   }
 
   /** Atomically replaces the value with `v`; returns the previous value. */
   exchange(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
+    const a = this.#ops(true);
     this.info.check(v, 'value');
-    return binding.shmExchange(a, 0, v) as ScalarOf<T>;
+    return a.exchange(v) as ScalarOf<T>;
   }
 
   /**
@@ -662,10 +664,14 @@ export class Value<T extends Typecode = Typecode> extends SharedCells<T> {
    * `expected`), as `Atomics.compareExchange`.
    */
   compareExchange(expected: ScalarOf<T>, replacement: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
+    const a = this.#ops(true);
     this.info.check(expected, 'expected');
     this.info.check(replacement, 'replacement');
-    return binding.shmCompareExchange(a, 0, expected, replacement) as ScalarOf<T>;
+    return a.compareExchange(expected, replacement) as ScalarOf<T>;
+  }
+
+  #ops(write: boolean): ShmOps<[]> {
+    return this.atomics(write) as ShmOps<[]>;
   }
 
   /** Removes the segment `name` and its lock semaphore. @throws IPCError ENOENT if the segment does not exist. */
@@ -757,47 +763,65 @@ export class SharedArray<T extends Typecode = Typecode> extends SharedCells<T> i
 
   /** Atomically reads element `index`. */
   load(index: number): ScalarOf<T> {
-    const a = this.atomics(false);
-    return binding.shmLoad(a, this.#index(index)) as ScalarOf<T>;
+    const a = this.#ops(false);
+    return a.load(this.#index(index)) as ScalarOf<T>;
   }
 
   /** Atomically writes `v` to element `index`; returns `v`. */
   store(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
+    const a = this.#ops(true);
     const i = this.#index(index);
     this.info.check(v, 'value');
-    binding.shmStore(a, i, v);
+    a.store(i, v);
     return v;
   }
 
   /** Atomically adds `v` to element `index` (wrapping); returns its previous value. */
   add(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    return this.#rmw(binding.shmAdd, index, v);
+    const a = this.#ops(true);
+    const i = this.#index(index);
+    this.info.check(v, 'value');
+    return a.add(i, v) as ScalarOf<T>;
   }
 
   /** Atomically subtracts `v` from element `index` (wrapping); returns its previous value. */
   sub(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    return this.#rmw(binding.shmSub, index, v);
+    const a = this.#ops(true);
+    const i = this.#index(index);
+    this.info.check(v, 'value');
+    return a.sub(i, v) as ScalarOf<T>;
   }
 
   /** Atomic bitwise AND on element `index`; returns its previous value. */
   and(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    return this.#rmw(binding.shmAnd, index, v);
+    const a = this.#ops(true);
+    const i = this.#index(index);
+    this.info.check(v, 'value');
+    return a.and(i, v) as ScalarOf<T>;
   }
 
   /** Atomic bitwise OR on element `index`; returns its previous value. */
   or(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    return this.#rmw(binding.shmOr, index, v);
+    const a = this.#ops(true);
+    const i = this.#index(index);
+    this.info.check(v, 'value');
+    return a.or(i, v) as ScalarOf<T>;
   }
 
   /** Atomic bitwise XOR on element `index`; returns its previous value. */
   xor(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    return this.#rmw(binding.shmXor, index, v);
+    const a = this.#ops(true);
+    const i = this.#index(index);
+    this.info.check(v, 'value');
+    return a.xor(i, v) as ScalarOf<T>;
   }
 
   /** Atomically replaces element `index` with `v`; returns its previous value. */
   exchange(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    return this.#rmw(binding.shmExchange, index, v);
+    const a = this.#ops(true);
+    const i = this.#index(index);
+    this.info.check(v, 'value');
+    return a.exchange(i, v) as ScalarOf<T>;
   }
 
   /**
@@ -805,18 +829,15 @@ export class SharedArray<T extends Typecode = Typecode> extends SharedCells<T> i
    * `replacement`. Returns the previous value either way.
    */
   compareExchange(index: number, expected: ScalarOf<T>, replacement: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
+    const a = this.#ops(true);
     const i = this.#index(index);
     this.info.check(expected, 'expected');
     this.info.check(replacement, 'replacement');
-    return binding.shmCompareExchange(a, i, expected, replacement) as ScalarOf<T>;
+    return a.compareExchange(i, expected, replacement) as ScalarOf<T>;
   }
 
-  #rmw(op: (v: ShmViewHandle, i: number, x: ShmScalar) => ShmScalar, index: number, v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.atomics(true);
-    const i = this.#index(index);
-    this.info.check(v, 'value');
-    return op(a, i, v) as ScalarOf<T>;
+  #ops(write: boolean): ShmOps<[index: number]> {
+    return this.atomics(write) as ShmOps<[index: number]>;
   }
 
   /** Iterates over the current elements (plain reads). */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <type_traits>
+#include <utility>
 
 #include "addon.h"
 #include "errors.h"
@@ -296,12 +297,6 @@ Napi::Value ShmUnlink(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------
 // Atomic operations
 
-void FinalizeView(napi_env, void* data, void*) {
-  auto* v = static_cast<ShmView*>(data);
-  v->magic = 0;
-  delete v;
-}
-
 size_t ElemSize(ElemType t) {
   switch (t) {
     case ElemType::kInt8:
@@ -318,38 +313,6 @@ size_t ElemSize(ElemType t) {
       return 8;
   }
   return 0;
-}
-
-// shmView(handle, type, byteOffset, count) -> view handle for the atomics.
-Napi::Value ShmViewNew(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  ShmHandle* h = UnwrapHandle(env, info[0]);
-  if (h == nullptr) throw env.GetAndClearPendingException();
-  int32_t type = info[1].As<Napi::Number>().Int32Value();
-  double offset = info[2].As<Napi::Number>().DoubleValue();
-  double count = info[3].As<Napi::Number>().DoubleValue();
-  if (type < 0 || type > static_cast<int32_t>(ElemType::kUint64)) {
-    throw Napi::RangeError::New(env, "unknown element type");
-  }
-  size_t size = ElemSize(static_cast<ElemType>(type));
-  Mapping* m = h->map.get();
-  if (m->addr == nullptr) ThrowIPCError(env, EBADF, "mmap", m->name);
-  // Atomic instructions need natural alignment; the mapping is page aligned.
-  if (!(offset >= 0 && count >= 0) || static_cast<size_t>(offset) % size != 0 ||
-      static_cast<size_t>(offset) + static_cast<size_t>(count) * size > m->size) {
-    throw Napi::RangeError::New(env, "view out of the mapping's bounds or misaligned");
-  }
-  auto* v = new ShmView();
-  v->type = static_cast<ElemType>(type);
-  v->offset = static_cast<size_t>(offset);
-  v->count = static_cast<size_t>(count);
-  v->map = h->map;
-  napi_value ext;
-  if (napi_create_external(env, v, FinalizeView, nullptr, &ext) != napi_ok) {
-    delete v;
-    throw Napi::Error::New(env, "cannot wrap shared memory view");
-  }
-  return Napi::Value(env, ext);
 }
 
 enum class Op { kLoad, kStore, kAdd, kSub, kAnd, kOr, kXor, kExchange, kCompareExchange };
@@ -406,13 +369,13 @@ napi_value ToJs(napi_env env, T x) {
 }
 
 template <typename T, Op op>
-napi_value Apply(napi_env env, T* p, napi_value* argv, bool read_only, const std::string& name) {
+napi_value Apply(napi_env env, T* p, napi_value* args, const Mapping* m) {
   if constexpr (op == Op::kLoad) {
     return ToJs<T>(env, __atomic_load_n(p, __ATOMIC_SEQ_CST));
   } else {
-    if (read_only) return ThrowIPCErrorC(env, EACCES, "write", name);
+    if (m->read_only) return ThrowIPCErrorC(env, EACCES, "write", m->name);
     T a;
-    if (!FromJs<T>(env, argv[2], &a)) return nullptr;
+    if (!FromJs<T>(env, args[0], &a)) return nullptr;
     if constexpr (op == Op::kStore) {
       __atomic_store_n(p, a, __ATOMIC_SEQ_CST);
       return nullptr;
@@ -430,7 +393,7 @@ napi_value Apply(napi_env env, T* p, napi_value* argv, bool read_only, const std
       return ToJs<T>(env, __atomic_exchange_n(p, a, __ATOMIC_SEQ_CST));
     } else {
       T desired;
-      if (!FromJs<T>(env, argv[3], &desired)) return nullptr;
+      if (!FromJs<T>(env, args[1], &desired)) return nullptr;
       // On failure `a` receives the current value; either way it is the old one.
       __atomic_compare_exchange_n(p, &a, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
       return ToJs<T>(env, a);
@@ -438,50 +401,122 @@ napi_value Apply(napi_env env, T* p, napi_value* argv, bool read_only, const std
   }
 }
 
-// op(view, index[, value[, replacement]]). Plain N-API: this is the hot path.
-template <Op op>
-napi_value AtomicOp(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  void* data = nullptr;
-  if (napi_get_value_external(env, argv[0], &data) != napi_ok || data == nullptr) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "not a shared memory view");
-    return nullptr;
-  }
-  auto* v = static_cast<ShmView*>(data);
-  if (v->magic != ShmView::kMagic) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "Illegal invocation");
-    return nullptr;
-  }
-  Mapping* m = v->map.get();
+// What each bound atomic function carries: where its elements are, and a
+// reference that keeps the Mapping object (not the mapping) alive while the
+// function exists.
+struct OpsFn {
+  Mapping* map;
+  size_t offset;
+  size_t count;
+  MappingPtr keep;
+};
+
+// The atomic operations are functions bound to one view (napi_create_function
+// data), one instantiation per element type: the hot path is one
+// napi_get_cb_info, one argument conversion, the instruction and the result,
+// with no handle to unwrap and no type switch.
+//   fixed (Value):        op(value[, replacement])
+//   indexed (SharedArray): op(index, value[, replacement])
+template <typename T, Op op, bool fixed>
+napi_value BoundOp(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 3;
+  napi_value argv[3];
+  void* data;
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &data);
+  const OpsFn* f = static_cast<const OpsFn*>(data);
+  const Mapping* m = f->map;
   if (m->addr == nullptr) return ThrowIPCErrorC(env, EBADF, "mmap", m->name);
   uint32_t index = 0;
-  if (napi_get_value_uint32(env, argv[1], &index) != napi_ok || index >= v->count) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "index out of range");
-    return nullptr;
+  if constexpr (!fixed) {
+    if (napi_get_value_uint32(env, argv[0], &index) != napi_ok || index >= f->count) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "index out of range");
+      return nullptr;
+    }
   }
-  uint8_t* base = m->addr + v->offset;
-  switch (v->type) {
-    case ElemType::kInt8:
-      return Apply<int8_t, op>(env, reinterpret_cast<int8_t*>(base) + index, argv, m->read_only, m->name);
-    case ElemType::kUint8:
-      return Apply<uint8_t, op>(env, base + index, argv, m->read_only, m->name);
-    case ElemType::kInt16:
-      return Apply<int16_t, op>(env, reinterpret_cast<int16_t*>(base) + index, argv, m->read_only, m->name);
-    case ElemType::kUint16:
-      return Apply<uint16_t, op>(env, reinterpret_cast<uint16_t*>(base) + index, argv, m->read_only, m->name);
-    case ElemType::kInt32:
-      return Apply<int32_t, op>(env, reinterpret_cast<int32_t*>(base) + index, argv, m->read_only, m->name);
-    case ElemType::kUint32:
-      return Apply<uint32_t, op>(env, reinterpret_cast<uint32_t*>(base) + index, argv, m->read_only, m->name);
-    case ElemType::kInt64:
-      return Apply<int64_t, op>(env, reinterpret_cast<int64_t*>(base) + index, argv, m->read_only, m->name);
-    case ElemType::kUint64:
-      return Apply<uint64_t, op>(env, reinterpret_cast<uint64_t*>(base) + index, argv, m->read_only, m->name);
-  }
-  return nullptr;
+  T* p = reinterpret_cast<T*>(m->addr + f->offset) + index;
+  return Apply<T, op>(env, p, fixed ? argv : argv + 1, m);
 }
+
+void FinalizeOpsFn(napi_env, void* data, void*) { delete static_cast<OpsFn*>(data); }
+
+template <typename T, bool fixed>
+void AddOps(Napi::Env env, Napi::Object ops, const ShmView* v) {
+  const std::pair<const char*, napi_callback> fns[] = {
+      {"load", BoundOp<T, Op::kLoad, fixed>},
+      {"store", BoundOp<T, Op::kStore, fixed>},
+      {"add", BoundOp<T, Op::kAdd, fixed>},
+      {"sub", BoundOp<T, Op::kSub, fixed>},
+      {"and", BoundOp<T, Op::kAnd, fixed>},
+      {"or", BoundOp<T, Op::kOr, fixed>},
+      {"xor", BoundOp<T, Op::kXor, fixed>},
+      {"exchange", BoundOp<T, Op::kExchange, fixed>},
+      {"compareExchange", BoundOp<T, Op::kCompareExchange, fixed>},
+  };
+  for (const auto& [name, cb] : fns) {
+    auto* data = new OpsFn{v->map.get(), v->offset, v->count, v->map};
+    napi_value fn;
+    if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, data, &fn) != napi_ok ||
+        napi_add_finalizer(env, fn, data, FinalizeOpsFn, nullptr, nullptr) != napi_ok) {
+      delete data;
+      throw Napi::Error::New(env, "cannot create atomic operation");
+    }
+    ops.Set(name, Napi::Value(env, fn));
+  }
+}
+
+template <bool fixed>
+void AddOpsFor(Napi::Env env, Napi::Object ops, const ShmView* v) {
+  switch (v->type) {
+    case ElemType::kInt8: return AddOps<int8_t, fixed>(env, ops, v);
+    case ElemType::kUint8: return AddOps<uint8_t, fixed>(env, ops, v);
+    case ElemType::kInt16: return AddOps<int16_t, fixed>(env, ops, v);
+    case ElemType::kUint16: return AddOps<uint16_t, fixed>(env, ops, v);
+    case ElemType::kInt32: return AddOps<int32_t, fixed>(env, ops, v);
+    case ElemType::kUint32: return AddOps<uint32_t, fixed>(env, ops, v);
+    case ElemType::kInt64: return AddOps<int64_t, fixed>(env, ops, v);
+    case ElemType::kUint64: return AddOps<uint64_t, fixed>(env, ops, v);
+  }
+}
+
+// shmOps(handle, type, byteOffset, count, fixed) -> { load, store, add, sub,
+// and, or, xor, exchange, compareExchange } on `count` elements of `type` at
+// byteOffset; with `fixed`, on the first element only, without an index.
+Napi::Value ShmOps(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ShmHandle* h = UnwrapHandle(env, info[0]);
+  if (h == nullptr) throw env.GetAndClearPendingException();
+  int32_t type = info[1].As<Napi::Number>().Int32Value();
+  double offset = info[2].As<Napi::Number>().DoubleValue();
+  double count = info[3].As<Napi::Number>().DoubleValue();
+  if (type < 0 || type > static_cast<int32_t>(ElemType::kUint64)) {
+    throw Napi::RangeError::New(env, "unknown element type");
+  }
+  size_t size = ElemSize(static_cast<ElemType>(type));
+  Mapping* m = h->map.get();
+  if (m->addr == nullptr) ThrowIPCError(env, EBADF, "mmap", m->name);
+  // Atomic instructions need natural alignment; the mapping is page aligned.
+  if (!(offset >= 0 && count >= 1 && count <= 4294967295.0) ||
+      static_cast<size_t>(offset) % size != 0 ||
+      static_cast<size_t>(offset) + static_cast<size_t>(count) * size > m->size) {
+    throw Napi::RangeError::New(env, "view out of the mapping's bounds or misaligned");
+  }
+  ShmView v;
+  v.type = static_cast<ElemType>(type);
+  v.offset = static_cast<size_t>(offset);
+  v.count = static_cast<size_t>(count);
+  v.map = h->map;
+  Napi::Object ops = Napi::Object::New(env);
+  if (info[4].ToBoolean()) {
+    AddOpsFor<true>(env, ops, &v);
+  } else {
+    AddOpsFor<false>(env, ops, &v);
+  }
+  return ops;
+}
+
+// shmNop(...): does nothing. The benchmark's yardstick for the cost of one
+// plain-C N-API call from JavaScript.
+napi_value ShmNop(napi_env, napi_callback_info) { return nullptr; }
 
 void SetRaw(Napi::Env env, Napi::Object exports, const char* name, napi_callback cb) {
   napi_value fn;
@@ -496,16 +531,8 @@ void InitShm(Napi::Env env, Napi::Object exports) {
   exports.Set("shmBuffer", Napi::Function::New(env, ShmBuffer));
   exports.Set("shmClose", Napi::Function::New(env, ShmClose));
   exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink));
-  exports.Set("shmView", Napi::Function::New(env, ShmViewNew));
-  SetRaw(env, exports, "shmLoad", AtomicOp<Op::kLoad>);
-  SetRaw(env, exports, "shmStore", AtomicOp<Op::kStore>);
-  SetRaw(env, exports, "shmAdd", AtomicOp<Op::kAdd>);
-  SetRaw(env, exports, "shmSub", AtomicOp<Op::kSub>);
-  SetRaw(env, exports, "shmAnd", AtomicOp<Op::kAnd>);
-  SetRaw(env, exports, "shmOr", AtomicOp<Op::kOr>);
-  SetRaw(env, exports, "shmXor", AtomicOp<Op::kXor>);
-  SetRaw(env, exports, "shmExchange", AtomicOp<Op::kExchange>);
-  SetRaw(env, exports, "shmCompareExchange", AtomicOp<Op::kCompareExchange>);
+  exports.Set("shmOps", Napi::Function::New(env, ShmOps));
+  SetRaw(env, exports, "shmNop", ShmNop);
   exports.Set("SHM_PAGE_SIZE", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
 }
 

@@ -50,10 +50,8 @@ enum class ElemType : int32_t {
 };
 
 // A typed window on a mapping for the atomic operations: `count` elements of
-// `type` starting at byte `offset`. Held by JavaScript as an external.
+// `type` starting at byte `offset`.
 struct ShmView {
-  static constexpr uint32_t kMagic = 0x53484d56;  // "SHMV"
-  uint32_t magic = kMagic;
   ElemType type = ElemType::kInt32;
   size_t offset = 0;
   size_t count = 0;

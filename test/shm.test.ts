@@ -671,12 +671,27 @@ describe('native guards', () => {
     const sem = binding.semOpen('/' + name('g'), true, false, 0o600, 1);
     try {
       expect(() => binding.shmBuffer(sem)).toThrow(/Illegal invocation/);
-      expect(() => binding.shmAdd(sem as never, 0, 1)).toThrow(/Illegal invocation/);
-      expect(() => binding.shmAdd({} as never, 0, 1)).toThrow(TypeError);
+      expect(() => binding.shmOps(sem, 4, 0, 1, true)).toThrow(/Illegal invocation/);
+      expect(() => binding.shmClose({} as never)).toThrow(TypeError);
     } finally {
       binding.semClose(sem);
     }
-    const v = new Value('i', 0, { name: name('g') });
-    v.close();
+    const s = new SharedMemory(name('g'), { create: true, size: 8 });
+    const h = binding.shmOpen('/' + s.name, false, false, false, 0, 0, null, 0)[0];
+    try {
+      // Out of bounds or misaligned windows are refused before any access.
+      expect(() => binding.shmOps(h, 4, 8, 1, true)).toThrow(RangeError);
+      expect(() => binding.shmOps(h, 4, 2, 1, true)).toThrow(RangeError);
+      expect(() => binding.shmOps(h, 9, 0, 1, true)).toThrow(RangeError);
+      const ops = binding.shmOps(h, 6, 0, 1, false);
+      expect(() => ops.add(1, 1n)).toThrow(RangeError); // index past count
+      expect(() => ops.add(0, 1 as never)).toThrow(TypeError); // a number for a 64-bit op
+      expect(ops.add(0, 5n)).toBe(0n);
+      binding.shmClose(h);
+      expect(() => ops.load(0)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    } finally {
+      binding.shmClose(h);
+      s.close();
+    }
   });
 });
