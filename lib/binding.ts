@@ -66,14 +66,15 @@ export interface ShmOps<I extends [] | [index: number]> {
 export interface ShmBinding {
   /**
    * Opens (and maybe creates and initialises) a segment and maps it: [handle, created, mapped size].
-   * whenSmaller, for an existing segment smaller than `size`: 0 map as is, 1 grow it, 2 wait for its creator.
+   * whenSmaller, for an existing segment smaller than `size`: 0 map as is, 1 grow it, 2 wait for its
+   * creator (and map only `size` bytes of a larger one).
    */
   shmOpen(
     name: string, create: boolean, exclusive: boolean, readOnly: boolean, mode: number, size: number,
     init: Uint8Array | null, whenSmaller: 0 | 1 | 2,
   ): [Handle, boolean, number];
-  /** A new external ArrayBuffer over the whole mapping (no copy); detached by shmClose. */
-  shmBuffer(h: Handle): ArrayBuffer;
+  /** A new external ArrayBuffer over the whole mapping (no copy); detached by shmClose. RangeError past maxLength. */
+  shmBuffer(h: Handle, maxLength: number): ArrayBuffer;
   /** Detaches every ArrayBuffer handed out and unmaps. Idempotent. */
   shmClose(h: Handle): void;
   shmUnlink(name: string): void;

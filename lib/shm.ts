@@ -11,6 +11,7 @@
  * (glibc keeps it at `/dev/shm/sem.NAME`, beside the segment `/dev/shm/NAME`).
  * @module
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { markAsUntransferable } from 'node:worker_threads';
 import { binding } from './binding.js';
@@ -31,7 +32,8 @@ import {
 export type { Typecode, BigIntTypecode, ScalarOf, TypedArrayOf } from './shm-types.js';
 
 const SEM_PREFIX = 4; // the lock of Value/SharedArray NAME is /dev/shm/sem.NAME
-const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+/** The largest Buffer this runtime makes (4 GiB on Node 20): the largest segment we create or view. */
+const MAX_SIZE = bufferConstants.MAX_LENGTH;
 const EACCES = 13;
 const WHEN_SMALLER_MAP_AS_IS = 0;
 const WHEN_SMALLER_GROW = 1;
@@ -99,7 +101,10 @@ class Segment {
   /** The one ArrayBuffer over the mapping, made on first use. */
   arrayBuffer(): ArrayBuffer {
     if (this.#ab === null) {
-      const ab = binding.shmBuffer(this.handle('mmap'));
+      if (this.size > MAX_SIZE) {
+        throw Object.assign(new RangeError(`The segment '${this.name}' is ${this.size} bytes; one Buffer can hold at most ${MAX_SIZE} on this runtime (buffer.constants.MAX_LENGTH)`), { code: 'ERR_BUFFER_TOO_LARGE' });
+      }
+      const ab = binding.shmBuffer(this.handle('mmap'), MAX_SIZE);
       // Transferring it to a worker would move the memory out of reach of
       // close()'s detach, and the worker could touch it after munmap.
       markAsUntransferable(ab);
@@ -145,7 +150,8 @@ export interface SharedMemoryOptions {
    */
   create?: boolean;
   /**
-   * Size in bytes of a segment this call creates (required with `create`).
+   * Size in bytes of a segment this call creates (required with `create`):
+   * an integer from 1 to `buffer.constants.MAX_LENGTH` (4 GiB on Node 20).
    * An existing segment smaller than `size` is grown to it (zero-filled) when
    * `create` is true; when opening only, `size` is ignored and the whole
    * segment is mapped, as Python does.
@@ -243,6 +249,9 @@ export class SharedMemory implements Disposable {
    * see. Every read shows their latest writes; nothing is flushed or synced.
    * The same Buffer is returned every time; `buffer.buffer` is the underlying
    * ArrayBuffer, for typed-array views (`new Float64Array(shm.buffer.buffer)`).
+   *
+   * A segment larger than `buffer.constants.MAX_LENGTH` (made by another
+   * program) opens, but this getter throws RangeError `ERR_BUFFER_TOO_LARGE`.
    *
    * After `close()` that ArrayBuffer is detached: Buffers and views made from
    * it read as empty (`length` 0), and this getter throws EBADF; the unmapped
@@ -394,6 +403,9 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
       throw typeError('ERR_INCOMPATIBLE_OPTION_PAIR', `A name is required to open an existing ${kind} (create: false)`);
     }
     const bytes = count * this.info.size;
+    if (bytes > MAX_SIZE) {
+      throw Object.assign(new RangeError(`A ${kind} of ${count} '${this.info.code}' elements is ${bytes} bytes; at most ${MAX_SIZE} fit one Buffer on this runtime`), { code: 'ERR_OUT_OF_RANGE' });
+    }
     this.#seg = new Segment({
       name: osName,
       create,

@@ -31,7 +31,7 @@ namespace {
 enum class WhenSmaller : int32_t {
   kMapAsIs = 0,  // map the segment at whatever size it has
   kGrow = 1,     // ftruncate it up to the requested size (zero fill)
-  kWait = 2,     // wait briefly for its creator to size it (see ShmOpen)
+  kWait = 2,     // wait briefly for its creator to size it; map only `size`
 };
 
 struct OpenParams {
@@ -141,6 +141,10 @@ bool OpenSegment(const OpenParams& p, OpenResult* r) {
     }
   }
 
+  // Typed cells (kWait) map only the bytes they view, however large the
+  // segment another program made.
+  if (ok && p.when_smaller == WhenSmaller::kWait && size > p.size) size = p.size;
+
   if (ok) {
     // A read-only handle maps MAP_PRIVATE with PROT_WRITE: pages nobody wrote
     // to are the segment's own pages (other processes' writes show through),
@@ -241,17 +245,23 @@ void FinalizeBuffer(napi_env, void*, void* hint) {
   delete static_cast<MappingPtr*>(hint);
 }
 
-// shmBuffer(handle) -> ArrayBuffer over the whole mapping, without copying.
+// shmBuffer(handle, maxLength) -> ArrayBuffer over the whole mapping, without
+// copying. maxLength is the runtime's buffer.constants.MAX_LENGTH.
 Napi::Value ShmBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ShmHandle* h = UnwrapHandle(env, info[0]);
   if (h == nullptr) throw env.GetAndClearPendingException();
   Mapping* m = h->map.get();
   if (m->addr == nullptr) ThrowIPCError(env, EBADF, "mmap", m->name);
+  // Past the runtime's limit Node refuses the buffer, having already run the
+  // finalizer (which frees `hold`): refuse first, with a clear error.
+  if (static_cast<double>(m->size) > info[1].As<Napi::Number>().DoubleValue()) {
+    throw Napi::RangeError::New(env, "segment too large for one ArrayBuffer");
+  }
   auto* hold = new MappingPtr(h->map);
   napi_value ab;
   if (napi_create_external_arraybuffer(env, m->addr, m->size, FinalizeBuffer, hold, &ab) != napi_ok) {
-    delete hold;
+    // Node ran FinalizeBuffer on its way out (Node 20 does): `hold` is gone.
     throw env.GetAndClearPendingException();
   }
   // Forget references to ArrayBuffers already collected before adding one.

@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { readFileSync, statSync, truncateSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -158,12 +159,27 @@ describe('SharedMemory', () => {
     expect(shmEntries()).not.toContain(n);
   });
 
-  it('fails cleanly on sizes the system cannot map, leaving no name behind', () => {
+  it('refuses sizes past one Buffer up front, and a larger foreign segment only at .buffer', () => {
     const n = name();
-    // 2^52 bytes: a valid integer, but no address space for it.
-    const e = expectIPC(() => new SharedMemory(n, { create: true, size: 2 ** 52 }), 'ENOMEM');
-    expect(['mmap', 'ftruncate']).toContain(e.syscall);
+    expect(() => new SharedMemory(n, { create: true, size: constants.MAX_LENGTH + 1 })).toThrow(
+      expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
+    );
+    expect(() => new SharedArray('d', 2 ** 32 - 1, { name: n })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(shmEntries()).not.toContain(n);
+    // Another program made a 5 GiB (sparse) segment: it maps, and asking for a
+    // Buffer over it is a RangeError, not a crash.
+    const s = new SharedMemory(n, { create: true, size: 4096 });
+    truncateSync(`/dev/shm/${n}`, 5 * 2 ** 30);
+    const big = new SharedMemory(n);
+    try {
+      expect(big.size).toBe(5 * 2 ** 30);
+      expect(() => big.buffer).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_BUFFER_TOO_LARGE' }));
+      expect(() => new Value('i', 0, { name: n })).not.toThrow();
+    } finally {
+      big.close();
+      s.close();
+      s.unlink();
+    }
   });
 
   it('maps an empty existing segment as an error, not a crash', () => {
