@@ -79,13 +79,15 @@ function numberCheck(code: Typecode, min: number, max: number): (value: unknown,
 }
 
 function bigintCheck(code: Typecode, signed: boolean): (value: unknown, argName: string) => void {
-  const [min, max] = signed ? ['-(2n ** 63n)', '2n ** 63n - 1n'] : ['0n', '2n ** 64n - 1n'];
+  // Comparisons with constants allocate nothing (BigInt.asIntN would).
+  const min = signed ? -(2n ** 63n) : 0n;
+  const max = signed ? 2n ** 63n - 1n : 2n ** 64n - 1n;
   return (value, argName) => {
     if (typeof value !== 'bigint') {
       throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type bigint for typecode '${code}'. Received ${describe(value)}`);
     }
-    if ((signed ? BigInt.asIntN(64, value) : BigInt.asUintN(64, value)) !== value) {
-      throw rangeError('ERR_OUT_OF_RANGE', `The value of "${argName}" is out of range for typecode '${code}'. It must be >= ${min} and <= ${max}. Received ${String(value)}n`);
+    if (value < min || value > max) {
+      throw rangeError('ERR_OUT_OF_RANGE', `The value of "${argName}" is out of range for typecode '${code}'. It must be >= ${min}n and <= ${max}n. Received ${String(value)}n`);
     }
   };
 }
