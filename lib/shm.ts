@@ -744,6 +744,8 @@ export class SharedArray<T extends Typecode = Typecode> extends SharedCells<T> i
    * for `'q'`, ...): reads and writes go straight to shared memory, no copy.
    * Plain element access is not atomic; use the methods below for that.
    * After `close()` it is detached (length 0) and this getter throws EBADF.
+   * With `readOnly`, element writes through it stay private to this process
+   * (a copy-on-write page, as `SharedMemory.buffer`); `set()` throws EACCES.
    */
   get array(): TypedArrayOf<T> {
     return this.view('read');
