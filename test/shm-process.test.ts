@@ -1,10 +1,13 @@
 // Shared memory between real processes: separate node and python3 processes
 // started with child_process, meeting by name.
-import { chmodSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Lock, SharedArray, SharedMemory, Value } from '../lib/index.js';
 import type { Typecode } from '../lib/index.js';
-import { IS_ROOT, expectOk, runNode, runNodeUnprivileged, runPython, shmEntries, uniqueName } from './helpers.js';
+import { FIXTURES, IS_ROOT, expectOk, runNode, runNodeUnprivileged, runPython, shmEntries, sleep, uniqueName } from './helpers.js';
 
 const made: string[] = [];
 function name(tag = 'shmp'): string {
@@ -80,6 +83,28 @@ describe('between node processes', () => {
 
   it('(control) the same read-modify-writes without the lock lose updates', async () => {
     expect(await rmw(['--no-lock'])).toBeLessThan(2000);
+  });
+
+  it('an opener waits for a creator caught between shm_open and its first write, then sees its value', async () => {
+    const n = name('mid');
+    const path = `/dev/shm/${n}`;
+    writeFileSync(path, '', { mode: 0o600 }); // what a creator leaves right after shm_open
+    const child = spawn(process.execPath, [join(FIXTURES, 'shm-open-value.mjs'), n], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const closed = once(child, 'close');
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    while (!out.includes('opening') && child.exitCode === null) await sleep(5);
+    await sleep(300);
+    const seven = Buffer.alloc(4);
+    seven.writeInt32LE(7);
+    writeFileSync(path, seven); // the creator's write: size and value at once
+    const [code] = await closed;
+    expect(code).toBe(0);
+    const report = JSON.parse(out.split('\n')[1]);
+    // Not 100 (it did not create it), not 0 (it did not read before the write),
+    // and no EINVAL (it waited rather than fail on the empty segment).
+    expect(report).toMatchObject({ value: 7, created: false });
+    expect(report.ms).toBeGreaterThan(150);
   });
 
   it('SharedArray(\'d\', 1000) written by a child is read by the parent and by python3', async () => {
