@@ -47,8 +47,48 @@ export interface MqBinding {}
 // END MqBinding
 
 // BEGIN ShmBinding (issue 4)
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface ShmBinding {}
+/** A value an atomic operation takes or returns: number up to 32 bits, bigint for 64. */
+export type ShmScalar = number | bigint;
+
+/**
+ * Atomic operations bound to a typed window of a mapping (shmOps). `I` is the
+ * leading index argument: `[]` for a Value (element 0), `[index: number]` for
+ * a SharedArray. Read-modify-writes return the previous value.
+ */
+export interface ShmOps<I extends [] | [index: number]> {
+  load(...a: I): ShmScalar;
+  store(...a: [...I, ShmScalar]): void;
+  add(...a: [...I, ShmScalar]): ShmScalar;
+  sub(...a: [...I, ShmScalar]): ShmScalar;
+  and(...a: [...I, ShmScalar]): ShmScalar;
+  or(...a: [...I, ShmScalar]): ShmScalar;
+  xor(...a: [...I, ShmScalar]): ShmScalar;
+  exchange(...a: [...I, ShmScalar]): ShmScalar;
+  compareExchange(...a: [...I, ShmScalar, ShmScalar]): ShmScalar;
+}
+
+export interface ShmBinding {
+  /**
+   * Opens (and maybe creates and initialises) a segment and maps it: [handle, created, mapped size].
+   * whenSmaller, for an existing segment smaller than `size`: 0 map as is, 1 grow it, 2 wait for its
+   * creator (and map only `size` bytes of a larger one).
+   */
+  shmOpen(
+    name: string, create: boolean, exclusive: boolean, readOnly: boolean, mode: number, size: number,
+    init: Uint8Array | null, whenSmaller: 0 | 1 | 2,
+  ): [Handle, boolean, number];
+  /** A new external ArrayBuffer over the whole mapping (no copy); detached by shmClose. RangeError past maxLength. */
+  shmBuffer(h: Handle, maxLength: number): ArrayBuffer;
+  /** Detaches every ArrayBuffer handed out and unmaps. Idempotent. */
+  shmClose(h: Handle): void;
+  shmUnlink(name: string): void;
+  /** Atomics on `count` elements of `type` (native/shm.h ElemType, 0 int8 ... 7 uint64) at byteOffset. */
+  shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: true): ShmOps<[]>;
+  shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: false): ShmOps<[index: number]>;
+  /** Does nothing: the benchmark's yardstick for one plain-C N-API call. */
+  shmNop(...args: unknown[]): void;
+  readonly SHM_PAGE_SIZE: number;
+}
 // END ShmBinding
 
 // BEGIN PipeBinding (issue 5)

@@ -9,6 +9,17 @@ export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } 
 // BEGIN queue exports (issue 3)
 // END queue exports
 // BEGIN shm exports (issue 4)
+export { SharedMemory, SharedCells, Value, SharedArray, PAGE_SIZE } from './shm.js';
+export type {
+  SharedMemoryOptions,
+  SharedCellsOptions,
+  ValueOptions,
+  SharedArrayOptions,
+  Typecode,
+  BigIntTypecode,
+  ScalarOf,
+  TypedArrayOf,
+} from './shm.js';
 // END shm exports
 // BEGIN pipe exports (issue 5)
 // END pipe exports
