@@ -561,8 +561,29 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     }
   }
 
-  /** Watches the descriptor for what the waiters need, and for nothing when nobody waits. */
+  /**
+   * Watches the descriptor for what the waiters need, and for nothing when
+   * nobody waits. Dropping interest waits for the check phase: a caller that
+   * awaits get() in a loop asks again before then, which saves an epoll_ctl
+   * pair per message.
+   */
   #watch(): void {
+    const h = this.#h;
+    if (h === null) return;
+    const events = (this.#getters.size > 0 ? READABLE : 0) | (this.#putters.size > 0 ? WRITABLE : 0);
+    if (events === this.#events) return;
+    if ((events & this.#events) === this.#events) {
+      binding.mqWatch(h, events, this.#onPoll);
+      this.#events = events;
+    } else if (!this.#narrowing) {
+      this.#narrowing = true;
+      setImmediate(this.#narrow);
+    }
+  }
+
+  #narrowing = false;
+  readonly #narrow = (): void => {
+    this.#narrowing = false;
     const h = this.#h;
     if (h === null) return;
     const events = (this.#getters.size > 0 ? READABLE : 0) | (this.#putters.size > 0 ? WRITABLE : 0);
@@ -570,7 +591,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       binding.mqWatch(h, events, this.#onPoll);
       this.#events = events;
     }
-  }
+  };
 
   /**
    * The descriptor is ready: serve waiters in arrival order for as long as the
