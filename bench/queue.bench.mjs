@@ -14,7 +14,7 @@ import { Queue } from '../dist/index.js';
 import { compileC, median, percentile, PYTHON, table } from './lib/report.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
-const SIZES = [64, 1024, 65536];
+const SIZES = (process.env.QUEUE_BENCH_SIZES ?? '64,1024,65536').split(',').map(Number);
 const N_RTT = Number(process.env.QUEUE_BENCH_RTT ?? 2000);
 const WARMUP = 200;
 /** One-way message counts per size: enough for about a second at the slower peers' rates. */

@@ -440,6 +440,27 @@ describe('Queue validation and lifecycle', () => {
     expect(fdCount()).toBe(before);
   });
 
+  it('a Queue dropped without close() is closed by its finalizer (descriptor released), not unlinked', async () => {
+    const name = uniqueName('gc');
+    made.push(name);
+    const url = new URL('../dist/index.js', import.meta.url).href;
+    const code = `
+      import { readdirSync } from 'node:fs';
+      import { Queue } from '${url}';
+      const fds = () => readdirSync('/proc/self/fd').length;
+      const before = fds();
+      (() => { for (let i = 0; i < 20; i++) new Queue('${name}').qsize(); })();
+      const opened = fds();
+      for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setImmediate(r)); }
+      console.log(JSON.stringify({ opened: opened - before, after: fds() - before }));`;
+    const r = await run(process.execPath, ['--expose-gc', '--input-type=module', '-e', code]);
+    expect(r.code).toBe(0);
+    const { opened, after } = JSON.parse(r.stdout);
+    expect(opened).toBe(20);
+    expect(after).toBe(0);
+    expect(exists(name)).toBe(true);
+  });
+
   it('works in a worker thread, and a worker terminated mid-wait tears down cleanly', async () => {
     const q = fresh<string>();
     const url = new URL('../dist/index.js', import.meta.url).href;
