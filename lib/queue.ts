@@ -607,56 +607,66 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
         const { code, description } = binding.strerror(status);
         throw new IPCError(`${code}: ${description}, uv_poll '${this.#name}'`, code, status, 'uv_poll', this.#name);
       }
-      let progress = true;
-      while (progress) {
-        progress = false;
-        for (let g = first(this.#getters); g !== undefined; g = first(this.#getters)) {
-          let value: unknown;
-          if (g.max === 0) {
-            const b = binding.mqReceive(h);
-            if (b === null) break;
-            this.#done(this.#getters as Set<Waiter>, g);
-            try {
-              value = this.#decode(b);
-            } catch (err) {
-              g.reject(err);
-              progress = true;
-              continue;
-            }
-          } else {
-            const bs = binding.mqReceiveMany(h, g.max);
-            if (bs.length === 0) break;
-            this.#done(this.#getters as Set<Waiter>, g);
-            try {
-              value = bs.map((b) => this.#decode(b));
-            } catch (err) {
-              g.reject(err);
-              progress = true;
-              continue;
-            }
-          }
-          g.resolve(value);
-          progress = true;
-        }
-        for (let p = first(this.#putters); p !== undefined; p = first(this.#putters)) {
-          const n =
-            p.messages.length - p.next === 1
-              ? binding.mqSend(h, p.messages[p.next]!.bytes, p.priority)
-                ? 1
-                : 0
-              : binding.mqSendMany(h, p.messages.map((m) => m.bytes), p.priority, p.next);
-          p.next += n;
-          if (n > 0) progress = true;
-          if (p.next < p.messages.length) break;
-          this.#done(this.#putters as Set<Waiter>, p);
-          p.resolve();
-        }
+      // Taking messages makes room for our putters; sending gives our getters
+      // something to take: go round while one side feeds the other.
+      for (let again = true; again; ) {
+        this.#serveGetters(h);
+        again = this.#servePutters(h) && this.#getters.size > 0;
       }
     } catch (err) {
       for (const g of [...this.#getters]) this.#leave(this.#getters as Set<Waiter>, g, err);
       for (const p of [...this.#putters]) this.#leave(this.#putters as Set<Waiter>, p, err);
     }
     this.#watch();
+  }
+
+  /** Hands messages to getters in arrival order until the queue is empty. */
+  #serveGetters(h: Handle): void {
+    const getters = this.#getters as Set<Waiter>;
+    for (let g = first(this.#getters); g !== undefined; g = first(this.#getters)) {
+      let value: unknown;
+      if (g.max === 0) {
+        const b = binding.mqReceive(h);
+        if (b === null) return;
+        this.#done(getters, g);
+        try {
+          value = this.#decode(b);
+        } catch (err) {
+          g.reject(err);
+          continue;
+        }
+      } else {
+        const bs = binding.mqReceiveMany(h, g.max);
+        if (bs.length === 0) return;
+        this.#done(getters, g);
+        try {
+          value = bs.map((b) => this.#decode(b));
+        } catch (err) {
+          g.reject(err);
+          continue;
+        }
+      }
+      g.resolve(value);
+    }
+  }
+
+  /** Sends putters' messages in arrival order until the queue is full; true if any was sent. */
+  #servePutters(h: Handle): boolean {
+    let sent = false;
+    for (let p = first(this.#putters); p !== undefined; p = first(this.#putters)) {
+      const n =
+        p.messages.length - p.next === 1
+          ? binding.mqSend(h, p.messages[p.next]!.bytes, p.priority)
+            ? 1
+            : 0
+          : binding.mqSendMany(h, p.messages.map((m) => m.bytes), p.priority, p.next);
+      p.next += n;
+      if (n > 0) sent = true;
+      if (p.next < p.messages.length) break;
+      this.#done(this.#putters as Set<Waiter>, p);
+      p.resolve();
+    }
+    return sent;
   }
 
   /**

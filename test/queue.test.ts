@@ -194,6 +194,31 @@ describe('Queue timeouts, nowait, priorities', () => {
     expect(order).toEqual([0, 101, 202, 303, 404]);
   });
 
+  it('one message wakes one receive attempt, not one per waiter (no thundering herd)', async () => {
+    const q = fresh<number>();
+    const w = other<number>(q);
+    const gets = Array.from({ length: 20 }, () => q.get({ timeout: 10_000 }));
+    await sleep(10);
+    const original = binding.mqReceive;
+    let attempts = 0;
+    binding.mqReceive = (h) => {
+      attempts += 1;
+      return original(h);
+    };
+    try {
+      w.putNowait(0);
+      expect(await gets[0]).toBe(0);
+      await sleep(30);
+    } finally {
+      binding.mqReceive = original;
+    }
+    // One receive takes the message; at most one more finds the queue empty.
+    expect(attempts).toBeGreaterThanOrEqual(1);
+    expect(attempts).toBeLessThanOrEqual(2);
+    for (let i = 1; i < 20; i++) await w.put(i, { timeout: 10_000 });
+    expect(await Promise.all(gets.slice(1))).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
+  });
+
   it('abort rejects with AbortError and consumes nothing', async () => {
     const q = fresh<string>({ maxsize: 1 });
     const ac = new AbortController();
