@@ -42,8 +42,41 @@ export interface SemBinding {
 }
 
 // BEGIN MqBinding (issue 3)
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface MqBinding {}
+/** mq_getattr plus the queue's owner and permission bits (fstat). */
+export interface MqAttr {
+  maxmsg: number;
+  msgsize: number;
+  curmsgs: number;
+  mode?: number;
+  uid?: number;
+}
+/** callback(status, events): status < 0 is a negated errno; events has UV_READABLE (1) / UV_WRITABLE (2). */
+export type MqWatchCallback = (status: number, events: number) => void;
+
+export interface MqBinding {
+  /** maxmsg/msgsize 0 use the system defaults. The descriptor is O_NONBLOCK. */
+  mqOpen(name: string, create: boolean, exclusive: boolean, mode: number, maxmsg: number, msgsize: number): Handle;
+  mqAttr(h: Handle): MqAttr;
+  mqCurmsgs(h: Handle): number;
+  /** false when the queue is full. */
+  mqSend(h: Handle, bytes: Uint8Array, priority: number): boolean;
+  /** How many of bytes[start..] were sent before the queue was full. */
+  mqSendMany(h: Handle, bytes: Uint8Array[], priority: number, start: number): number;
+  /** null when the queue is empty. */
+  mqReceive(h: Handle): Buffer | null;
+  /** Up to max messages; empty when the queue is empty. */
+  mqReceiveMany(h: Handle, max: number): Buffer[];
+  mqLastPriority(h: Handle): number;
+  /** Blocks up to timeoutMs (< 0: forever); false when it timed out. */
+  mqSendSync(h: Handle, bytes: Uint8Array, priority: number, timeoutMs: number): boolean;
+  /** Blocks up to timeoutMs (< 0: forever); null when it timed out. */
+  mqReceiveSync(h: Handle, timeoutMs: number): Buffer | null;
+  /** Watches the descriptor with uv_poll for `events`; 0 stops. */
+  mqWatch(h: Handle, events: number, cb?: MqWatchCallback): void;
+  mqClose(h: Handle): void;
+  mqUnlink(name: string): void;
+  readonly MQ_PRIO_MAX: number;
+}
 // END MqBinding
 
 // BEGIN ShmBinding (issue 4)

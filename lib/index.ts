@@ -7,6 +7,8 @@ export { IPCError, AbortError } from './errors.js';
 export { Semaphore, BoundedSemaphore, Lock, SEM_VALUE_MAX } from './semaphore.js';
 export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } from './semaphore.js';
 // BEGIN queue exports (issue 3)
+export { Queue, Empty, Full, MQ_PRIO_MAX } from './queue.js';
+export type { QueueOptions, PutOptions, GetOptions, SyncOptions, QueueAttributes } from './queue.js';
 // END queue exports
 // BEGIN shm exports (issue 4)
 export { SharedMemory, SharedCells, Value, SharedArray, PAGE_SIZE } from './shm.js';
