@@ -63,6 +63,7 @@ export interface PipeBinding {
     cb: FifoOpenCallback,
   ): { fd: number; prefix: number; token?: undefined } | { token: WaitToken; fd?: undefined; prefix?: undefined };
   pipeUnixListen(address: string, backlog: number, mode: number): number;
+  pipeUnixConnect(address: string): number;
 }
 // END PipeBinding
 

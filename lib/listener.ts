@@ -7,7 +7,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { statSync, unlinkSync } from 'node:fs';
-import { Server, Socket, connect } from 'node:net';
+import { Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binding } from './binding.js';
@@ -432,6 +432,20 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
 
 function ignore(): void {}
 
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(abortError(signal!));
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /** Options for `Client()`. */
 export interface ClientOptions<T = unknown> {
   /** The key the listener expects (Python's `authkey`). Default: no handshake. */
@@ -461,31 +475,17 @@ export async function Client<T = unknown>(address: string, options?: ClientOptio
   resolveCodec(o.codec);
   throwIfAborted(signal);
   const started = performance.now();
-  const s = await new Promise<Socket>((resolve, reject) => {
-    const sock = connect({ path: addr, allowHalfOpen: true });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const finish = (err: unknown): void => {
-      if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      sock.removeListener('error', onError);
-      sock.removeListener('connect', onConnect);
-      if (err === null) {
-        resolve(sock);
-      } else {
-        sock.on('error', ignore);
-        sock.destroy();
-        reject(err);
-      }
-    };
-    const onConnect = (): void => finish(null);
-    const onError = (err: Error): void => finish(fromNodeError(err, 'connect', shown(addr)));
-    const onAbort = (): void => finish(abortError(signal!));
-    sock.once('connect', onConnect);
-    sock.once('error', onError);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    if (timeout >= 0) timer = setTimeout(() => finish(ipcError('ETIMEDOUT', `could not connect within ${timeout} ms`, 'connect', shown(addr))), timeout);
-  });
-  const conn = adoptConnection<T>({ socket: s, path: shown(addr) }, socketFd(s), { codec: o.codec });
+  let fd = binding.pipeUnixConnect(addr);
+  // -1: the listener's queue is full. An AF_UNIX connect cannot be waited
+  // for in the event loop, so try again a little later, up to the deadline.
+  for (let delay = 1; fd < 0; delay = Math.min(delay * 2, 50)) {
+    if (timeout >= 0 && performance.now() - started >= timeout) {
+      throw ipcError('ETIMEDOUT', `could not connect within ${timeout} ms`, 'connect', shown(addr));
+    }
+    await sleep(delay, signal);
+    fd = binding.pipeUnixConnect(addr);
+  }
+  const conn = adoptConnection<T>({ path: shown(addr) }, fd, { codec: o.codec });
   if (key !== null) {
     const left = timeout < 0 ? -1 : Math.max(0, timeout - (performance.now() - started));
     try {

@@ -312,6 +312,37 @@ Napi::Value PipeUnixListen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// unixConnect(address) -> fd of a connected AF_UNIX stream socket, or -1
+// when the listener's queue is full (a non-blocking AF_UNIX connect cannot be
+// waited for: the caller tries again). Node's own connect cannot reach Linux
+// abstract names, hence this.
+Napi::Value PipeUnixConnect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  bool abstract = !path.empty() && path[0] == '\0';
+  std::string shown = abstract ? "@" + path.substr(1) : path;
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  size_t room = sizeof(addr.sun_path) - (abstract ? 0 : 1);
+  if (path.empty() || path.size() > room) {
+    ThrowIPCError(env, ENAMETOOLONG, "connect", shown);
+  }
+  memcpy(addr.sun_path, path.data(), path.size());
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
+                                         path.size() + (abstract ? 0 : 1));
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd == -1) ThrowIPCError(env, errno, "socket", shown);
+  int r = RetryEintr(
+      [&] { return connect(fd, reinterpret_cast<sockaddr*>(&addr), len); });
+  if (r == -1) {
+    int e = errno;
+    CloseFd(fd);
+    if (e == EAGAIN) return Napi::Number::New(env, -1);
+    ThrowIPCError(env, e, "connect", shown);
+  }
+  return Napi::Number::New(env, fd);
+}
+
 }  // namespace
 
 void InitPipe(Napi::Env env, Napi::Object exports) {
@@ -322,6 +353,7 @@ void InitPipe(Napi::Env env, Napi::Object exports) {
   exports.Set("pipePollIn", Napi::Function::New(env, PipePollIn));
   exports.Set("pipeFifoOpen", Napi::Function::New(env, PipeFifoOpen));
   exports.Set("pipeUnixListen", Napi::Function::New(env, PipeUnixListen));
+  exports.Set("pipeUnixConnect", Napi::Function::New(env, PipeUnixConnect));
 }
 
 }  // namespace pipc
