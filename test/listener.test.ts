@@ -2,6 +2,7 @@
 // Python 3.12+), python3 3.11 to node and node to python3 (its HMAC-MD5
 // handshake), permissions as an unprivileged user.
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { existsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -95,6 +96,52 @@ describe('Listener and Client, node to node', () => {
     }
     await clients;
     expect(got).toEqual([1, 2]);
+  });
+
+  it('speaks the exact bytes of both handshake forms, in both roles', async () => {
+    const path = sockPath('bytes');
+    const key = Buffer.from('k3y');
+    const l = listen(path, { authkey: key });
+    // Our listener challenges in the 3.12+ form; a peer may answer with any
+    // allowed digest (the MAC covers our prefix), or with a bare HMAC-MD5 (<= 3.11).
+    for (const [digest, answer] of [
+      ['sha384', (m: Buffer) => Buffer.concat([Buffer.from('{sha384}'), createHmac('sha384', key).update(m).digest()])],
+      ['md5', (m: Buffer) => createHmac('md5', key).update(m).digest()],
+    ] as const) {
+      const served = l.accept({ timeout: 5000 });
+      const raw = await Client(path);
+      const challenge = await raw.recvBytes(256);
+      expect(challenge.subarray(0, 11).toString()).toBe('#CHALLENGE#');
+      const message = challenge.subarray(11);
+      expect(message.subarray(0, 8).toString()).toBe('{sha256}');
+      expect(message.length).toBe(8 + 40);
+      await raw.sendBytes(answer(message));
+      expect((await raw.recvBytes(256)).toString()).toBe('#WELCOME#');
+      // Then it answers our challenge: legacy 20 bytes get a bare MD5, a
+      // {digest} prefix gets that digest back with its prefix.
+      const mine = digest === 'md5' ? Buffer.alloc(20, 7) : Buffer.concat([Buffer.from('{sha256}'), Buffer.alloc(40, 9)]);
+      await raw.sendBytes(Buffer.concat([Buffer.from('#CHALLENGE#'), mine]));
+      const reply = await raw.recvBytes(256);
+      const expected =
+        digest === 'md5'
+          ? createHmac('md5', key).update(mine).digest()
+          : Buffer.concat([Buffer.from('{sha256}'), createHmac('sha256', key).update(mine).digest()]);
+      expect(reply.equals(expected)).toBe(true);
+      await raw.sendBytes(Buffer.from('#WELCOME#'));
+      const conn = await served;
+      await raw.send('after handshake');
+      expect(await conn.recv()).toBe('after handshake');
+      raw.close();
+      conn.close();
+    }
+    // A wrong bare-MD5 answer is refused with #FAILURE#, and accept() says why.
+    const accepting = l.accept({ timeout: 5000 }).catch((e: unknown) => e);
+    const raw = await Client(path);
+    await raw.recvBytes(256);
+    await raw.sendBytes(Buffer.alloc(16));
+    expect((await raw.recvBytes(256)).toString()).toBe('#FAILURE#');
+    expect(await accepting).toBeInstanceOf(AuthenticationError);
+    raw.close();
   });
 
   it('uses Linux abstract names', async () => {
