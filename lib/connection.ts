@@ -76,6 +76,7 @@ export function socketFd(socket: Socket): number {
   return typeof fd === 'number' ? fd : -1;
 }
 
+const RESOLVED = Promise.resolve();
 const KIND_BYTES = 0;
 const KIND_OBJECT = 1;
 const KIND_INTO = 2;
@@ -164,6 +165,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   #writes = 0;
   #paused = false;
   #refed = false;
+  #idleCheck = false;
+  readonly #json: boolean;
 
   /**
    * Wraps the descriptor `fd` (a pipe, FIFO or stream socket) as a
@@ -179,6 +182,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     adopting = null;
     const o = validateOptions<ConnectionOptions<T>>(options);
     this.#codec = resolveCodec<T>(o.codec);
+    this.#json = o.codec === undefined || o.codec === 'json';
     this.#path = adopt?.path;
     if (adopt?.socket !== undefined) {
       this.#fd = fd;
@@ -409,22 +413,37 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   #flow(): void {
     const s = this.#sock;
     if (s === null || !this.#readable) return;
-    const waiting = this.#reqs.length > 0 || this.#pollers.size > 0;
-    if (waiting !== this.#refed) {
-      this.#refed = waiting;
-      if (waiting) s.ref();
-      else s.unref();
-    }
-    if (waiting || this.#avail < READ_AHEAD) {
+    if (this.#reqs.length > 0 || this.#pollers.size > 0) {
+      if (!this.#refed) {
+        this.#refed = true;
+        s.ref();
+      }
       if (this.#paused) {
         this.#paused = false;
         s.resume();
       }
-    } else if (!this.#paused) {
+    } else if (!this.#idleCheck && (this.#refed || (!this.#paused && this.#avail >= READ_AHEAD))) {
+      // Decided a moment later: a loop that awaits one message after another
+      // asks again within microtasks, and toggling the handle for every
+      // message would cost system calls.
+      this.#idleCheck = true;
+      setImmediate(this.#onIdleCheck);
+    }
+  }
+
+  readonly #onIdleCheck = (): void => {
+    this.#idleCheck = false;
+    const s = this.#sock;
+    if (s === null || this.#reqs.length > 0 || this.#pollers.size > 0) return;
+    if (this.#refed) {
+      this.#refed = false;
+      s.unref();
+    }
+    if (!this.#paused && this.#avail >= READ_AHEAD && !this.#closed) {
       this.#paused = true;
       s.pause();
     }
-  }
+  };
 
   #settle(w: Request | Poller): void {
     if (w.timer !== undefined) clearTimeout(w.timer);
@@ -576,6 +595,17 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   send(item: T): Promise<void> {
     try {
       this.#checkWrite();
+      if (this.#json) {
+        // The default codec, framed in one buffer without an intermediate copy.
+        const text = JSON.stringify(item);
+        if (text !== undefined && text.length <= COPY_MAX / 3) {
+          const n = Buffer.byteLength(text);
+          const b = Buffer.allocUnsafe(4 + n);
+          b.writeInt32BE(n, 0);
+          b.write(text, 4);
+          return this.#write(b);
+        }
+      }
       const bytes = this.#codec.encode(item);
       return this.#frame(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     } catch (err) {
@@ -610,27 +640,42 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   }
 
   #frame(payload: Buffer): Promise<void> {
-    const s = this.#socket();
     const n = payload.length;
+    if (n <= COPY_MAX) {
+      const b = Buffer.allocUnsafe(4 + n);
+      b.writeInt32BE(n, 0);
+      payload.copy(b, 4);
+      return this.#write(b);
+    }
+    return this.#write(encodeHeader(n), payload);
+  }
+
+  /** Writes a header and payload (or one framed buffer); resolves once the OS has them. */
+  #write(first: Buffer, second?: Buffer): Promise<void> {
+    const s = this.#socket();
+    this.#writes += 1;
+    let settle: ((err?: Error | null) => void) | undefined;
+    const done = (err?: Error | null): void => {
+      this.#writes -= 1;
+      if (settle !== undefined) settle(err);
+      if (this.#closed && this.#writes === 0) this.#destroy();
+    };
+    if (second === undefined) {
+      s.write(first, done);
+    } else {
+      s.cork();
+      s.write(first);
+      s.write(second, done);
+      s.uncork();
+    }
+    // libuv wrote it all at once (the common case): no need to wait a tick
+    // for the callback to say so.
+    if (s.writableLength === 0 && !s.errored) return RESOLVED;
     return new Promise<void>((resolve, reject) => {
-      this.#writes += 1;
-      const done = (err?: Error | null): void => {
-        this.#writes -= 1;
+      settle = (err) => {
         if (err) reject(this.#writeErr ?? fromNodeError(err, 'write', this.#path));
         else resolve();
-        if (this.#closed && this.#writes === 0) this.#destroy();
       };
-      if (n <= COPY_MAX) {
-        const b = Buffer.allocUnsafe(4 + n);
-        b.writeInt32BE(n, 0);
-        payload.copy(b, 4);
-        s.write(b, done);
-      } else {
-        s.cork();
-        s.write(encodeHeader(n));
-        s.write(payload, done);
-        s.uncork();
-      }
     });
   }
 
