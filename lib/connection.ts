@@ -77,6 +77,17 @@ export function socketFd(socket: Socket): number {
 }
 
 const RESOLVED = Promise.resolve();
+// An end dropped without close() before it was ever used (say, one meant for
+// a child that never started) gives its descriptor back when collected. Once
+// libuv drives the descriptor, the open handle keeps the connection alive,
+// as an open net.Socket is, until close().
+const unused = new FinalizationRegistry<number>((fd) => {
+  try {
+    closeSync(fd);
+  } catch {
+    // Nothing more to release.
+  }
+});
 const KIND_BYTES = 0;
 const KIND_OBJECT = 1;
 const KIND_INTO = 2;
@@ -205,6 +216,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       throw typeError('ERR_INVALID_ARG_VALUE', `File descriptor ${fd} would be neither readable nor writable`);
     }
     this.#fd = fd;
+    unused.register(this, fd, this);
     if (adopt?.prefix !== undefined && adopt.prefix >= 0) {
       this.#push(Buffer.from([adopt.prefix]));
     }
@@ -236,6 +248,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   // non-blocking.
   #socket(): Socket {
     if (this.#sock !== null) return this.#sock;
+    if (this.#closed) throw closedError('connection', 'recv', this.#path);
+    unused.unregister(this);
     const s = new Socket({ fd: this.#fd, readable: this.#readable, writable: this.#writable, allowHalfOpen: true });
     this.#attach(s);
     return s;
@@ -680,6 +694,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   }
 
   #destroy(): void {
+    unused.unregister(this);
     const s = this.#sock;
     if (s !== null) s.destroy();
     else if (this.#fd >= 0) closeSync(this.#fd);

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AbortError, Connection, IPCError, NamedPipe, Pipe } from '../lib/index.js';
 import { binding } from '../lib/binding.js';
 import { encodeHeader } from '../lib/frame.js';
-import { ROOT, fdCount, sleep, uniqueName } from './helpers.js';
+import { ROOT, fdCount, runNode, sleep, uniqueName } from './helpers.js';
 
 const cleanup: Array<() => void> = [];
 afterEach(() => {
@@ -375,5 +375,15 @@ describe('NamedPipe', () => {
     await expect(NamedPipe.open(file + '.missing', 'w')).rejects.toMatchObject({ code: 'ENOENT' });
     await expect(NamedPipe.open(file, 'rw' as 'r')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
     await expect(NamedPipe.open(file, 'r', { timeout: 'soon' as unknown as number })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+  });
+});
+
+describe('garbage collection', () => {
+  it('closes the descriptors of ends dropped unused', async () => {
+    const r = await runNode('pipe-gc.mjs', [], { timeoutMs: 20_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const { before, peak, after } = JSON.parse(r.stdout);
+    expect(peak).toBe(before + 100);
+    expect(after).toBe(before);
   });
 });
