@@ -6,17 +6,25 @@
 //   - Python's multiprocessing.Pipe between two python3 processes (pipe_bench.py).
 // The same file is the node child (argv[2] names its role).
 import { spawn } from 'node:child_process';
-import { existsSync, unlinkSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { closeSync, existsSync, unlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { Socket, createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, PYTHON, table } from './lib/report.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const binding = require('node-gyp-build')(join(HERE, '..'));
+/** A blocking AF_UNIX socketpair, as Pipe() makes (from the addon). */
+const pair = () => binding.pipeSocketpair();
 const LIB = join(HERE, '..', 'dist', 'index.js');
-const ROUNDS = 5;
+const ROUNDS = 7;
 const PINGS = 2000;
+// Messages exchanged before timing: the JIT compiles the hot paths of both
+// processes first (each round starts fresh children).
+const WARMUP = 3000;
 const SIZES = [
   { label: '64 KiB', size: 64 * 1024, count: 2000 },
   { label: '4 MiB', size: 4 * 1024 * 1024, count: 40 },
@@ -78,7 +86,7 @@ async function child(role, arg) {
     conn.close();
   } else if (role === 'net') {
     const [path, what] = arg.split(',');
-    const sock = createConnection(path);
+    const sock = path === 'fd3' ? new Socket({ fd: 3 }) : createConnection(path);
     if (what === 'echo') {
       sock.on('data', deframer((f) => writeFramed(sock, Buffer.from(JSON.stringify(JSON.parse(f.toString()))))));
     } else {
@@ -111,12 +119,12 @@ async function oursPingPong(Pipe) {
   const ch = spawnSelf('ours', 'echo', { stdio: [c.fileno()] });
   c.close();
   const msg = { op: 'ping', id: 0, payload: 'x'.repeat(32) };
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < WARMUP; i++) {
     await p.send(msg);
     await p.recv();
   }
   const xs = [];
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < 1; r++) {
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < PINGS; i++) {
       msg.id = i;
@@ -133,11 +141,10 @@ async function oursPingPong(Pipe) {
 async function oursThroughput(Pipe, size, count) {
   const xs = [];
   const buf = Buffer.alloc(size, 1);
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < 1; r++) {
     const [p, c] = Pipe();
     const ch = spawnSelf('ours', String(count), { stdio: [c.fileno()] });
     c.close();
-    progress(`ours round ${r}`);
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < count; i++) await p.sendBytes(buf);
     await p.recv();
@@ -149,13 +156,25 @@ async function oursThroughput(Pipe, size, count) {
   return median(xs);
 }
 
-async function netPeer(arg, body) {
-  const path = join(tmpdir(), `pipc-bench-${process.pid}.sock`);
-  if (existsSync(path)) unlinkSync(path);
-  const server = createServer();
-  await new Promise((r) => server.listen(path, r));
-  const ch = spawnSelf('net', `${path},${arg}`);
-  const sock = await new Promise((r) => server.once('connection', r));
+async function netPeer(arg, body, overPair = false) {
+  let server = null;
+  let ch;
+  let sock;
+  if (overPair) {
+    // The same hand-written framing over a socketpair handed to the child,
+    // as ours is: separates the cost of our layer from that of the descriptor.
+    const [p, c] = pair();
+    ch = spawnSelf('net', `fd3,${arg}`, { stdio: [c] });
+    closeSync(c);
+    sock = new Socket({ fd: p });
+  } else {
+    const path = join(tmpdir(), `pipc-bench-${process.pid}.sock`);
+    if (existsSync(path)) unlinkSync(path);
+    server = createServer();
+    await new Promise((r) => server.listen(path, r));
+    ch = spawnSelf('net', `${path},${arg}`);
+    sock = await new Promise((r) => server.once('connection', r));
+  }
   const frames = [];
   let wake = null;
   sock.on('data', deframer((f) => {
@@ -169,20 +188,20 @@ async function netPeer(arg, body) {
   const next = () => (frames.length ? Promise.resolve(frames.shift()) : new Promise((r) => (wake = r)).then(() => frames.shift()));
   const result = await body(sock, next);
   sock.end();
-  server.close();
+  server?.close();
   await new Promise((r) => ch.on('close', r));
   return result;
 }
 
-async function netPingPong() {
+async function netPingPong(overPair = false) {
   return netPeer('echo', async (sock, next) => {
     const msg = { op: 'ping', id: 0, payload: 'x'.repeat(32) };
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < WARMUP; i++) {
       writeFramed(sock, Buffer.from(JSON.stringify(msg)));
       JSON.parse((await next()).toString());
     }
     const xs = [];
-    for (let r = 0; r < ROUNDS; r++) {
+    for (let r = 0; r < 1; r++) {
       const t0 = process.hrtime.bigint();
       for (let i = 0; i < PINGS; i++) {
         msg.id = i;
@@ -192,23 +211,22 @@ async function netPingPong() {
       xs.push(Number(process.hrtime.bigint() - t0) / 1e3 / PINGS);
     }
     return median(xs);
-  });
+  }, overPair);
 }
 
-async function netThroughput(size, count) {
+async function netThroughput(size, count, overPair = false) {
   const xs = [];
   const buf = Buffer.alloc(size, 1);
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < 1; r++) {
     xs.push(
       await netPeer(String(count), async (sock, next) => {
-        progress(`net round ${r}`);
         const t0 = process.hrtime.bigint();
         for (let i = 0; i < count; i++) {
           if (!writeFramed(sock, buf)) await new Promise((res) => sock.once('drain', res));
         }
         await next();
         return (size * count) / (Number(process.hrtime.bigint() - t0) / 1e9) / 1e6;
-      }),
+      }, overPair),
     );
   }
   return median(xs);
@@ -222,12 +240,12 @@ async function cpipcPingPong() {
   const ch = cpipcChild('echo', 'json');
   const msg = { op: 'ping', id: 0, payload: 'x'.repeat(32) };
   const once = () => new Promise((r) => ch.once('message', r));
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < WARMUP; i++) {
     ch.send(msg);
     await once();
   }
   const xs = [];
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < 1; r++) {
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < PINGS; i++) {
       msg.id = i;
@@ -246,9 +264,8 @@ async function cpipcPingPong() {
 async function cpipcThroughput(size, count) {
   const xs = [];
   const buf = Buffer.alloc(size, 1);
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < 1; r++) {
     const ch = cpipcChild(String(count), 'advanced');
-    progress(`cp round ${r}`);
     const done = new Promise((res) => ch.once('message', res));
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < count; i++) {
@@ -279,22 +296,35 @@ async function main() {
   const { Pipe } = await import(LIB);
   progress('python');
   const py = await python();
-  const rt = [
-    { name: 'posix-ipc Connection', value: (progress('round trip'), await oursPingPong(Pipe)), unit: 'us', note: 'Pipe() + new Connection(3), json codec' },
-    { name: 'node net (raw socket)', value: (progress('net round trip'), await netPingPong()), unit: 'us', note: 'same framing by hand, JSON' },
-    { name: 'child_process IPC', value: (progress('cp round trip'), await cpipcPingPong()), unit: 'us', note: "process.send, 'json'" },
-    { name: 'python mp.Pipe', value: py?.rt_us, unit: 'us', note: 'send_bytes/recv_bytes + json, two python3 processes' },
+  // Rounds are interleaved across peers, so that load from elsewhere on the
+  // machine falls on all of them alike; each figure is the median of ROUNDS.
+  const peers = [
+    ['posix-ipc Connection', 'Pipe() + new Connection(3), json codec', 'sendBytes/recvBytes', {
+      rt: () => oursPingPong(Pipe), tp: (size, count) => oursThroughput(Pipe, size, count) }],
+    ['node net (raw socket)', 'same framing by hand, JSON', 'same framing by hand', {
+      rt: () => netPingPong(), tp: (size, count) => netThroughput(size, count) }],
+    ['node net over socketpair', 'the same, on the descriptor kind Pipe() uses', 'the same, over a socketpair', {
+      rt: () => netPingPong(true), tp: (size, count) => netThroughput(size, count, true) }],
+    ['child_process IPC', "process.send, 'json'", "process.send(Buffer), 'advanced'", {
+      rt: () => cpipcPingPong(), tp: (size, count) => cpipcThroughput(size, count) }],
   ];
-  table(`Round trip of a small object between two processes (median of ${ROUNDS} x ${PINGS})`, rt, { ref: 'node net (raw socket)' });
+  const measure = async (what, run) => {
+    const xs = peers.map(() => []);
+    for (let r = 0; r < ROUNDS; r++) {
+      progress(`${what}, round ${r + 1}/${ROUNDS}`);
+      for (let i = 0; i < peers.length; i++) xs[i].push(await run(peers[i][3]));
+    }
+    return xs.map(median);
+  };
+  const rtv = await measure('round trip', (p) => p.rt());
+  const rt = peers.map(([name, note], i) => ({ name, value: rtv[i], unit: 'us', note }));
+  rt.push({ name: 'python mp.Pipe', value: py?.rt_us, unit: 'us', note: 'send_bytes/recv_bytes + json, two python3 processes' });
+  table(`Round trip of a small object between two processes (median of ${ROUNDS} rounds x ${PINGS})`, rt, { ref: 'node net (raw socket)' });
   for (const { label, size, count } of SIZES) {
     const key = size === 65536 ? 'tp64k' : 'tp4m';
-    progress(`throughput ${label}`);
-    const rows = [
-      { name: 'posix-ipc Connection', value: await oursThroughput(Pipe, size, count), unit: 'MB/s', note: 'sendBytes/recvBytes' },
-      { name: 'node net (raw socket)', value: await netThroughput(size, count), unit: 'MB/s', note: 'same framing by hand' },
-      { name: 'child_process IPC', value: await cpipcThroughput(size, count), unit: 'MB/s', note: "process.send(Buffer), 'advanced'" },
-      { name: 'python mp.Pipe', value: py?.[key], unit: 'MB/s', note: 'send_bytes/recv_bytes' },
-    ];
+    const v = await measure(`throughput ${label}`, (p) => p.tp(size, count));
+    const rows = peers.map(([name, , note], i) => ({ name, value: v[i], unit: 'MB/s', note }));
+    rows.push({ name: 'python mp.Pipe', value: py?.[key], unit: 'MB/s', note: 'send_bytes/recv_bytes' });
     table(`Throughput, ${count} frames of ${label} (median of ${ROUNDS})`, rows, { ref: 'node net (raw socket)', lowerIsBetter: false });
   }
   if (py === null) console.log('(python3 not available: its rows are empty)');

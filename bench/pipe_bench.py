@@ -8,7 +8,7 @@ import statistics
 import sys
 import time
 
-ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 7
 PINGS = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
 
 
@@ -35,7 +35,7 @@ def round_trip():
     p.start()
     b.close()
     msg = {"op": "ping", "id": 0, "payload": "x" * 32}
-    for _ in range(200):
+    for _ in range(3000):
         a.send_bytes(json.dumps(msg).encode())
         json.loads(a.recv_bytes())
     xs = []

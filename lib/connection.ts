@@ -329,7 +329,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   #header(): boolean {
     if (this.#hdrSize >= 0) return true;
     if (this.#avail < 4) return false;
-    const n = this.#peek(4).readInt32BE(0);
+    const first = this.#chunks[0]!;
+    const n = first.length - this.#off >= 4 ? first.readInt32BE(this.#off) : this.#peek(4).readInt32BE(0);
     if (n >= 0) {
       this.#hdrLen = 4;
       this.#hdrSize = n;
@@ -436,24 +437,26 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
         this.#paused = false;
         s.resume();
       }
-    } else if (!this.#idleCheck && (this.#refed || (!this.#paused && this.#avail >= READ_AHEAD))) {
-      // Decided a moment later: a loop that awaits one message after another
-      // asks again within microtasks, and toggling the handle for every
-      // message would cost system calls.
-      this.#idleCheck = true;
-      setImmediate(this.#onIdleCheck);
+    } else {
+      if (this.#refed) {
+        this.#refed = false;
+        s.unref();
+      }
+      if (!this.#idleCheck && !this.#paused && this.#avail >= READ_AHEAD) {
+        // Decided a moment later: a loop that awaits one message after
+        // another asks again within microtasks, and stopping and restarting
+        // the reads for each message would cost system calls.
+        this.#idleCheck = true;
+        setImmediate(this.#onIdleCheck);
+      }
     }
   }
 
   readonly #onIdleCheck = (): void => {
     this.#idleCheck = false;
     const s = this.#sock;
-    if (s === null || this.#reqs.length > 0 || this.#pollers.size > 0) return;
-    if (this.#refed) {
-      this.#refed = false;
-      s.unref();
-    }
-    if (!this.#paused && this.#avail >= READ_AHEAD && !this.#closed) {
+    if (s === null || this.#closed || this.#reqs.length > 0 || this.#pollers.size > 0) return;
+    if (!this.#paused && this.#avail >= READ_AHEAD) {
       this.#paused = true;
       s.pause();
     }
