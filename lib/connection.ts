@@ -97,6 +97,15 @@ const COPY_MAX = 16 * 1024;
 // While nobody is receiving, read ahead at most this much before pausing, so
 // a peer that floods us meets the OS's back-pressure, not our memory.
 const READ_AHEAD = 256 * 1024;
+// A frame at least this large is assembled in its own buffer as it arrives
+// (one copy, straight from the read buffer), once a receiver accepts its size.
+const ASSEMBLE_MIN = 64 * 1024;
+// Descriptors this module opens are read into one buffer per thread: libuv
+// reads into it and the callback copies the bytes out before returning, so
+// connections never share bytes in flight. 256 KiB is a quarter of the reads
+// and wake-ups of Node's usual 64 KiB chunks, with no allocation per read.
+const READ_BUFFER = 256 * 1024;
+let readBuffer: Buffer | null = null;
 
 interface Request {
   kind: number;
@@ -176,6 +185,11 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   #writes = 0;
   #paused = false;
   #refed = false;
+  // The frame being assembled (its payload so far, and its header to put back
+  // in front when it is complete).
+  #asm: Buffer | null = null;
+  #asmGot = 0;
+  #asmHdr: Buffer | null = null;
   #idleCheck = false;
   readonly #json: boolean;
 
@@ -218,7 +232,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     this.#fd = fd;
     unused.register(this, fd, this);
     if (adopt?.prefix !== undefined && adopt.prefix >= 0) {
-      this.#push(Buffer.from([adopt.prefix]));
+      this.#ingest(Buffer.from([adopt.prefix]), 1, true);
     }
   }
 
@@ -250,16 +264,28 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     if (this.#sock !== null) return this.#sock;
     if (this.#closed) throw closedError('connection', 'recv', this.#path);
     unused.unregister(this);
-    const s = new Socket({ fd: this.#fd, readable: this.#readable, writable: this.#writable, allowHalfOpen: true });
-    this.#attach(s);
+    const onread = this.#readable
+      ? {
+          buffer: (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER)),
+          callback: (n: number, buf: Uint8Array): boolean => {
+            this.#ingest(buf as Buffer, n, false);
+            return true;
+          },
+        }
+      : undefined;
+    // `onread` is accepted by the constructor (as by net.connect) though
+    // @types/node 20 declares it for connect() only.
+    const opts = { fd: this.#fd, readable: this.#readable, writable: this.#writable, allowHalfOpen: true, onread };
+    const s = new Socket(opts);
+    this.#attach(s, onread !== undefined);
     return s;
   }
 
-  #attach(s: Socket): void {
+  #attach(s: Socket, ownBuffer = false): void {
     this.#sock = s;
     s.on('error', (err) => this.#onError(err));
     if (this.#readable) {
-      s.on('data', (chunk: Buffer) => this.#push(chunk));
+      if (!ownBuffer) s.on('data', (chunk: Buffer) => this.#ingest(chunk, chunk.length, true));
       s.on('end', () => this.#end(null));
       s.resume();
     }
@@ -267,12 +293,52 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     this.#flow();
   }
 
-  #push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#avail += chunk.length;
+  /**
+   * Takes n received bytes from buf: `owned` when buf is ours to keep (a
+   * chunk Node allocated), else they are copied out (the shared read buffer).
+   */
+  #ingest(buf: Buffer, n: number, owned: boolean): void {
+    if (n === 0) return;
+    let off = 0;
+    const asm = this.#asm;
+    if (asm !== null) {
+      off = Math.min(asm.length - this.#asmGot, n);
+      buf.copy(asm, this.#asmGot, 0, off);
+      this.#asmGot += off;
+      if (this.#asmGot < asm.length) return;
+      // Complete: it goes back in line as header + payload, whole.
+      this.#chunks = [this.#asmHdr!, asm];
+      this.#off = 0;
+      this.#avail = this.#asmHdr!.length + asm.length;
+      this.#asm = null;
+      this.#asmHdr = null;
+    }
+    if (off < n) {
+      const rest = owned ? (off === 0 && n === buf.length ? buf : buf.subarray(off, n)) : Buffer.from(buf.subarray(off, n));
+      this.#chunks.push(rest);
+      this.#avail += n - off;
+    }
     if (this.#reqs.length > 0 || this.#pollers.size > 0) this.#pump();
     else this.#flow();
+  }
+
+  /** Moves the (incomplete) frame at the front into a buffer of its own size. */
+  #assemble(size: number): void {
+    const hdr = Buffer.from(this.#take(this.#hdrLen));
+    const asm = Buffer.allocUnsafe(size);
+    let got = 0;
+    let off = this.#off;
+    for (const c of this.#chunks) {
+      c.copy(asm, got, off);
+      got += c.length - off;
+      off = 0;
+    }
+    this.#chunks = [];
+    this.#off = 0;
+    this.#avail = 0;
+    this.#asm = asm;
+    this.#asmGot = got;
+    this.#asmHdr = hdr;
   }
 
   #onError(err: unknown): void {
@@ -367,7 +433,10 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
           );
           continue;
         }
-        if (this.#avail < this.#hdrLen + size) break;
+        if (this.#avail < this.#hdrLen + size) {
+          if (size >= ASSEMBLE_MIN && this.#asm === null) this.#assemble(size);
+          break;
+        }
         this.#take(this.#hdrLen);
         const data = this.#take(size);
         this.#hdrSize = -1;
@@ -381,26 +450,23 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       this.#readErr = err;
       this.#chunks = [];
       this.#avail = 0;
+      this.#asm = null;
     }
     if (this.#ended && this.#reqs.length > 0) {
       let err = this.#readErr;
       if (err === null) {
+        const partial = this.#avail + (this.#asm === null ? 0 : this.#hdrLen + this.#asmGot);
         err =
-          this.#avail === 0
+          partial === 0
             ? eofError(this.#path)
-            : sysError(
-                104,
-                'recv',
-                this.#path,
-                `the peer closed the connection in the middle of a message (${this.#avail} bytes of it arrived)`,
-              );
+            : sysError(104, 'recv', this.#path, `the peer closed the connection in the middle of a message (${partial} bytes of it arrived)`);
       }
       for (const req of this.#reqs.splice(0)) {
         this.#settle(req);
         req.reject(err);
       }
     }
-    if (this.#pollers.size > 0 && (this.#avail > 0 || this.#ended)) {
+    if (this.#pollers.size > 0 && (this.#avail > 0 || this.#asm !== null || this.#ended)) {
       for (const p of [...this.#pollers]) this.#leavePoll(p, true);
     }
     this.#flow();
@@ -577,7 +643,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       const signal = validateSignal(validateOptions<{ signal?: AbortSignal }>(options).signal);
       throwIfAborted(signal);
       this.#socket();
-      if (this.#avail > 0 || this.#ended) return Promise.resolve(true);
+      if (this.#avail > 0 || this.#asm !== null || this.#ended) return Promise.resolve(true);
       if (binding.pipePollIn(this.#fd, 0)) return Promise.resolve(true);
       if (ms === 0) return Promise.resolve(false);
       return new Promise<boolean>((resolve, reject) => {
@@ -719,6 +785,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     for (const p of [...this.#pollers]) this.#leavePoll(p, err);
     this.#chunks = [];
     this.#avail = 0;
+    this.#asm = null;
     if (this.#writes === 0) this.#destroy();
     else this.#sock?.unref();
   }

@@ -134,6 +134,38 @@ describe('Pipe in one process', () => {
     expect((err as Error).message).toMatch(/middle of a message/);
   });
 
+  it('keeps a large frame whose receiver gave up halfway for the next receiver, and reports one cut short', async () => {
+    const [a, b] = pair();
+    const fd = a.fileno();
+    // Written raw, in pieces small enough for the socket buffer, with the
+    // event loop running in between (the reader is in this process).
+    const feed = async (bytes: Buffer): Promise<void> => {
+      for (let o = 0; o < bytes.length; o += 32 * 1024) {
+        writeSync(fd, bytes.subarray(o, Math.min(o + 32 * 1024, bytes.length)));
+        await sleep(2);
+      }
+    };
+    const big = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 13) % 256;
+    const header = Buffer.from([0, 0x10, 0, 0]);
+    const ac = new AbortController();
+    const first = b.recvBytes(undefined, { signal: ac.signal });
+    await feed(Buffer.concat([header, big.subarray(0, 300 * 1024)]));
+    expect(await b.poll()).toBe(true);
+    ac.abort();
+    await expect(first).rejects.toBeInstanceOf(AbortError);
+    const second = b.recvBytes();
+    await feed(big.subarray(300 * 1024));
+    expect((await second).equals(big)).toBe(true);
+
+    const cut = b.recvBytes();
+    await feed(Buffer.concat([header, big.subarray(0, 200 * 1024)]));
+    a.close();
+    const err = await cut.catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'IPCError', code: 'ECONNRESET' });
+    expect((err as Error).message).toMatch(/middle of a message \(204804 bytes/);
+  });
+
   it('rejects send after close (EBADF) and send to a vanished peer (EPIPE)', async () => {
     const [a, b] = pair();
     a.close();
