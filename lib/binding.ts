@@ -50,6 +50,7 @@ export interface ShmBinding {}
 // BEGIN PipeBinding (issue 5)
 /** callback(err, fd, prefix): fd -1 on timeout; prefix is a byte already read from the FIFO, or -1. */
 export type FifoOpenCallback = (err: IPCError | null, fd: number, prefix: number) => void;
+/** Pipes, FIFOs and AF_UNIX sockets (native/pipe.cc). */
 export interface PipeBinding {
   pipeSocketpair(): [number, number];
   pipePipe(): [number, number];
@@ -64,6 +65,12 @@ export interface PipeBinding {
   ): { fd: number; prefix: number; token?: undefined } | { token: WaitToken; fd?: undefined; prefix?: undefined };
   pipeUnixListen(address: string, backlog: number, mode: number): number;
   pipeUnixConnect(address: string): number;
+  /** A Connection owns fd (closed at environment teardown unless released). */
+  pipeFdOwn(fd: number): void;
+  /** libuv drives fd from now on. */
+  pipeFdRelease(fd: number): void;
+  /** Closes an owned fd that libuv never drove. */
+  pipeFdClose(fd: number): void;
 }
 // END PipeBinding
 

@@ -4,7 +4,6 @@
  * peer may be Python's `multiprocessing.connection.Connection`.
  * @module
  */
-import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { binding } from './binding.js';
 import { resolveCodec } from './codec.js';
@@ -81,13 +80,7 @@ const RESOLVED = Promise.resolve();
 // a child that never started) gives its descriptor back when collected. Once
 // libuv drives the descriptor, the open handle keeps the connection alive,
 // as an open net.Socket is, until close().
-const unused = new FinalizationRegistry<number>((fd) => {
-  try {
-    closeSync(fd);
-  } catch {
-    // Nothing more to release.
-  }
-});
+const unused = new FinalizationRegistry<number>((fd) => binding.pipeFdClose(fd));
 const KIND_BYTES = 0;
 const KIND_OBJECT = 1;
 const KIND_INTO = 2;
@@ -230,6 +223,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       throw typeError('ERR_INVALID_ARG_VALUE', `File descriptor ${fd} would be neither readable nor writable`);
     }
     this.#fd = fd;
+    binding.pipeFdOwn(fd);
     unused.register(this, fd, this);
     if (adopt?.prefix !== undefined && adopt.prefix >= 0) {
       this.#ingest(Buffer.from([adopt.prefix]), 1, true);
@@ -263,7 +257,6 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   #socket(): Socket {
     if (this.#sock !== null) return this.#sock;
     if (this.#closed) throw closedError('connection', 'recv', this.#path);
-    unused.unregister(this);
     const onread = this.#readable
       ? {
           buffer: (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER)),
@@ -277,6 +270,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     // @types/node 20 declares it for connect() only.
     const opts = { fd: this.#fd, readable: this.#readable, writable: this.#writable, allowHalfOpen: true, onread };
     const s = new Socket(opts);
+    unused.unregister(this);
+    binding.pipeFdRelease(this.#fd);
     this.#attach(s, onread !== undefined);
     return s;
   }
@@ -766,7 +761,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     unused.unregister(this);
     const s = this.#sock;
     if (s !== null) s.destroy();
-    else if (this.#fd >= 0) closeSync(this.#fd);
+    else if (this.#fd >= 0) binding.pipeFdClose(this.#fd);
   }
 
   /**

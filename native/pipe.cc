@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
+#include <set>
 
 #include "addon.h"
 #include "errors.h"
@@ -343,6 +345,53 @@ Napi::Value PipeUnixConnect(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// Descriptors owned by Connections that libuv does not drive yet (an end
+// not used so far in this thread). libuv closes its own handles when the
+// environment goes away; these are closed by the cleanup hook, so a worker
+// thread that ends with unused ends leaks nothing.
+struct OwnedFds {
+  std::mutex mu;
+  std::set<int> fds;
+};
+
+void CloseOwned(void* arg) {
+  auto* owned = static_cast<OwnedFds*>(arg);
+  for (int fd : owned->fds) close(fd);
+  delete owned;
+}
+
+OwnedFds* Owned(const Napi::CallbackInfo& info) {
+  return static_cast<OwnedFds*>(info.Data());
+}
+
+// fdOwn(fd): a Connection took ownership of fd.
+Napi::Value PipeFdOwn(const Napi::CallbackInfo& info) {
+  OwnedFds* o = Owned(info);
+  std::lock_guard<std::mutex> lk(o->mu);
+  o->fds.insert(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// fdRelease(fd): libuv drives fd from now on (and will close it).
+Napi::Value PipeFdRelease(const Napi::CallbackInfo& info) {
+  OwnedFds* o = Owned(info);
+  std::lock_guard<std::mutex> lk(o->mu);
+  o->fds.erase(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// fdClose(fd): closes an owned descriptor that libuv never drove.
+Napi::Value PipeFdClose(const Napi::CallbackInfo& info) {
+  OwnedFds* o = Owned(info);
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  {
+    std::lock_guard<std::mutex> lk(o->mu);
+    if (o->fds.erase(fd) == 0) return info.Env().Undefined();
+  }
+  CloseFd(fd);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitPipe(Napi::Env env, Napi::Object exports) {
@@ -354,6 +403,12 @@ void InitPipe(Napi::Env env, Napi::Object exports) {
   exports.Set("pipeFifoOpen", Napi::Function::New(env, PipeFifoOpen));
   exports.Set("pipeUnixListen", Napi::Function::New(env, PipeUnixListen));
   exports.Set("pipeUnixConnect", Napi::Function::New(env, PipeUnixConnect));
+  auto* owned = new OwnedFds();
+  napi_add_env_cleanup_hook(env, CloseOwned, owned);
+  exports.Set("pipeFdOwn", Napi::Function::New(env, PipeFdOwn, "pipeFdOwn", owned));
+  exports.Set("pipeFdRelease",
+              Napi::Function::New(env, PipeFdRelease, "pipeFdRelease", owned));
+  exports.Set("pipeFdClose", Napi::Function::New(env, PipeFdClose, "pipeFdClose", owned));
 }
 
 }  // namespace pipc

@@ -334,6 +334,28 @@ describe('Pipe in one process', () => {
   });
 });
 
+describe('worker thread teardown', () => {
+  it('closes the descriptors of ends a finished worker never used', async () => {
+    const before = fdCount();
+    const code = `
+      const { parentPort } = require('node:worker_threads');
+      const { readdirSync } = require('node:fs');
+      import(${JSON.stringify(join(ROOT, 'dist', 'index.js'))}).then(({ Pipe }) => {
+        globalThis.kept = [Pipe(), Pipe(), Pipe({ duplex: false })];
+        parentPort.postMessage(readdirSync('/proc/self/fd').length);
+      });`;
+    const w = new Worker(code, { eval: true });
+    const during = await new Promise<number>((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    expect(during).toBeGreaterThanOrEqual(before + 6);
+    await new Promise((resolve) => w.once('exit', resolve));
+    await sleep(50);
+    expect(fdCount()).toBe(before);
+  });
+});
+
 describe('NamedPipe', () => {
   it('creates a FIFO 0600, and EEXIST the second time', () => {
     const p = fifoPath('mk');
