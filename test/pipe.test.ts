@@ -76,6 +76,10 @@ describe('Pipe in one process', () => {
     // A peer may use the long form for any size: Python's reader accepts it, so must we.
     writeSync(a.fileno(), Buffer.concat([encodeHeader(0x80000000).subarray(0, 4), Buffer.from([0, 0, 0, 0, 0, 0, 0, 3]), Buffer.from('abc')]));
     expect((await b.recvBytes()).toString()).toBe('abc');
+    // Any other negative length is not multiprocessing.connection framing.
+    writeSync(a.fileno(), Buffer.from([0xff, 0xff, 0xff, 0xfe, 1, 2, 3]));
+    await expect(b.recvBytes()).rejects.toMatchObject({ name: 'IPCError', code: 'EPROTO' });
+    await expect(b.recv()).rejects.toMatchObject({ code: 'EPROTO' });
   });
 
   it('refuses a frame over maxLength without consuming it, and one it could never hold without reading it', async () => {
