@@ -125,8 +125,30 @@ export interface ShmBinding {
 // END ShmBinding
 
 // BEGIN PipeBinding (issue 5)
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface PipeBinding {}
+/** callback(err, fd, prefix): fd -1 on timeout; prefix is a byte already read from the FIFO, or -1. */
+export type FifoOpenCallback = (err: IPCError | null, fd: number, prefix: number) => void;
+/** Pipes, FIFOs and AF_UNIX sockets (native/pipe.cc). */
+export interface PipeBinding {
+  pipeSocketpair(): [number, number];
+  pipePipe(): [number, number];
+  pipeMkfifo(path: string, mode: number): void;
+  pipeFdInfo(fd: number): { kind: 'socket' | 'fifo' | 'other'; access: number };
+  pipePollIn(fd: number, timeoutMs: number): boolean;
+  pipeFifoOpen(
+    path: string,
+    write: boolean,
+    timeoutMs: number,
+    cb: FifoOpenCallback,
+  ): { fd: number; prefix: number; token?: undefined } | { token: WaitToken; fd?: undefined; prefix?: undefined };
+  pipeUnixListen(address: string, backlog: number, mode: number): number;
+  pipeUnixConnect(address: string): number;
+  /** A Connection owns fd (closed at environment teardown unless released). */
+  pipeFdOwn(fd: number): void;
+  /** libuv drives fd from now on. */
+  pipeFdRelease(fd: number): void;
+  /** Closes an owned fd that libuv never drove. */
+  pipeFdClose(fd: number): void;
+}
 // END PipeBinding
 
 export type Binding = CoreBinding & SemBinding & MqBinding & ShmBinding & PipeBinding;

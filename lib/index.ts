@@ -24,4 +24,10 @@ export type {
 } from './shm.js';
 // END shm exports
 // BEGIN pipe exports (issue 5)
+export { Connection } from './connection.js';
+export type { ConnectionOptions, RecvOptions } from './connection.js';
+export { Pipe, NamedPipe } from './pipe.js';
+export type { PipeOptions, NamedPipeCreateOptions, NamedPipeOpenOptions } from './pipe.js';
+export { Listener, Client, AuthenticationError } from './listener.js';
+export type { ListenerOptions, AcceptOptions, ClientOptions } from './listener.js';
 // END pipe exports

@@ -1,0 +1,334 @@
+// Pipes between two processes, side by side in one run: round trip of a small
+// object and throughput of 64 KiB and 4 MiB frames, for
+//   - posix-ipc: a Pipe() end in a node child, rebuilt with new Connection(3);
+//   - a raw Node Unix socket (net) with the same framing, written by hand;
+//   - child_process IPC (process.send; 'advanced' serialization for bytes);
+//   - Python's multiprocessing.Pipe between two python3 processes (pipe_bench.py).
+// The same file is the node child (argv[2] names its role).
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, unlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { Socket, createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { median, PYTHON, table } from './lib/report.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const binding = require('node-gyp-build')(join(HERE, '..'));
+/** A blocking AF_UNIX socketpair, as Pipe() makes (from the addon). */
+const pair = () => binding.pipeSocketpair();
+const LIB = join(HERE, '..', 'dist', 'index.js');
+const ROUNDS = 7;
+const PINGS = 2000;
+// Messages exchanged before timing: the JIT compiles the hot paths of both
+// processes first (each round starts fresh children).
+const WARMUP = 3000;
+const SIZES = [
+  { label: '64 KiB', size: 64 * 1024, count: 2000 },
+  { label: '4 MiB', size: 4 * 1024 * 1024, count: 40 },
+];
+
+// ---------------------------------------------------------------- framing by hand
+function frame(payload) {
+  const b = Buffer.allocUnsafe(4 + payload.length);
+  b.writeInt32BE(payload.length, 0);
+  payload.copy(b, 4);
+  return b;
+}
+
+/** Calls onFrame(buf) for each complete frame in a stream of chunks (the usual naive parser). */
+function deframer(onFrame) {
+  let chunks = [];
+  let have = 0;
+  return (chunk) => {
+    chunks.push(chunk);
+    have += chunk.length;
+    for (;;) {
+      if (have < 4) return;
+      let head = chunks[0].length >= 4 ? chunks[0] : Buffer.concat(chunks);
+      const n = head.readInt32BE(0);
+      if (have < 4 + n) return;
+      const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      onFrame(all.subarray(4, 4 + n));
+      const rest = all.subarray(4 + n);
+      chunks = rest.length ? [rest] : [];
+      have = rest.length;
+    }
+  };
+}
+
+function writeFramed(sock, payload) {
+  if (payload.length <= 16384) return sock.write(frame(payload));
+  const h = Buffer.allocUnsafe(4);
+  h.writeInt32BE(payload.length, 0);
+  sock.cork();
+  sock.write(h);
+  const ok = sock.write(payload);
+  sock.uncork();
+  return ok;
+}
+
+// ---------------------------------------------------------------- children
+async function child(role, arg) {
+  if (role === 'ours') {
+    const { Connection } = await import(LIB);
+    const conn = new Connection(3);
+    if (arg === 'echo') {
+      for await (const m of conn) await conn.send(m);
+    } else {
+      const n = Number(arg);
+      for (let i = 0; i < n; i++) await conn.recvBytes();
+      await conn.send('done');
+      await conn.recv().catch(() => {});
+    }
+    conn.close();
+  } else if (role === 'net') {
+    const [path, what] = arg.split(',');
+    const sock = path === 'fd3' ? new Socket({ fd: 3 }) : createConnection(path);
+    if (what === 'echo') {
+      sock.on('data', deframer((f) => writeFramed(sock, Buffer.from(JSON.stringify(JSON.parse(f.toString()))))));
+    } else {
+      let left = Number(what);
+      sock.on('data', deframer(() => {
+        if (--left === 0) writeFramed(sock, Buffer.from('"done"'));
+      }));
+    }
+    sock.on('end', () => sock.end());
+  } else if (role === 'cpipc') {
+    if (arg === 'echo') {
+      process.on('message', (m) => process.send(m));
+    } else {
+      let left = Number(arg);
+      process.on('message', () => {
+        if (--left === 0) process.send('done');
+      });
+    }
+    process.on('disconnect', () => process.exit(0));
+  }
+}
+
+// ---------------------------------------------------------------- parent side
+function spawnSelf(role, arg, extra = {}) {
+  return spawn(process.execPath, [fileURLToPath(import.meta.url), role, arg], { stdio: ['ignore', 'inherit', 'inherit', ...(extra.stdio ?? [])], ...extra.options });
+}
+
+async function oursPingPong(Pipe) {
+  const [p, c] = Pipe();
+  const ch = spawnSelf('ours', 'echo', { stdio: [c.fileno()] });
+  c.close();
+  const msg = { op: 'ping', id: 0, payload: 'x'.repeat(32) };
+  for (let i = 0; i < WARMUP; i++) {
+    await p.send(msg);
+    await p.recv();
+  }
+  const xs = [];
+  for (let r = 0; r < 1; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < PINGS; i++) {
+      msg.id = i;
+      await p.send(msg);
+      await p.recv();
+    }
+    xs.push(Number(process.hrtime.bigint() - t0) / 1e3 / PINGS);
+  }
+  p.close();
+  await new Promise((r) => ch.on('close', r));
+  return median(xs);
+}
+
+async function oursThroughput(Pipe, size, count) {
+  const xs = [];
+  const buf = Buffer.alloc(size, 1);
+  for (let r = 0; r < 1; r++) {
+    const [p, c] = Pipe();
+    const ch = spawnSelf('ours', String(count), { stdio: [c.fileno()] });
+    c.close();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) await p.sendBytes(buf);
+    await p.recv();
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    xs.push((size * count) / s / 1e6);
+    p.close();
+    await new Promise((res) => ch.on('close', res));
+  }
+  return median(xs);
+}
+
+async function netPeer(arg, body, overPair = false) {
+  let server = null;
+  let ch;
+  let sock;
+  if (overPair) {
+    // The same hand-written framing over a socketpair handed to the child,
+    // as ours is: separates the cost of our layer from that of the descriptor.
+    const [p, c] = pair();
+    ch = spawnSelf('net', `fd3,${arg}`, { stdio: [c] });
+    closeSync(c);
+    sock = new Socket({ fd: p });
+  } else {
+    const path = join(tmpdir(), `pipc-bench-${process.pid}.sock`);
+    if (existsSync(path)) unlinkSync(path);
+    server = createServer();
+    await new Promise((r) => server.listen(path, r));
+    ch = spawnSelf('net', `${path},${arg}`);
+    sock = await new Promise((r) => server.once('connection', r));
+  }
+  const frames = [];
+  let wake = null;
+  sock.on('data', deframer((f) => {
+    frames.push(f);
+    if (wake) {
+      const w = wake;
+      wake = null;
+      w();
+    }
+  }));
+  const next = () => (frames.length ? Promise.resolve(frames.shift()) : new Promise((r) => (wake = r)).then(() => frames.shift()));
+  const result = await body(sock, next);
+  sock.end();
+  server?.close();
+  await new Promise((r) => ch.on('close', r));
+  return result;
+}
+
+async function netPingPong(overPair = false) {
+  return netPeer('echo', async (sock, next) => {
+    const msg = { op: 'ping', id: 0, payload: 'x'.repeat(32) };
+    for (let i = 0; i < WARMUP; i++) {
+      writeFramed(sock, Buffer.from(JSON.stringify(msg)));
+      JSON.parse((await next()).toString());
+    }
+    const xs = [];
+    for (let r = 0; r < 1; r++) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < PINGS; i++) {
+        msg.id = i;
+        writeFramed(sock, Buffer.from(JSON.stringify(msg)));
+        JSON.parse((await next()).toString());
+      }
+      xs.push(Number(process.hrtime.bigint() - t0) / 1e3 / PINGS);
+    }
+    return median(xs);
+  }, overPair);
+}
+
+async function netThroughput(size, count, overPair = false) {
+  const xs = [];
+  const buf = Buffer.alloc(size, 1);
+  for (let r = 0; r < 1; r++) {
+    xs.push(
+      await netPeer(String(count), async (sock, next) => {
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < count; i++) {
+          if (!writeFramed(sock, buf)) await new Promise((res) => sock.once('drain', res));
+        }
+        await next();
+        return (size * count) / (Number(process.hrtime.bigint() - t0) / 1e9) / 1e6;
+      }, overPair),
+    );
+  }
+  return median(xs);
+}
+
+function cpipcChild(arg, serialization) {
+  return spawn(process.execPath, [fileURLToPath(import.meta.url), 'cpipc', arg], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization });
+}
+
+async function cpipcPingPong() {
+  const ch = cpipcChild('echo', 'json');
+  const msg = { op: 'ping', id: 0, payload: 'x'.repeat(32) };
+  const once = () => new Promise((r) => ch.once('message', r));
+  for (let i = 0; i < WARMUP; i++) {
+    ch.send(msg);
+    await once();
+  }
+  const xs = [];
+  for (let r = 0; r < 1; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < PINGS; i++) {
+      msg.id = i;
+      ch.send(msg);
+      await once();
+    }
+    xs.push(Number(process.hrtime.bigint() - t0) / 1e3 / PINGS);
+  }
+  // 'close' never comes for an IPC child once it is disconnected: wait for 'exit'.
+  const exited = new Promise((r) => ch.on('exit', r));
+  ch.disconnect();
+  await exited;
+  return median(xs);
+}
+
+async function cpipcThroughput(size, count) {
+  const xs = [];
+  const buf = Buffer.alloc(size, 1);
+  for (let r = 0; r < 1; r++) {
+    const ch = cpipcChild(String(count), 'advanced');
+    const done = new Promise((res) => ch.once('message', res));
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+      if (!ch.send(buf)) await new Promise((res) => setImmediate(res));
+    }
+    await done;
+    xs.push((size * count) / (Number(process.hrtime.bigint() - t0) / 1e9) / 1e6);
+    const exited = new Promise((res) => ch.on('exit', res));
+    ch.disconnect();
+    await exited;
+  }
+  return median(xs);
+}
+
+function python() {
+  return new Promise((resolve) => {
+    const ch = spawn(PYTHON, [join(HERE, 'pipe_bench.py'), String(ROUNDS), String(PINGS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    ch.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    ch.on('error', () => resolve(null));
+    ch.on('close', (code) => resolve(code === 0 ? JSON.parse(out) : null));
+  });
+}
+
+const progress = process.env.PIPE_BENCH_PROGRESS ? (what) => console.error(`[pipe bench] ${what}`) : () => {};
+
+async function main() {
+  const { Pipe } = await import(LIB);
+  progress('python');
+  const py = await python();
+  // Rounds are interleaved across peers, so that load from elsewhere on the
+  // machine falls on all of them alike; each figure is the median of ROUNDS.
+  const peers = [
+    ['posix-ipc Connection', 'Pipe() + new Connection(3), json codec', 'sendBytes/recvBytes', {
+      rt: () => oursPingPong(Pipe), tp: (size, count) => oursThroughput(Pipe, size, count) }],
+    ['node net (raw socket)', 'same framing by hand, JSON', 'same framing by hand', {
+      rt: () => netPingPong(), tp: (size, count) => netThroughput(size, count) }],
+    ['node net over socketpair', 'the same, on the descriptor kind Pipe() uses', 'the same, over a socketpair', {
+      rt: () => netPingPong(true), tp: (size, count) => netThroughput(size, count, true) }],
+    ['child_process IPC', "process.send, 'json'", "process.send(Buffer), 'advanced'", {
+      rt: () => cpipcPingPong(), tp: (size, count) => cpipcThroughput(size, count) }],
+  ];
+  const measure = async (what, run) => {
+    const xs = peers.map(() => []);
+    for (let r = 0; r < ROUNDS; r++) {
+      progress(`${what}, round ${r + 1}/${ROUNDS}`);
+      for (let i = 0; i < peers.length; i++) xs[i].push(await run(peers[i][3]));
+    }
+    return xs.map(median);
+  };
+  const rtv = await measure('round trip', (p) => p.rt());
+  const rt = peers.map(([name, note], i) => ({ name, value: rtv[i], unit: 'us', note }));
+  rt.push({ name: 'python mp.Pipe', value: py?.rt_us, unit: 'us', note: 'send_bytes/recv_bytes + json, two python3 processes' });
+  table(`Round trip of a small object between two processes (median of ${ROUNDS} rounds x ${PINGS})`, rt, { ref: 'node net (raw socket)' });
+  for (const { label, size, count } of SIZES) {
+    const key = size === 65536 ? 'tp64k' : 'tp4m';
+    const v = await measure(`throughput ${label}`, (p) => p.tp(size, count));
+    const rows = peers.map(([name, , note], i) => ({ name, value: v[i], unit: 'MB/s', note }));
+    rows.push({ name: 'python mp.Pipe', value: py?.[key], unit: 'MB/s', note: 'send_bytes/recv_bytes' });
+    table(`Throughput, ${count} frames of ${label} (median of ${ROUNDS})`, rows, { ref: 'node net (raw socket)', lowerIsBetter: false });
+  }
+  if (py === null) console.log('(python3 not available: its rows are empty)');
+}
+
+if (process.argv[2]) await child(process.argv[2], process.argv[3]);
+else await main();
