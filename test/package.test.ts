@@ -14,7 +14,8 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const probe = `
-const names = ['Semaphore', 'BoundedSemaphore', 'Lock', 'IPCError', 'AbortError'];
+const names = ['Semaphore', 'BoundedSemaphore', 'Lock', 'IPCError', 'AbortError', 'Queue', 'Empty', 'Full',
+  'Pipe', 'Connection', 'Listener', 'Client', 'NamedPipe', 'AuthenticationError', 'SharedMemory', 'Value', 'SharedArray'];
 const missing = names.filter((n) => typeof m[n] !== 'function');
 const s = new m.Semaphore('pipc-pkg-' + process.pid, { initialValue: 2 });
 const ok = s.tryAcquire() && s.value === 1;
