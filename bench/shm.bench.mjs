@@ -133,7 +133,7 @@ async function benchAdd(cBin) {
       return median(xs);
     };
     const nop = inProcess(() => {
-      for (let i = 0; i < N; i++) binding.shmNop(1);
+      for (let i = 0; i < N; i++) binding.noop(1);
     });
     const add1 = inProcess(() => {
       for (let i = 0; i < N; i++) value.add(1);

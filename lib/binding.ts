@@ -118,8 +118,6 @@ export interface ShmBinding {
   /** Atomics on `count` elements of `type` (native/shm.h ElemType, 0 int8 ... 7 uint64) at byteOffset. */
   shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: true): ShmOps<[]>;
   shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: false): ShmOps<[index: number]>;
-  /** Does nothing: the benchmark's yardstick for one plain-C N-API call. */
-  shmNop(...args: unknown[]): void;
   readonly SHM_PAGE_SIZE: number;
 }
 // END ShmBinding

@@ -492,12 +492,6 @@ Napi::Value MqUnlink(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void SetRaw(Napi::Env env, Napi::Object exports, const char* name,
-            napi_callback cb) {
-  napi_value fn;
-  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &fn);
-  exports.Set(name, Napi::Value(env, fn));
-}
 
 }  // namespace
 
@@ -506,12 +500,12 @@ void InitMq(Napi::Env env, Napi::Object exports) {
   napi_add_env_cleanup_hook(env, Cleanup, reg);
   exports.Set("mqOpen", Napi::Function::New(env, MqOpen, "mqOpen", reg));
   exports.Set("mqAttr", Napi::Function::New(env, MqAttr));
-  SetRaw(env, exports, "mqCurmsgs", MqCurmsgs);
-  SetRaw(env, exports, "mqSend", MqSend);
-  SetRaw(env, exports, "mqSendMany", MqSendMany);
-  SetRaw(env, exports, "mqReceive", MqReceive);
-  SetRaw(env, exports, "mqReceiveMany", MqReceiveMany);
-  SetRaw(env, exports, "mqLastPriority", MqLastPriority);
+  SetRawFunction(env, exports, "mqCurmsgs", MqCurmsgs);
+  SetRawFunction(env, exports, "mqSend", MqSend);
+  SetRawFunction(env, exports, "mqSendMany", MqSendMany);
+  SetRawFunction(env, exports, "mqReceive", MqReceive);
+  SetRawFunction(env, exports, "mqReceiveMany", MqReceiveMany);
+  SetRawFunction(env, exports, "mqLastPriority", MqLastPriority);
   exports.Set("mqSendSync", Napi::Function::New(env, MqSendSync));
   exports.Set("mqReceiveSync", Napi::Function::New(env, MqReceiveSync));
   exports.Set("mqWatch", Napi::Function::New(env, MqWatch));

@@ -286,21 +286,15 @@ Napi::Value SemUnlink(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void SetRaw(Napi::Env env, Napi::Object exports, const char* name,
-            napi_callback cb) {
-  napi_value fn;
-  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &fn);
-  exports.Set(name, Napi::Value(env, fn));
-}
 
 }  // namespace
 
 void InitSemaphore(Napi::Env env, Napi::Object exports) {
   exports.Set("semOpen", Napi::Function::New(env, SemOpen));
-  SetRaw(env, exports, "semTryWait", SemTryWait);
+  SetRawFunction(env, exports, "semTryWait", SemTryWait);
   exports.Set("semBind", Napi::Function::New(env, SemBind));
-  SetRaw(env, exports, "semPost", SemPost);
-  SetRaw(env, exports, "semValue", SemValue);
+  SetRawFunction(env, exports, "semPost", SemPost);
+  SetRawFunction(env, exports, "semValue", SemValue);
   exports.Set("semWaitSync", Napi::Function::New(env, SemWaitSync));
   exports.Set("semWaitAsync", Napi::Function::New(env, SemWaitAsync));
   exports.Set("semClose", Napi::Function::New(env, SemClose));

@@ -524,15 +524,7 @@ Napi::Value ShmOps(const Napi::CallbackInfo& info) {
   return ops;
 }
 
-// shmNop(...): does nothing. The benchmark's yardstick for the cost of one
-// plain-C N-API call from JavaScript.
-napi_value ShmNop(napi_env, napi_callback_info) { return nullptr; }
 
-void SetRaw(Napi::Env env, Napi::Object exports, const char* name, napi_callback cb) {
-  napi_value fn;
-  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &fn);
-  exports.Set(name, Napi::Value(env, fn));
-}
 
 }  // namespace
 
@@ -542,7 +534,6 @@ void InitShm(Napi::Env env, Napi::Object exports) {
   exports.Set("shmClose", Napi::Function::New(env, ShmClose));
   exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink));
   exports.Set("shmOps", Napi::Function::New(env, ShmOps));
-  SetRaw(env, exports, "shmNop", ShmNop);
   exports.Set("SHM_PAGE_SIZE", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
 }
 
