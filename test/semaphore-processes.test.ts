@@ -186,6 +186,28 @@ describe('across processes', () => {
     }
   });
 
+  it('a holder killed inside its critical section leaves the Lock held (no crash recovery yet): waiters time out', async () => {
+    const n = name('holder');
+    const lock = new Lock(n);
+    try {
+      const child = spawn(process.execPath, [join(FIXTURES, 'sem-worker.mjs'), 'hold-forever', n], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      expect(lock.locked()).toBe(true);
+      const exited = new Promise((r) => child.once('exit', (_code, signal) => r(signal)));
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+      // POSIX semaphores have no owner: the kernel does not undo the dead holder's wait.
+      expect(await lock.acquire({ timeout: 100 })).toBe(false);
+      expect(lock.locked()).toBe(true);
+      // Recovery is explicit: whoever knows the holder is gone releases it.
+      lock.release();
+      expect(await lock.acquire({ timeout: 1000 })).toBe(true);
+      lock.release();
+    } finally {
+      lock.close();
+    }
+  });
+
   it('a process whose only wait was aborted exits promptly (no handle or thread keeps it alive)', async () => {
     const n = name('abort-exit');
     const s = new Semaphore(n, { initialValue: 0 });
