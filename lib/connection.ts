@@ -97,14 +97,15 @@ const ASSEMBLE_MIN = 64 * 1024;
 // reads into it and the callback copies the bytes out before returning, so
 // connections never share bytes in flight. 256 KiB is a quarter of the reads
 // and wake-ups of Node's usual 64 KiB chunks, with no allocation per read.
-// While a frame of up to DIRECT_MAX bytes is being assembled, the reads go
-// straight into the rest of that frame's own buffer instead (no copy at all),
-// never past it. Larger frames are still copied from the shared buffer: their
-// buffers are fresh pages from the OS, and having the kernel fault them in
-// during read() measured a third slower (4 MiB frames) than copying here.
+// While a frame is being assembled, the reads go straight into the rest of
+// that frame's own buffer instead (no copy at all), never past it.
 const READ_BUFFER = 256 * 1024;
 let readBuffer: Buffer | null = null;
-const DIRECT_MAX = 256 * 1024;
+// A frame buffer at least this large is usually fresh pages from the OS:
+// they are mapped in at once (one system call) rather than by one page fault
+// per 4 KiB as bytes arrive, which costs more than the copying itself, and
+// more still when the kernel takes the faults inside read().
+const PREFAULT_MIN = 256 * 1024;
 
 interface Request {
   kind: number;
@@ -301,7 +302,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
 
   #nextReadBuffer(): Buffer {
     const asm = this.#asm;
-    this.#asmTarget = asm === null || asm.length > DIRECT_MAX ? null : asm.subarray(this.#asmGot);
+    this.#asmTarget = asm === null ? null : asm.subarray(this.#asmGot);
     return this.#asmTarget ?? (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
   }
 
@@ -352,6 +353,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   #assemble(size: number): void {
     const hdr = Buffer.from(this.#take(this.#hdrLen));
     const asm = Buffer.allocUnsafe(size);
+    if (size >= PREFAULT_MIN) binding.pipePrefault(asm);
     let got = 0;
     let off = this.#off;
     for (const c of this.#chunks) {

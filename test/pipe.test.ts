@@ -187,9 +187,9 @@ describe('Pipe in one process', () => {
       return p;
     };
     const longHeader = (n: number): Buffer => Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]), encodeHeader(n)]);
-    // Sizes on both sides of the thresholds: copied as they come (small),
-    // assembled and read straight into their own buffer (64 KiB to 256 KiB),
-    // assembled from the shared read buffer (larger).
+    // Sizes on both sides of the thresholds: copied out of the shared read
+    // buffer (small), assembled and read straight into their own buffer
+    // (64 KiB and up), that buffer prefaulted first (256 KiB and up).
     for (const [size, long] of [
       [5, false],
       [5, true],
@@ -220,6 +220,16 @@ describe('Pipe in one process', () => {
       }
     }
     expect(await b.poll()).toBe(false);
+  });
+
+  it('prefaults a buffer without changing a byte of it or of its neighbours', () => {
+    const whole = Buffer.allocUnsafe(3 * 1024 * 1024 + 123);
+    for (let i = 0; i < whole.length; i++) whole[i] = (i * 29 + 7) & 0xff;
+    const copy = Buffer.from(whole);
+    binding.pipePrefault(whole.subarray(4097, whole.length - 5000));
+    binding.pipePrefault(whole.subarray(10, 20));
+    binding.pipePrefault(Buffer.alloc(0));
+    expect(whole.equals(copy)).toBe(true);
   });
 
   it('refuses, and gives up on, a frame being read straight into its own buffer without losing it', async () => {
