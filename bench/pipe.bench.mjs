@@ -79,6 +79,8 @@ async function child(role, arg) {
       for await (const m of conn) await conn.send(m);
     } else {
       const n = Number(arg);
+      // Booted and listening: the parent starts its clock now, as for every peer.
+      await conn.send('ready');
       for (let i = 0; i < n; i++) await conn.recvBytes();
       await conn.send('done');
       await conn.recv().catch(() => {});
@@ -94,6 +96,7 @@ async function child(role, arg) {
       sock.on('data', deframer(() => {
         if (--left === 0) writeFramed(sock, Buffer.from('"done"'));
       }));
+      writeFramed(sock, Buffer.from('"ready"'));
     }
     sock.on('end', () => sock.end());
   } else if (role === 'cpipc') {
@@ -104,6 +107,7 @@ async function child(role, arg) {
       process.on('message', () => {
         if (--left === 0) process.send('done');
       });
+      process.send('ready');
     }
     process.on('disconnect', () => process.exit(0));
   }
@@ -145,6 +149,9 @@ async function oursThroughput(Pipe, size, count) {
     const [p, c] = Pipe();
     const ch = spawnSelf('ours', String(count), { stdio: [c.fileno()] });
     c.close();
+    // The clock starts once the child has booted (its 'ready' frame), as for
+    // every peer: a child's start-up (~100 ms of Node boot) is not throughput.
+    await p.recv();
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < count; i++) await p.sendBytes(buf);
     await p.recv();
@@ -220,6 +227,7 @@ async function netThroughput(size, count, overPair = false) {
   for (let r = 0; r < 1; r++) {
     xs.push(
       await netPeer(String(count), async (sock, next) => {
+        await next(); // the child's 'ready'
         const t0 = process.hrtime.bigint();
         for (let i = 0; i < count; i++) {
           if (!writeFramed(sock, buf)) await new Promise((res) => sock.once('drain', res));
@@ -266,6 +274,7 @@ async function cpipcThroughput(size, count) {
   const buf = Buffer.alloc(size, 1);
   for (let r = 0; r < 1; r++) {
     const ch = cpipcChild(String(count), 'advanced');
+    await new Promise((res) => ch.once('message', res)); // 'ready'
     const done = new Promise((res) => ch.once('message', res));
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < count; i++) {

@@ -140,6 +140,8 @@ export interface PipeBinding {
   ): { fd: number; prefix: number; token?: undefined } | { token: WaitToken; fd?: undefined; prefix?: undefined };
   pipeUnixListen(address: string, backlog: number, mode: number): number;
   pipeUnixConnect(address: string): number;
+  /** Maps in the pages under buf in one system call (best effort; contents untouched). */
+  pipePrefault(buf: Uint8Array): void;
   /** A Connection owns fd (closed at environment teardown unless released). */
   pipeFdOwn(fd: number): void;
   /** libuv drives fd from now on. */

@@ -97,8 +97,15 @@ const ASSEMBLE_MIN = 64 * 1024;
 // reads into it and the callback copies the bytes out before returning, so
 // connections never share bytes in flight. 256 KiB is a quarter of the reads
 // and wake-ups of Node's usual 64 KiB chunks, with no allocation per read.
+// While a frame is being assembled, the reads go straight into the rest of
+// that frame's own buffer instead (no copy at all), never past it.
 const READ_BUFFER = 256 * 1024;
 let readBuffer: Buffer | null = null;
+// A frame buffer at least this large is usually fresh pages from the OS:
+// they are mapped in at once (one system call) rather than by one page fault
+// per 4 KiB as bytes arrive, which costs more than the copying itself, and
+// more still when the kernel takes the faults inside read().
+const PREFAULT_MIN = 256 * 1024;
 
 interface Request {
   kind: number;
@@ -183,6 +190,9 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   #asm: Buffer | null = null;
   #asmGot = 0;
   #asmHdr: Buffer | null = null;
+  // The rest of #asm, handed to libuv as the buffer of the next read (the
+  // reads of descriptors this module opens); null while reads go elsewhere.
+  #asmTarget: Buffer | null = null;
   #idleCheck = false;
   readonly #json: boolean;
 
@@ -257,11 +267,13 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   #socket(): Socket {
     if (this.#sock !== null) return this.#sock;
     if (this.#closed) throw closedError('connection', 'recv', this.#path);
+    // Node asks `buffer()` for the buffer of the next read after each read.
     const onread = this.#readable
       ? {
-          buffer: (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER)),
+          buffer: (): Buffer => this.#nextReadBuffer(),
           callback: (n: number, buf: Uint8Array): boolean => {
-            this.#ingest(buf as Buffer, n, false);
+            if (buf === this.#asmTarget) this.#filled(n);
+            else this.#ingest(buf as Buffer, n, false);
             return true;
           },
         }
@@ -288,6 +300,31 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     this.#flow();
   }
 
+  #nextReadBuffer(): Buffer {
+    const asm = this.#asm;
+    this.#asmTarget = asm === null ? null : asm.subarray(this.#asmGot);
+    return this.#asmTarget ?? (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
+  }
+
+  /** n bytes were read straight into #asmTarget, the rest of the frame being assembled. */
+  #filled(n: number): void {
+    this.#asmTarget = null;
+    if (n === 0) return;
+    this.#asmGot += n;
+    if (this.#asmGot === this.#asm!.length) this.#assembled();
+    if (this.#reqs.length > 0 || this.#pollers.size > 0) this.#pump();
+    else this.#flow();
+  }
+
+  /** The frame being assembled is complete: it goes back in line as header + payload, whole. */
+  #assembled(): void {
+    this.#chunks = [this.#asmHdr!, this.#asm!];
+    this.#off = 0;
+    this.#avail = this.#asmHdr!.length + this.#asm!.length;
+    this.#asm = null;
+    this.#asmHdr = null;
+  }
+
   /**
    * Takes n received bytes from buf: `owned` when buf is ours to keep (a
    * chunk Node allocated), else they are copied out (the shared read buffer).
@@ -301,12 +338,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       buf.copy(asm, this.#asmGot, 0, off);
       this.#asmGot += off;
       if (this.#asmGot < asm.length) return;
-      // Complete: it goes back in line as header + payload, whole.
-      this.#chunks = [this.#asmHdr!, asm];
-      this.#off = 0;
-      this.#avail = this.#asmHdr!.length + asm.length;
-      this.#asm = null;
-      this.#asmHdr = null;
+      this.#assembled();
     }
     if (off < n) {
       const rest = owned ? (off === 0 && n === buf.length ? buf : buf.subarray(off, n)) : Buffer.from(buf.subarray(off, n));
@@ -321,6 +353,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   #assemble(size: number): void {
     const hdr = Buffer.from(this.#take(this.#hdrLen));
     const asm = Buffer.allocUnsafe(size);
+    if (size >= PREFAULT_MIN) binding.pipePrefault(asm);
     let got = 0;
     let off = this.#off;
     for (const c of this.#chunks) {
@@ -446,6 +479,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       this.#chunks = [];
       this.#avail = 0;
       this.#asm = null;
+      this.#asmTarget = null;
     }
     if (this.#ended && this.#reqs.length > 0) {
       let err = this.#readErr;
@@ -781,6 +815,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     this.#chunks = [];
     this.#avail = 0;
     this.#asm = null;
+    this.#asmTarget = null;
     if (this.#writes === 0) this.#destroy();
     else this.#sock?.unref();
   }

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <string.h>
@@ -345,6 +346,29 @@ Napi::Value PipeUnixConnect(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+
+// prefault(buf): maps in, writable, the whole pages inside buf's bytes, in one
+// system call (MADV_POPULATE_WRITE) instead of one page fault per 4 KiB page
+// as the bytes arrive: a buffer of several MiB just taken from the OS costs
+// several times more in faults than in copying (a paravirtualized VM here:
+// 15 ms vs 4 ms per 4 MiB). Contents are untouched. Best effort: older
+// kernels (EINVAL) leave the pages to fault in as usual.
+Napi::Value PipePrefault(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array b = info[0].As<Napi::Uint8Array>();
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t start = reinterpret_cast<uintptr_t>(b.Data());
+  uintptr_t first = (start + page - 1) & ~(page - 1);
+  uintptr_t end = (start + b.ByteLength()) & ~(page - 1);
+  if (end > first) {
+    madvise(reinterpret_cast<void*>(first), end - first, MADV_POPULATE_WRITE);
+  }
+  return env.Undefined();
+}
+
 // Descriptors owned by Connections that libuv does not drive yet (an end
 // not used so far in this thread). libuv closes its own handles when the
 // environment goes away; these are closed by the cleanup hook, so a worker
@@ -403,6 +427,7 @@ void InitPipe(Napi::Env env, Napi::Object exports) {
   exports.Set("pipeFifoOpen", Napi::Function::New(env, PipeFifoOpen));
   exports.Set("pipeUnixListen", Napi::Function::New(env, PipeUnixListen));
   exports.Set("pipeUnixConnect", Napi::Function::New(env, PipeUnixConnect));
+  exports.Set("pipePrefault", Napi::Function::New(env, PipePrefault));
   auto* owned = new OwnedFds();
   napi_add_env_cleanup_hook(env, CloseOwned, owned);
   exports.Set("pipeFdOwn", Napi::Function::New(env, PipeFdOwn, "pipeFdOwn", owned));

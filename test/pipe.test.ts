@@ -170,6 +170,92 @@ describe('Pipe in one process', () => {
     expect((err as Error).message).toMatch(/middle of a message \(204804 bytes/);
   });
 
+  it('reassembles frames split across reads at every offset, short and long headers, small and large frames', async () => {
+    const [a, b] = pair();
+    const fd = a.fileno();
+    // Raw writes of at most 32 KiB, each left for the reader (this process)
+    // to take before the next, so every piece is a read of its own.
+    const feed = async (bytes: Buffer): Promise<void> => {
+      for (let o = 0; o < bytes.length; o += 32 * 1024) {
+        writeSync(fd, bytes.subarray(o, Math.min(o + 32 * 1024, bytes.length)));
+        await sleep(1);
+      }
+    };
+    const payload = (n: number, seed: number): Buffer => {
+      const p = Buffer.allocUnsafe(n);
+      for (let i = 0; i < n; i++) p[i] = (i * 7 + seed) & 0xff;
+      return p;
+    };
+    const longHeader = (n: number): Buffer => Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]), encodeHeader(n)]);
+    // Sizes on both sides of the thresholds: copied out of the shared read
+    // buffer (small), assembled and read straight into their own buffer
+    // (64 KiB and up), that buffer prefaulted first (256 KiB and up).
+    for (const [size, long] of [
+      [5, false],
+      [5, true],
+      [64 * 1024, false],
+      [64 * 1024 + 3, true],
+      [256 * 1024, false],
+      [256 * 1024 + 1, false],
+    ] as const) {
+      const p1 = payload(size, size);
+      const p2 = payload(size, size + 1);
+      const h1 = long ? longHeader(size) : encodeHeader(size);
+      const stream = Buffer.concat([h1, p1, encodeHeader(size), p2]);
+      const f1 = h1.length + size;
+      const splits = new Set<number>();
+      if (size < 100) for (let s = 1; s < stream.length; s++) splits.add(s);
+      else for (const s of [1, 2, 3, 4, 5, 11, 12, 13, 4096, f1 >> 1, f1 - 1, f1, f1 + 1, f1 + 3, f1 + 4, f1 + 5, stream.length - 1]) splits.add(s);
+      for (const s of splits) {
+        // A receiver waiting from the start (large frames are assembled), or
+        // arriving once the first part is in.
+        const early = s % 2 === 1;
+        let r1 = early ? b.recvBytes() : undefined;
+        await feed(stream.subarray(0, s));
+        r1 ??= b.recvBytes();
+        const r2 = b.recvBytes();
+        await feed(stream.subarray(s));
+        const [g1, g2] = await Promise.all([r1, r2]);
+        expect({ size, long, s, ok: g1.equals(p1) && g2.equals(p2) }).toEqual({ size, long, s, ok: true });
+      }
+    }
+    expect(await b.poll()).toBe(false);
+  });
+
+  it('prefaults a buffer without changing a byte of it or of its neighbours', () => {
+    const whole = Buffer.allocUnsafe(3 * 1024 * 1024 + 123);
+    for (let i = 0; i < whole.length; i++) whole[i] = (i * 29 + 7) & 0xff;
+    const copy = Buffer.from(whole);
+    binding.pipePrefault(whole.subarray(4097, whole.length - 5000));
+    binding.pipePrefault(whole.subarray(10, 20));
+    binding.pipePrefault(Buffer.alloc(0));
+    expect(whole.equals(copy)).toBe(true);
+  });
+
+  it('refuses, and gives up on, a frame being read straight into its own buffer without losing it', async () => {
+    const [a, b] = pair();
+    const fd = a.fileno();
+    const big = Buffer.alloc(128 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 11) % 256;
+    const frame = Buffer.concat([encodeHeader(big.length), big]);
+    const ac = new AbortController();
+    const first = b.recvBytes(undefined, { signal: ac.signal });
+    writeSync(fd, frame.subarray(0, 40 * 1024));
+    await sleep(5);
+    writeSync(fd, frame.subarray(40 * 1024, 70 * 1024));
+    await sleep(5);
+    ac.abort();
+    await expect(first).rejects.toBeInstanceOf(AbortError);
+    // Too long for this receiver: refused, still first in line.
+    await expect(b.recvBytes(1000)).rejects.toMatchObject({ code: 'EMSGSIZE' });
+    await expect(b.recvBytesInto(Buffer.alloc(1000))).rejects.toMatchObject({ code: 'EMSGSIZE' });
+    const into = Buffer.alloc(big.length + 2);
+    const second = b.recvBytesInto(into, 2);
+    writeSync(fd, frame.subarray(70 * 1024));
+    expect(await second).toBe(big.length);
+    expect(into.subarray(2).equals(big)).toBe(true);
+  });
+
   it('rejects send after close (EBADF) and send to a vanished peer (EPIPE)', async () => {
     const [a, b] = pair();
     a.close();
