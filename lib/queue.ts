@@ -562,36 +562,19 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   /**
-   * Watches the descriptor for what the waiters need, and for nothing when
-   * nobody waits. Dropping interest waits for the check phase: a caller that
-   * awaits get() in a loop asks again before then, which saves an epoll_ctl
-   * pair per message.
+   * Tells the native side what the waiters need now. It costs no system call:
+   * the native side keeps watching interest that is no longer wanted until
+   * it fires (and only unrefs the handle), so a caller that awaits get() in a
+   * loop asks again without an epoll_ctl pair or an extra loop turn per message.
    */
   #watch(): void {
     const h = this.#h;
     if (h === null) return;
     const events = (this.#getters.size > 0 ? READABLE : 0) | (this.#putters.size > 0 ? WRITABLE : 0);
     if (events === this.#events) return;
-    if ((events & this.#events) === this.#events) {
-      binding.mqWatch(h, events, this.#onPoll);
-      this.#events = events;
-    } else if (!this.#narrowing) {
-      this.#narrowing = true;
-      setImmediate(this.#narrow);
-    }
+    binding.mqWatch(h, events, this.#onPoll);
+    this.#events = events;
   }
-
-  #narrowing = false;
-  readonly #narrow = (): void => {
-    this.#narrowing = false;
-    const h = this.#h;
-    if (h === null) return;
-    const events = (this.#getters.size > 0 ? READABLE : 0) | (this.#putters.size > 0 ? WRITABLE : 0);
-    if (events !== this.#events) {
-      binding.mqWatch(h, events, this.#onPoll);
-      this.#events = events;
-    }
-  };
 
   /**
    * The descriptor is ready: serve waiters in arrival order for as long as the

@@ -39,7 +39,12 @@ struct Mq {
   // mq_receive needs a buffer of at least mq_msgsize bytes.
   std::vector<char> buf;
   uv_poll_t* poll = nullptr;
-  int events = 0;
+  // What JavaScript's waiters need now (UV_READABLE / UV_WRITABLE).
+  int want = 0;
+  // What the poll handle watches: a superset of `want`. Interest that is no
+  // longer wanted is dropped lazily, when it fires (see OnPoll), so a loop
+  // that waits again right away costs no epoll_ctl and no extra loop turn.
+  int active = 0;
   napi_env env = nullptr;
   napi_ref callback = nullptr;
   MqRegistry* registry = nullptr;
@@ -406,9 +411,29 @@ Napi::Value MqReceiveSync(const Napi::CallbackInfo& info) {
   }
 }
 
+void OnPoll(uv_poll_t* handle, int status, int events);
+
+// Narrows the poll to what is wanted: stops it when nothing is.
+void Narrow(Mq* mq) {
+  if (mq->want == 0) {
+    uv_poll_stop(mq->poll);
+    mq->active = 0;
+  } else if (uv_poll_start(mq->poll, mq->want, OnPoll) == 0) {
+    mq->active = mq->want;
+  }
+}
+
 void OnPoll(uv_poll_t* handle, int status, int events) {
   auto* mq = static_cast<Mq*>(handle->data);
   if (mq == nullptr || mq->callback == nullptr) return;
+  if (status == 0) {
+    // Readiness nobody waits for any more: stop watching it (once) instead
+    // of waking up for it again.
+    if ((events & ~mq->want) != 0) Narrow(mq);
+    if ((events & mq->want) == 0) return;
+  } else {
+    mq->active = 0;  // libuv stopped the handle on the error
+  }
   napi_env env = mq->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -430,15 +455,17 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-// mqWatch(h, events, callback): watches the descriptor for UV_READABLE and/or
-// UV_WRITABLE; events 0 stops (and then the handle keeps nothing alive).
-// callback(status, events) runs on the event loop, repeatedly while the
-// readiness lasts.
+// mqWatch(h, events, callback): the waiters now need UV_READABLE and/or
+// UV_WRITABLE; 0: nobody waits. callback(status, events) runs on the event
+// loop, repeatedly while a wanted readiness lasts. Widening starts the poll
+// at once; narrowing only records the wish and unrefs the handle (an idle
+// queue keeps nothing alive): the poll drops the interest the first time it
+// fires unwanted, so waiting again before then costs no system call.
 Napi::Value MqWatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Mq* mq = GetMqCpp(env, info[0], "uv_poll_start");
-  int events = info[1].As<Napi::Number>().Int32Value() &
-               (UV_READABLE | UV_WRITABLE);
+  int want = info[1].As<Napi::Number>().Int32Value() &
+             (UV_READABLE | UV_WRITABLE);
   if (mq->callback == nullptr) {
     if (!info[2].IsFunction()) {
       throw Napi::TypeError::New(env, "mqWatch needs a callback first");
@@ -447,31 +474,36 @@ Napi::Value MqWatch(const Napi::CallbackInfo& info) {
     // strong reference would keep an abandoned Queue from being collected.
     napi_create_reference(env, info[2], 0, &mq->callback);
   }
-  if (events == mq->events) return env.Undefined();
-  if (events == 0) {
-    if (mq->poll != nullptr) uv_poll_stop(mq->poll);
-    mq->events = 0;
-    napi_reference_unref(env, mq->callback, nullptr);
-    return env.Undefined();
-  }
-  if (mq->poll == nullptr) {
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-      ThrowIPCError(env, EINVAL, "napi_get_uv_event_loop", mq->name);
+  if (want == mq->want) return env.Undefined();
+  if ((want & ~mq->active) != 0) {
+    if (mq->poll == nullptr) {
+      uv_loop_t* loop = nullptr;
+      if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+        ThrowIPCError(env, EINVAL, "napi_get_uv_event_loop", mq->name);
+      }
+      auto* p = new uv_poll_t();
+      int r = uv_poll_init(loop, p, mq->mqd);
+      if (r != 0) {
+        delete p;
+        ThrowIPCError(env, -r, "uv_poll_init", mq->name);
+      }
+      p->data = mq;
+      mq->poll = p;
     }
-    auto* p = new uv_poll_t();
-    int r = uv_poll_init(loop, p, mq->mqd);
-    if (r != 0) {
-      delete p;
-      ThrowIPCError(env, -r, "uv_poll_init", mq->name);
-    }
-    p->data = mq;
-    mq->poll = p;
+    int r = uv_poll_start(mq->poll, mq->active | want, OnPoll);
+    if (r != 0) ThrowIPCError(env, -r, "uv_poll_start", mq->name);
+    mq->active |= want;
   }
-  int r = uv_poll_start(mq->poll, events, OnPoll);
-  if (r != 0) ThrowIPCError(env, -r, "uv_poll_start", mq->name);
-  if (mq->events == 0) napi_reference_ref(env, mq->callback, nullptr);
-  mq->events = events;
+  if (mq->poll != nullptr) {
+    if (want != 0) {
+      uv_ref(reinterpret_cast<uv_handle_t*>(mq->poll));
+    } else {
+      uv_unref(reinterpret_cast<uv_handle_t*>(mq->poll));
+    }
+  }
+  if (mq->want == 0) napi_reference_ref(env, mq->callback, nullptr);
+  if (want == 0) napi_reference_unref(env, mq->callback, nullptr);
+  mq->want = want;
   return env.Undefined();
 }
 
