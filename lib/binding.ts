@@ -66,6 +66,8 @@ export interface MqBinding {
   mqReceive(h: Handle): Buffer | null;
   /** Up to max messages; empty when the queue is empty. */
   mqReceiveMany(h: Handle, max: number): Buffer[];
+  /** Receives into `into` (>= mq_msgsize bytes): the length, or -1 when empty. */
+  mqReceiveInto(h: Handle, into: Buffer): number;
   mqLastPriority(h: Handle): number;
   /** Blocks up to timeoutMs (< 0: forever); false when it timed out. */
   mqSendSync(h: Handle, bytes: Uint8Array, priority: number, timeoutMs: number): boolean;

@@ -68,6 +68,21 @@ const raw: Codec<Buffer> = {
   decode: (bytes) => bytes,
 };
 
+/**
+ * Decodes the first `n` bytes of a scratch buffer that the next receive will
+ * overwrite: JSON straight from it (the text is a copy), the other codecs
+ * from a copy of the bytes, since they may keep them (raw returns them; the
+ * v8 deserializer returns typed arrays that view its input). The copy comes
+ * from Node's Buffer pool when small, as `Buffer.allocUnsafe` does.
+ * @internal
+ */
+export function decodeScratch<T>(codec: Codec<T>, scratch: Buffer, n: number): T {
+  if (codec === (json as Codec<T>)) return JSON.parse(scratch.toString('utf8', 0, n)) as T;
+  const copy = Buffer.allocUnsafe(n);
+  scratch.copy(copy, 0, 0, n);
+  return codec.decode(copy);
+}
+
 /** Resolves a codec option to a codec; TypeError for unknown names or shapes. */
 export function resolveCodec<T>(option: unknown): Codec<T> {
   if (option === undefined || option === 'json') return json as Codec<T>;

@@ -6,7 +6,7 @@
  */
 import { binding } from './binding.js';
 import type { Handle, MqWatchCallback } from './binding.js';
-import { resolveCodec } from './codec.js';
+import { decodeScratch, resolveCodec } from './codec.js';
 import type { Codec, CodecOption } from './codec.js';
 import { abortError, closedError, ipcError, IPCError } from './errors.js';
 import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './queue-large.js';
@@ -147,6 +147,8 @@ interface Putter extends Waiter {
 const READABLE = 1;
 const WRITABLE = 2;
 const RESOLVED = Promise.resolve();
+/** What #take returns from an empty queue (items may be null or undefined). */
+const NONE: unique symbol = Symbol('none');
 
 function first<W>(set: Set<W>): W | undefined {
   for (const w of set) return w;
@@ -182,6 +184,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   readonly #putters = new Set<Putter>();
   #events = 0;
   readonly #onPoll: MqWatchCallback;
+  /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
+  readonly #rx: Buffer;
 
   /**
    * Opens the queue `name`, creating it if it is missing. `"jobs"` and `"/jobs"`
@@ -234,6 +238,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     // Whoever may open the queue may read its side segments, and nobody else.
     this.#segmentMode = attr.mode ?? mode;
     this.#onPoll = (status) => this.#serve(status);
+    this.#rx = Buffer.allocUnsafeSlow(attr.msgsize);
   }
 
   #handle(syscall: string): Handle {
@@ -288,6 +293,21 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     const bytes = this.#codec.encode(item);
     if (bytes.length <= this.#msgsize && !hasMagic(bytes)) return { bytes, segment: undefined };
     return writeLarge(this.#name, bytes, this.#segmentMode, this.#msgsize);
+  }
+
+  /** Receives one message and decodes it; NONE when the queue is empty. */
+  #take(h: Handle): T | typeof NONE {
+    const n = binding.mqReceiveInto(h, this.#rx);
+    return n < 0 ? NONE : this.#decodeRx(n);
+  }
+
+  /** Decodes the `n` bytes just received into #rx. */
+  #decodeRx(n: number): T {
+    const rx = this.#rx;
+    if (n > LARGE_HEADER && rx[0] === 0 && hasMagic(rx)) {
+      return this.#codec.decode(readLarge(this.#name, rx.subarray(0, n)));
+    }
+    return decodeScratch(this.#codec, rx, n);
   }
 
   #decode(bytes: Buffer): T {
@@ -410,8 +430,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       const h = this.#h;
       if (options === undefined && h !== null) {
         if (this.#getters.size === 0) {
-          const b = binding.mqReceive(h);
-          if (b !== null) return Promise.resolve(this.#decode(b));
+          const v = this.#take(h);
+          if (v !== NONE) return Promise.resolve(v);
         }
         return this.#waitGet(0, -1, undefined) as Promise<T>;
       }
@@ -421,8 +441,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       throwIfAborted(signal);
       const handle = this.#handle('mq_receive');
       if (this.#getters.size === 0) {
-        const b = binding.mqReceive(handle);
-        if (b !== null) return Promise.resolve(this.#decode(b));
+        const v = this.#take(handle);
+        if (v !== NONE) return Promise.resolve(v);
       }
       if (timeout === 0) throw this.#empty(0);
       return this.#waitGet(0, timeout, signal) as Promise<T>;
@@ -461,9 +481,9 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   getNowait(): T {
     const h = this.#h;
     if (h === null) throw closedError('queue', 'mq_receive', this.#name);
-    const b = binding.mqReceive(h);
-    if (b === null) throw this.#empty(0);
-    return this.#decode(b);
+    const v = this.#take(h);
+    if (v === NONE) throw this.#empty(0);
+    return v;
   }
 
   /**
@@ -609,11 +629,11 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     for (let g = first(this.#getters); g !== undefined; g = first(this.#getters)) {
       let value: unknown;
       if (g.max === 0) {
-        const b = binding.mqReceive(h);
-        if (b === null) return;
+        const n = binding.mqReceiveInto(h, this.#rx);
+        if (n < 0) return;
         this.#done(getters, g);
         try {
-          value = this.#decode(b);
+          value = this.#decodeRx(n);
         } catch (err) {
           g.reject(err);
           continue;

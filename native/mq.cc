@@ -335,6 +335,34 @@ napi_value MqReceive(napi_env env, napi_callback_info cbinfo) {
   return result;
 }
 
+// mqReceiveInto(h, buffer) -> the message length, or -1 when the queue is
+// empty. The message lands in `buffer` (at least mq_msgsize bytes, owned by
+// the Queue and reused): no Buffer is allocated per message; JavaScript
+// decodes it (or copies it out) before the next receive.
+napi_value MqReceiveInto(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  Mq* mq = GetMq(env, argv[0], "mq_receive");
+  if (mq == nullptr) return nullptr;
+  const char* data;
+  size_t len;
+  if (!GetBytes(env, argv[1], &data, &len)) return nullptr;
+  unsigned prio = 0;
+  ssize_t n = RetryEintr([&] {
+    return mq_receive(mq->mqd, const_cast<char*>(data), len, &prio);
+  });
+  napi_value result;
+  if (n < 0) {
+    if (errno != EAGAIN) return ThrowIPCErrorC(env, errno, "mq_receive", mq->name);
+    n = -1;
+  } else {
+    mq->last_priority = prio;
+  }
+  napi_create_int32(env, static_cast<int32_t>(n), &result);
+  return result;
+}
+
 // mqReceiveMany(h, max) -> Buffer[] (empty when the queue is empty).
 napi_value MqReceiveMany(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 2;
@@ -537,6 +565,7 @@ void InitMq(Napi::Env env, Napi::Object exports) {
   SetRawFunction(env, exports, "mqSendMany", MqSendMany);
   SetRawFunction(env, exports, "mqReceive", MqReceive);
   SetRawFunction(env, exports, "mqReceiveMany", MqReceiveMany);
+  SetRawFunction(env, exports, "mqReceiveInto", MqReceiveInto);
   SetRawFunction(env, exports, "mqLastPriority", MqLastPriority);
   exports.Set("mqSendSync", Napi::Function::New(env, MqSendSync));
   exports.Set("mqReceiveSync", Napi::Function::New(env, MqReceiveSync));
