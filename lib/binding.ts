@@ -60,6 +60,8 @@ export interface MqBinding {
   mqCurmsgs(h: Handle): number;
   /** false when the queue is full. */
   mqSend(h: Handle, bytes: Uint8Array, priority: number): boolean;
+  /** Sends the UTF-8 of `text` (the caller ensures it fits mq_msgsize): false when full. */
+  mqSendText(h: Handle, text: string, priority: number): boolean;
   /** How many of bytes[start..] were sent before the queue was full. */
   mqSendMany(h: Handle, bytes: Uint8Array[], priority: number, start: number): number;
   /** null when the queue is empty. */

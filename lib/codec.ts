@@ -24,13 +24,18 @@ export interface Codec<T = unknown> {
 /** How items are encoded: a built-in name or a custom codec. */
 export type CodecOption<T = unknown> = 'json' | 'v8' | 'raw' | Codec<T>;
 
+/** The JSON text of `item`, as the json codec encodes it (TypeError if JSON cannot express it). @internal */
+export function jsonText(item: unknown): string {
+  const text = JSON.stringify(item);
+  if (text === undefined) {
+    throw typeError('ERR_IPC_ENCODE', `Cannot encode ${typeof item} as JSON`);
+  }
+  return text;
+}
+
 const json: Codec = {
   encode(item) {
-    const text = JSON.stringify(item);
-    if (text === undefined) {
-      throw typeError('ERR_IPC_ENCODE', `Cannot encode ${typeof item} as JSON`);
-    }
-    return Buffer.from(text, 'utf8');
+    return Buffer.from(jsonText(item), 'utf8');
   },
   decode(bytes) {
     return JSON.parse(bytes.toString('utf8'));
@@ -67,6 +72,11 @@ const raw: Codec<Buffer> = {
   encode: (item) => toBuffer(item),
   decode: (bytes) => bytes,
 };
+
+/** True for the built-in json codec. @internal */
+export function isJsonCodec(codec: Codec<any>): boolean {
+  return codec === json;
+}
 
 /**
  * Decodes the first `n` bytes of a scratch buffer that the next receive will

@@ -6,7 +6,7 @@
  */
 import { binding } from './binding.js';
 import type { Handle, MqWatchCallback } from './binding.js';
-import { decodeScratch, resolveCodec } from './codec.js';
+import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from './codec.js';
 import type { Codec, CodecOption } from './codec.js';
 import { abortError, closedError, ipcError, IPCError } from './errors.js';
 import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './queue-large.js';
@@ -186,6 +186,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   readonly #onPoll: MqWatchCallback;
   /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
   readonly #rx: Buffer;
+  /** The json codec: short items go to mq_send as text, without a Buffer. */
+  readonly #json: boolean;
 
   /**
    * Opens the queue `name`, creating it if it is missing. `"jobs"` and `"/jobs"`
@@ -239,6 +241,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     this.#segmentMode = attr.mode ?? mode;
     this.#onPoll = (status) => this.#serve(status);
     this.#rx = Buffer.allocUnsafeSlow(attr.msgsize);
+    this.#json = isJsonCodec(this.#codec);
   }
 
   #handle(syscall: string): Handle {
@@ -331,6 +334,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     try {
       const h = this.#h;
       if (options === undefined && h !== null) {
+        if (this.#json && this.#putters.size === 0) {
+          // UTF-8 takes at most 3 bytes per UTF-16 unit: this text fits a message.
+          const text = jsonText(item);
+          if (text.length * 3 < this.#msgsize) {
+            if (binding.mqSendText(h, text, 0)) return RESOLVED;
+            return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], 0, -1, undefined);
+          }
+        }
         msg = this.#encode(item);
         if (this.#putters.size === 0 && binding.mqSend(h, msg.bytes, 0)) return RESOLVED;
         return this.#waitPut([msg], 0, -1, undefined);
@@ -341,6 +352,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       const priority = this.#priority(o.priority);
       throwIfAborted(signal);
       const handle = this.#handle('mq_send');
+      if (this.#json && this.#putters.size === 0) {
+        const text = jsonText(item);
+        if (text.length * 3 < this.#msgsize) {
+          if (binding.mqSendText(handle, text, priority)) return RESOLVED;
+          if (timeout === 0) throw this.#full(0);
+          return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], priority, timeout, signal);
+        }
+      }
       msg = this.#encode(item);
       if (this.#putters.size === 0 && binding.mqSend(handle, msg.bytes, priority)) return RESOLVED;
       if (timeout === 0) throw this.#full(0);
@@ -388,6 +407,13 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     const h = this.#h;
     const priority = options === undefined ? 0 : this.#priority(validateOptions<PutOptions>(options).priority);
     if (h === null) throw closedError('queue', 'mq_send', this.#name);
+    if (this.#json) {
+      const text = jsonText(item);
+      if (text.length * 3 < this.#msgsize) {
+        if (!binding.mqSendText(h, text, priority)) throw this.#full(0);
+        return;
+      }
+    }
     const msg = this.#encode(item);
     let sent = false;
     try {

@@ -287,6 +287,35 @@ napi_value MqSend(napi_env env, napi_callback_info cbinfo) {
   return result;
 }
 
+// mqSendText(h, text, priority) -> boolean: sends the UTF-8 of `text`,
+// written into the queue's scratch buffer (no Buffer per message); false
+// when the queue is full. The caller ensures 3 * text.length < mq_msgsize,
+// so the text always fits; a text that would not is EMSGSIZE, never cut.
+napi_value MqSendText(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  Mq* mq = GetMq(env, argv[0], "mq_send");
+  if (mq == nullptr) return nullptr;
+  size_t units = 0;
+  if (napi_get_value_string_utf16(env, argv[1], nullptr, 0, &units) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "message must be a string");
+    return nullptr;
+  }
+  if (units * 3 >= mq->buf.size()) {
+    return ThrowIPCErrorC(env, EMSGSIZE, "mq_send", mq->name);
+  }
+  size_t len = 0;
+  napi_get_value_string_utf8(env, argv[1], mq->buf.data(), mq->buf.size(), &len);
+  uint32_t prio = 0;
+  napi_get_value_uint32(env, argv[2], &prio);
+  int r = SendOnce(mq, mq->buf.data(), len, prio);
+  if (r != 0 && r != EAGAIN) return ThrowIPCErrorC(env, r, "mq_send", mq->name);
+  napi_value result;
+  napi_get_boolean(env, r == 0, &result);
+  return result;
+}
+
 // mqSendMany(h, arrayOfBytes, priority, start) -> how many were sent from
 // index `start` on before the queue was full.
 napi_value MqSendMany(napi_env env, napi_callback_info cbinfo) {
@@ -468,7 +497,7 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   napi_value cb, recv, argv[2], result;
   cb = nullptr;
   napi_get_reference_value(env, mq->callback, &cb);
-  napi_get_global(env, &recv);
+  napi_get_global(env, &recv);  // make_callback wants an object
   napi_create_int32(env, status, &argv[0]);
   napi_create_int32(env, events, &argv[1]);
   // make_callback, not call_function: this runs from the loop, so the
@@ -562,6 +591,7 @@ void InitMq(Napi::Env env, Napi::Object exports) {
   exports.Set("mqAttr", Napi::Function::New(env, MqAttr));
   SetRawFunction(env, exports, "mqCurmsgs", MqCurmsgs);
   SetRawFunction(env, exports, "mqSend", MqSend);
+  SetRawFunction(env, exports, "mqSendText", MqSendText);
   SetRawFunction(env, exports, "mqSendMany", MqSendMany);
   SetRawFunction(env, exports, "mqReceive", MqReceive);
   SetRawFunction(env, exports, "mqReceiveMany", MqReceiveMany);

@@ -324,6 +324,29 @@ describe('Queue wake-ups and receive buffers', () => {
     await echo;
   });
 
+  it('json items around the message size keep their exact UTF-8 bytes, by put, putNowait and a put that waited', async () => {
+    const q = fresh<string>({ maxsize: 2, maxMessageSize: 128 });
+    const raw = other<Buffer>(q, { codec: 'raw' });
+    // 3 * JSON length < 128 goes to mq_send as text; longer ones as a Buffer (if the bytes fit) or a side segment.
+    const items = ['é'.repeat(40), '😀'.repeat(20), 'é'.repeat(41), 'a'.repeat(124), 'é'.repeat(100), 'x', ''];
+    for (const item of items) {
+      await q.put(item);
+      q.putNowait(item);
+      expect(raw.getNowait()).toEqual(Buffer.from(JSON.stringify(item)));
+      expect(q.getNowait()).toBe(item);
+    }
+    q.putNowait('a');
+    q.putNowait('b');
+    const waited = q.put('ü', { timeout: 5000 });
+    expect(() => q.putNowait('c')).toThrow(Full);
+    expect([q.getNowait(), q.getNowait()]).toEqual(['a', 'b']);
+    await waited;
+    expect(raw.getNowait()).toEqual(Buffer.from('"ü"'));
+    expect(() => q.putNowait(undefined as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_IPC_ENCODE' }));
+    await expect(q.put(undefined as unknown as string)).rejects.toMatchObject({ code: 'ERR_IPC_ENCODE' });
+    expect(q.qsize()).toBe(0);
+  });
+
   it('received raw buffers and v8 typed arrays are the caller\'s own, not views of a reused buffer', async () => {
     const q = fresh<Buffer>({ codec: 'raw' });
     q.putNowait(Buffer.from('first'));
