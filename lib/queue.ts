@@ -304,6 +304,34 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     return n < 0 ? NONE : this.#decodeRx(n);
   }
 
+  /**
+   * Receives and decodes up to `max` messages that are there now, each
+   * through #rx (no Buffer per message). A receive failure after the first
+   * message is left for the next call, so nothing taken is lost; a decode
+   * failure stops there and comes back as `error` (NONE when all went well).
+   */
+  #takeMany(h: Handle, max: number): { items: T[]; taken: number; error: unknown } {
+    const items: T[] = [];
+    let taken = 0;
+    while (taken < max) {
+      let n: number;
+      try {
+        n = binding.mqReceiveInto(h, this.#rx);
+      } catch (err) {
+        if (taken > 0) break;
+        throw err;
+      }
+      if (n < 0) break;
+      taken++;
+      try {
+        items.push(this.#decodeRx(n));
+      } catch (err) {
+        return { items, taken, error: err };
+      }
+    }
+    return { items, taken, error: NONE };
+  }
+
   /** Decodes the `n` bytes just received into #rx. */
   #decodeRx(n: number): T {
     const rx = this.#rx;
@@ -493,8 +521,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       throwIfAborted(signal);
       const h = this.#handle('mq_receive');
       if (this.#getters.size === 0) {
-        const bs = binding.mqReceiveMany(h, max);
-        if (bs.length > 0) return Promise.resolve(bs.map((b) => this.#decode(b)));
+        const r = this.#takeMany(h, max);
+        if (r.taken > 0) return r.error === NONE ? Promise.resolve(r.items) : Promise.reject(r.error);
       }
       if (timeout === 0) throw this.#empty(0);
       return this.#waitGet(max, timeout, signal) as Promise<T[]>;
@@ -665,15 +693,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
           continue;
         }
       } else {
-        const bs = binding.mqReceiveMany(h, g.max);
-        if (bs.length === 0) return;
+        const r = this.#takeMany(h, g.max);
+        if (r.taken === 0) return;
         this.#done(getters, g);
-        try {
-          value = bs.map((b) => this.#decode(b));
-        } catch (err) {
-          g.reject(err);
+        if (r.error !== NONE) {
+          g.reject(r.error);
           continue;
         }
+        value = r.items;
       }
       g.resolve(value);
     }
