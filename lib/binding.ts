@@ -60,12 +60,16 @@ export interface MqBinding {
   mqCurmsgs(h: Handle): number;
   /** false when the queue is full. */
   mqSend(h: Handle, bytes: Uint8Array, priority: number): boolean;
+  /** Sends the UTF-8 of `text` (the caller ensures it fits mq_msgsize): false when full. */
+  mqSendText(h: Handle, text: string, priority: number): boolean;
   /** How many of bytes[start..] were sent before the queue was full. */
   mqSendMany(h: Handle, bytes: Uint8Array[], priority: number, start: number): number;
   /** null when the queue is empty. */
   mqReceive(h: Handle): Buffer | null;
   /** Up to max messages; empty when the queue is empty. */
   mqReceiveMany(h: Handle, max: number): Buffer[];
+  /** Receives into `into` (>= mq_msgsize bytes): the length, or -1 when empty. */
+  mqReceiveInto(h: Handle, into: Buffer): number;
   mqLastPriority(h: Handle): number;
   /** Blocks up to timeoutMs (< 0: forever); false when it timed out. */
   mqSendSync(h: Handle, bytes: Uint8Array, priority: number, timeoutMs: number): boolean;

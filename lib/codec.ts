@@ -24,13 +24,18 @@ export interface Codec<T = unknown> {
 /** How items are encoded: a built-in name or a custom codec. */
 export type CodecOption<T = unknown> = 'json' | 'v8' | 'raw' | Codec<T>;
 
+/** The JSON text of `item`, as the json codec encodes it (TypeError if JSON cannot express it). @internal */
+export function jsonText(item: unknown): string {
+  const text = JSON.stringify(item);
+  if (text === undefined) {
+    throw typeError('ERR_IPC_ENCODE', `Cannot encode ${typeof item} as JSON`);
+  }
+  return text;
+}
+
 const json: Codec = {
   encode(item) {
-    const text = JSON.stringify(item);
-    if (text === undefined) {
-      throw typeError('ERR_IPC_ENCODE', `Cannot encode ${typeof item} as JSON`);
-    }
-    return Buffer.from(text, 'utf8');
+    return Buffer.from(jsonText(item), 'utf8');
   },
   decode(bytes) {
     return JSON.parse(bytes.toString('utf8'));
@@ -67,6 +72,26 @@ const raw: Codec<Buffer> = {
   encode: (item) => toBuffer(item),
   decode: (bytes) => bytes,
 };
+
+/** True for the built-in json codec. @internal */
+export function isJsonCodec(codec: Codec<any>): boolean {
+  return codec === json;
+}
+
+/**
+ * Decodes the first `n` bytes of a scratch buffer that the next receive will
+ * overwrite: JSON straight from it (the text is a copy), the other codecs
+ * from a copy of the bytes, since they may keep them (raw returns them; the
+ * v8 deserializer returns typed arrays that view its input). The copy comes
+ * from Node's Buffer pool when small, as `Buffer.allocUnsafe` does.
+ * @internal
+ */
+export function decodeScratch<T>(codec: Codec<T>, scratch: Buffer, n: number): T {
+  if (codec === (json as Codec<T>)) return JSON.parse(scratch.toString('utf8', 0, n)) as T;
+  const copy = Buffer.allocUnsafe(n);
+  scratch.copy(copy, 0, 0, n);
+  return codec.decode(copy);
+}
 
 /** Resolves a codec option to a codec; TypeError for unknown names or shapes. */
 export function resolveCodec<T>(option: unknown): Codec<T> {

@@ -6,7 +6,7 @@
  */
 import { binding } from './binding.js';
 import type { Handle, MqWatchCallback } from './binding.js';
-import { resolveCodec } from './codec.js';
+import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from './codec.js';
 import type { Codec, CodecOption } from './codec.js';
 import { abortError, closedError, ipcError, IPCError } from './errors.js';
 import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './queue-large.js';
@@ -147,6 +147,8 @@ interface Putter extends Waiter {
 const READABLE = 1;
 const WRITABLE = 2;
 const RESOLVED = Promise.resolve();
+/** What #take returns from an empty queue (items may be null or undefined). */
+const NONE: unique symbol = Symbol('none');
 
 function first<W>(set: Set<W>): W | undefined {
   for (const w of set) return w;
@@ -182,6 +184,10 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   readonly #putters = new Set<Putter>();
   #events = 0;
   readonly #onPoll: MqWatchCallback;
+  /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
+  readonly #rx: Buffer;
+  /** The json codec: short items go to mq_send as text, without a Buffer. */
+  readonly #json: boolean;
 
   /**
    * Opens the queue `name`, creating it if it is missing. `"jobs"` and `"/jobs"`
@@ -234,6 +240,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     // Whoever may open the queue may read its side segments, and nobody else.
     this.#segmentMode = attr.mode ?? mode;
     this.#onPoll = (status) => this.#serve(status);
+    this.#rx = Buffer.allocUnsafeSlow(attr.msgsize);
+    this.#json = isJsonCodec(this.#codec);
   }
 
   #handle(syscall: string): Handle {
@@ -290,6 +298,49 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     return writeLarge(this.#name, bytes, this.#segmentMode, this.#msgsize);
   }
 
+  /** Receives one message and decodes it; NONE when the queue is empty. */
+  #take(h: Handle): T | typeof NONE {
+    const n = binding.mqReceiveInto(h, this.#rx);
+    return n < 0 ? NONE : this.#decodeRx(n);
+  }
+
+  /**
+   * Receives and decodes up to `max` messages that are there now, each
+   * through #rx (no Buffer per message). A receive failure after the first
+   * message is left for the next call, so nothing taken is lost; a decode
+   * failure stops there and comes back as `error` (NONE when all went well).
+   */
+  #takeMany(h: Handle, max: number): { items: T[]; taken: number; error: unknown } {
+    const items: T[] = [];
+    let taken = 0;
+    while (taken < max) {
+      let n: number;
+      try {
+        n = binding.mqReceiveInto(h, this.#rx);
+      } catch (err) {
+        if (taken > 0) break;
+        throw err;
+      }
+      if (n < 0) break;
+      taken++;
+      try {
+        items.push(this.#decodeRx(n));
+      } catch (err) {
+        return { items, taken, error: err };
+      }
+    }
+    return { items, taken, error: NONE };
+  }
+
+  /** Decodes the `n` bytes just received into #rx. */
+  #decodeRx(n: number): T {
+    const rx = this.#rx;
+    if (n > LARGE_HEADER && rx[0] === 0 && hasMagic(rx)) {
+      return this.#codec.decode(readLarge(this.#name, rx.subarray(0, n)));
+    }
+    return decodeScratch(this.#codec, rx, n);
+  }
+
   #decode(bytes: Buffer): T {
     if (bytes.length > LARGE_HEADER && bytes[0] === 0 && hasMagic(bytes)) {
       return this.#codec.decode(readLarge(this.#name, bytes));
@@ -311,6 +362,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     try {
       const h = this.#h;
       if (options === undefined && h !== null) {
+        if (this.#json && this.#putters.size === 0) {
+          // UTF-8 takes at most 3 bytes per UTF-16 unit: this text fits a message.
+          const text = jsonText(item);
+          if (text.length * 3 < this.#msgsize) {
+            if (binding.mqSendText(h, text, 0)) return RESOLVED;
+            return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], 0, -1, undefined);
+          }
+        }
         msg = this.#encode(item);
         if (this.#putters.size === 0 && binding.mqSend(h, msg.bytes, 0)) return RESOLVED;
         return this.#waitPut([msg], 0, -1, undefined);
@@ -321,6 +380,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       const priority = this.#priority(o.priority);
       throwIfAborted(signal);
       const handle = this.#handle('mq_send');
+      if (this.#json && this.#putters.size === 0) {
+        const text = jsonText(item);
+        if (text.length * 3 < this.#msgsize) {
+          if (binding.mqSendText(handle, text, priority)) return RESOLVED;
+          if (timeout === 0) throw this.#full(0);
+          return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], priority, timeout, signal);
+        }
+      }
       msg = this.#encode(item);
       if (this.#putters.size === 0 && binding.mqSend(handle, msg.bytes, priority)) return RESOLVED;
       if (timeout === 0) throw this.#full(0);
@@ -368,6 +435,13 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     const h = this.#h;
     const priority = options === undefined ? 0 : this.#priority(validateOptions<PutOptions>(options).priority);
     if (h === null) throw closedError('queue', 'mq_send', this.#name);
+    if (this.#json) {
+      const text = jsonText(item);
+      if (text.length * 3 < this.#msgsize) {
+        if (!binding.mqSendText(h, text, priority)) throw this.#full(0);
+        return;
+      }
+    }
     const msg = this.#encode(item);
     let sent = false;
     try {
@@ -410,8 +484,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       const h = this.#h;
       if (options === undefined && h !== null) {
         if (this.#getters.size === 0) {
-          const b = binding.mqReceive(h);
-          if (b !== null) return Promise.resolve(this.#decode(b));
+          const v = this.#take(h);
+          if (v !== NONE) return Promise.resolve(v);
         }
         return this.#waitGet(0, -1, undefined) as Promise<T>;
       }
@@ -421,8 +495,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       throwIfAborted(signal);
       const handle = this.#handle('mq_receive');
       if (this.#getters.size === 0) {
-        const b = binding.mqReceive(handle);
-        if (b !== null) return Promise.resolve(this.#decode(b));
+        const v = this.#take(handle);
+        if (v !== NONE) return Promise.resolve(v);
       }
       if (timeout === 0) throw this.#empty(0);
       return this.#waitGet(0, timeout, signal) as Promise<T>;
@@ -447,8 +521,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       throwIfAborted(signal);
       const h = this.#handle('mq_receive');
       if (this.#getters.size === 0) {
-        const bs = binding.mqReceiveMany(h, max);
-        if (bs.length > 0) return Promise.resolve(bs.map((b) => this.#decode(b)));
+        const r = this.#takeMany(h, max);
+        if (r.taken > 0) return r.error === NONE ? Promise.resolve(r.items) : Promise.reject(r.error);
       }
       if (timeout === 0) throw this.#empty(0);
       return this.#waitGet(max, timeout, signal) as Promise<T[]>;
@@ -461,9 +535,9 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   getNowait(): T {
     const h = this.#h;
     if (h === null) throw closedError('queue', 'mq_receive', this.#name);
-    const b = binding.mqReceive(h);
-    if (b === null) throw this.#empty(0);
-    return this.#decode(b);
+    const v = this.#take(h);
+    if (v === NONE) throw this.#empty(0);
+    return v;
   }
 
   /**
@@ -562,36 +636,19 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   /**
-   * Watches the descriptor for what the waiters need, and for nothing when
-   * nobody waits. Dropping interest waits for the check phase: a caller that
-   * awaits get() in a loop asks again before then, which saves an epoll_ctl
-   * pair per message.
+   * Tells the native side what the waiters need now. It costs no system call:
+   * the native side keeps watching interest that is no longer wanted until
+   * it fires (and only unrefs the handle), so a caller that awaits get() in a
+   * loop asks again without an epoll_ctl pair or an extra loop turn per message.
    */
   #watch(): void {
     const h = this.#h;
     if (h === null) return;
     const events = (this.#getters.size > 0 ? READABLE : 0) | (this.#putters.size > 0 ? WRITABLE : 0);
     if (events === this.#events) return;
-    if ((events & this.#events) === this.#events) {
-      binding.mqWatch(h, events, this.#onPoll);
-      this.#events = events;
-    } else if (!this.#narrowing) {
-      this.#narrowing = true;
-      setImmediate(this.#narrow);
-    }
+    binding.mqWatch(h, events, this.#onPoll);
+    this.#events = events;
   }
-
-  #narrowing = false;
-  readonly #narrow = (): void => {
-    this.#narrowing = false;
-    const h = this.#h;
-    if (h === null) return;
-    const events = (this.#getters.size > 0 ? READABLE : 0) | (this.#putters.size > 0 ? WRITABLE : 0);
-    if (events !== this.#events) {
-      binding.mqWatch(h, events, this.#onPoll);
-      this.#events = events;
-    }
-  };
 
   /**
    * The descriptor is ready: serve waiters in arrival order for as long as the
@@ -626,25 +683,24 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     for (let g = first(this.#getters); g !== undefined; g = first(this.#getters)) {
       let value: unknown;
       if (g.max === 0) {
-        const b = binding.mqReceive(h);
-        if (b === null) return;
+        const n = binding.mqReceiveInto(h, this.#rx);
+        if (n < 0) return;
         this.#done(getters, g);
         try {
-          value = this.#decode(b);
+          value = this.#decodeRx(n);
         } catch (err) {
           g.reject(err);
           continue;
         }
       } else {
-        const bs = binding.mqReceiveMany(h, g.max);
-        if (bs.length === 0) return;
+        const r = this.#takeMany(h, g.max);
+        if (r.taken === 0) return;
         this.#done(getters, g);
-        try {
-          value = bs.map((b) => this.#decode(b));
-        } catch (err) {
-          g.reject(err);
+        if (r.error !== NONE) {
+          g.reject(r.error);
           continue;
         }
+        value = r.items;
       }
       g.resolve(value);
     }

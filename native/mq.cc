@@ -39,7 +39,12 @@ struct Mq {
   // mq_receive needs a buffer of at least mq_msgsize bytes.
   std::vector<char> buf;
   uv_poll_t* poll = nullptr;
-  int events = 0;
+  // What JavaScript's waiters need now (UV_READABLE / UV_WRITABLE).
+  int want = 0;
+  // What the poll handle watches: a superset of `want`. Interest that is no
+  // longer wanted is dropped lazily, when it fires (see OnPoll), so a loop
+  // that waits again right away costs no epoll_ctl and no extra loop turn.
+  int active = 0;
   napi_env env = nullptr;
   napi_ref callback = nullptr;
   MqRegistry* registry = nullptr;
@@ -282,6 +287,35 @@ napi_value MqSend(napi_env env, napi_callback_info cbinfo) {
   return result;
 }
 
+// mqSendText(h, text, priority) -> boolean: sends the UTF-8 of `text`,
+// written into the queue's scratch buffer (no Buffer per message); false
+// when the queue is full. The caller ensures 3 * text.length < mq_msgsize,
+// so the text always fits; a text that would not is EMSGSIZE, never cut.
+napi_value MqSendText(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  Mq* mq = GetMq(env, argv[0], "mq_send");
+  if (mq == nullptr) return nullptr;
+  size_t units = 0;
+  if (napi_get_value_string_utf16(env, argv[1], nullptr, 0, &units) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "message must be a string");
+    return nullptr;
+  }
+  if (units * 3 >= mq->buf.size()) {
+    return ThrowIPCErrorC(env, EMSGSIZE, "mq_send", mq->name);
+  }
+  size_t len = 0;
+  napi_get_value_string_utf8(env, argv[1], mq->buf.data(), mq->buf.size(), &len);
+  uint32_t prio = 0;
+  napi_get_value_uint32(env, argv[2], &prio);
+  int r = SendOnce(mq, mq->buf.data(), len, prio);
+  if (r != 0 && r != EAGAIN) return ThrowIPCErrorC(env, r, "mq_send", mq->name);
+  napi_value result;
+  napi_get_boolean(env, r == 0, &result);
+  return result;
+}
+
 // mqSendMany(h, arrayOfBytes, priority, start) -> how many were sent from
 // index `start` on before the queue was full.
 napi_value MqSendMany(napi_env env, napi_callback_info cbinfo) {
@@ -327,6 +361,34 @@ napi_value MqReceive(napi_env env, napi_callback_info cbinfo) {
   if (n < 0) return ThrowIPCErrorC(env, static_cast<int>(-n), "mq_receive", mq->name);
   napi_create_buffer_copy(env, static_cast<size_t>(n), mq->buf.data(), nullptr,
                           &result);
+  return result;
+}
+
+// mqReceiveInto(h, buffer) -> the message length, or -1 when the queue is
+// empty. The message lands in `buffer` (at least mq_msgsize bytes, owned by
+// the Queue and reused): no Buffer is allocated per message; JavaScript
+// decodes it (or copies it out) before the next receive.
+napi_value MqReceiveInto(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  Mq* mq = GetMq(env, argv[0], "mq_receive");
+  if (mq == nullptr) return nullptr;
+  const char* data;
+  size_t len;
+  if (!GetBytes(env, argv[1], &data, &len)) return nullptr;
+  unsigned prio = 0;
+  ssize_t n = RetryEintr([&] {
+    return mq_receive(mq->mqd, const_cast<char*>(data), len, &prio);
+  });
+  napi_value result;
+  if (n < 0) {
+    if (errno != EAGAIN) return ThrowIPCErrorC(env, errno, "mq_receive", mq->name);
+    n = -1;
+  } else {
+    mq->last_priority = prio;
+  }
+  napi_create_int32(env, static_cast<int32_t>(n), &result);
   return result;
 }
 
@@ -406,16 +468,36 @@ Napi::Value MqReceiveSync(const Napi::CallbackInfo& info) {
   }
 }
 
+void OnPoll(uv_poll_t* handle, int status, int events);
+
+// Narrows the poll to what is wanted: stops it when nothing is.
+void Narrow(Mq* mq) {
+  if (mq->want == 0) {
+    uv_poll_stop(mq->poll);
+    mq->active = 0;
+  } else if (uv_poll_start(mq->poll, mq->want, OnPoll) == 0) {
+    mq->active = mq->want;
+  }
+}
+
 void OnPoll(uv_poll_t* handle, int status, int events) {
   auto* mq = static_cast<Mq*>(handle->data);
   if (mq == nullptr || mq->callback == nullptr) return;
+  if (status == 0) {
+    // Readiness nobody waits for any more: stop watching it (once) instead
+    // of waking up for it again.
+    if ((events & ~mq->want) != 0) Narrow(mq);
+    if ((events & mq->want) == 0) return;
+  } else {
+    mq->active = 0;  // libuv stopped the handle on the error
+  }
   napi_env env = mq->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, argv[2], result;
   cb = nullptr;
   napi_get_reference_value(env, mq->callback, &cb);
-  napi_get_global(env, &recv);
+  napi_get_global(env, &recv);  // make_callback wants an object
   napi_create_int32(env, status, &argv[0]);
   napi_create_int32(env, events, &argv[1]);
   // make_callback, not call_function: this runs from the loop, so the
@@ -430,15 +512,17 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-// mqWatch(h, events, callback): watches the descriptor for UV_READABLE and/or
-// UV_WRITABLE; events 0 stops (and then the handle keeps nothing alive).
-// callback(status, events) runs on the event loop, repeatedly while the
-// readiness lasts.
+// mqWatch(h, events, callback): the waiters now need UV_READABLE and/or
+// UV_WRITABLE; 0: nobody waits. callback(status, events) runs on the event
+// loop, repeatedly while a wanted readiness lasts. Widening starts the poll
+// at once; narrowing only records the wish and unrefs the handle (an idle
+// queue keeps nothing alive): the poll drops the interest the first time it
+// fires unwanted, so waiting again before then costs no system call.
 Napi::Value MqWatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Mq* mq = GetMqCpp(env, info[0], "uv_poll_start");
-  int events = info[1].As<Napi::Number>().Int32Value() &
-               (UV_READABLE | UV_WRITABLE);
+  int want = info[1].As<Napi::Number>().Int32Value() &
+             (UV_READABLE | UV_WRITABLE);
   if (mq->callback == nullptr) {
     if (!info[2].IsFunction()) {
       throw Napi::TypeError::New(env, "mqWatch needs a callback first");
@@ -447,31 +531,36 @@ Napi::Value MqWatch(const Napi::CallbackInfo& info) {
     // strong reference would keep an abandoned Queue from being collected.
     napi_create_reference(env, info[2], 0, &mq->callback);
   }
-  if (events == mq->events) return env.Undefined();
-  if (events == 0) {
-    if (mq->poll != nullptr) uv_poll_stop(mq->poll);
-    mq->events = 0;
-    napi_reference_unref(env, mq->callback, nullptr);
-    return env.Undefined();
-  }
-  if (mq->poll == nullptr) {
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-      ThrowIPCError(env, EINVAL, "napi_get_uv_event_loop", mq->name);
+  if (want == mq->want) return env.Undefined();
+  if ((want & ~mq->active) != 0) {
+    if (mq->poll == nullptr) {
+      uv_loop_t* loop = nullptr;
+      if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+        ThrowIPCError(env, EINVAL, "napi_get_uv_event_loop", mq->name);
+      }
+      auto* p = new uv_poll_t();
+      int r = uv_poll_init(loop, p, mq->mqd);
+      if (r != 0) {
+        delete p;
+        ThrowIPCError(env, -r, "uv_poll_init", mq->name);
+      }
+      p->data = mq;
+      mq->poll = p;
     }
-    auto* p = new uv_poll_t();
-    int r = uv_poll_init(loop, p, mq->mqd);
-    if (r != 0) {
-      delete p;
-      ThrowIPCError(env, -r, "uv_poll_init", mq->name);
-    }
-    p->data = mq;
-    mq->poll = p;
+    int r = uv_poll_start(mq->poll, mq->active | want, OnPoll);
+    if (r != 0) ThrowIPCError(env, -r, "uv_poll_start", mq->name);
+    mq->active |= want;
   }
-  int r = uv_poll_start(mq->poll, events, OnPoll);
-  if (r != 0) ThrowIPCError(env, -r, "uv_poll_start", mq->name);
-  if (mq->events == 0) napi_reference_ref(env, mq->callback, nullptr);
-  mq->events = events;
+  if (mq->poll != nullptr) {
+    if (want != 0) {
+      uv_ref(reinterpret_cast<uv_handle_t*>(mq->poll));
+    } else {
+      uv_unref(reinterpret_cast<uv_handle_t*>(mq->poll));
+    }
+  }
+  if (mq->want == 0) napi_reference_ref(env, mq->callback, nullptr);
+  if (want == 0) napi_reference_unref(env, mq->callback, nullptr);
+  mq->want = want;
   return env.Undefined();
 }
 
@@ -502,9 +591,11 @@ void InitMq(Napi::Env env, Napi::Object exports) {
   exports.Set("mqAttr", Napi::Function::New(env, MqAttr));
   SetRawFunction(env, exports, "mqCurmsgs", MqCurmsgs);
   SetRawFunction(env, exports, "mqSend", MqSend);
+  SetRawFunction(env, exports, "mqSendText", MqSendText);
   SetRawFunction(env, exports, "mqSendMany", MqSendMany);
   SetRawFunction(env, exports, "mqReceive", MqReceive);
   SetRawFunction(env, exports, "mqReceiveMany", MqReceiveMany);
+  SetRawFunction(env, exports, "mqReceiveInto", MqReceiveInto);
   SetRawFunction(env, exports, "mqLastPriority", MqLastPriority);
   exports.Set("mqSendSync", Napi::Function::New(env, MqSendSync));
   exports.Set("mqReceiveSync", Napi::Function::New(env, MqReceiveSync));

@@ -199,11 +199,17 @@ describe('Queue timeouts, nowait, priorities', () => {
     const w = other<number>(q);
     const gets = Array.from({ length: 20 }, () => q.get({ timeout: 10_000 }));
     await sleep(10);
+    // Count every receive, whichever native form the queue uses.
     const original = binding.mqReceive;
+    const originalInto = binding.mqReceiveInto;
     let attempts = 0;
     binding.mqReceive = (h) => {
       attempts += 1;
       return original(h);
+    };
+    binding.mqReceiveInto = (h, into) => {
+      attempts += 1;
+      return originalInto(h, into);
     };
     try {
       w.putNowait(0);
@@ -211,6 +217,7 @@ describe('Queue timeouts, nowait, priorities', () => {
       await sleep(30);
     } finally {
       binding.mqReceive = original;
+      binding.mqReceiveInto = originalInto;
     }
     // One receive takes the message; at most one more finds the queue empty.
     expect(attempts).toBeGreaterThanOrEqual(1);
@@ -272,6 +279,88 @@ describe('Queue timeouts, nowait, priorities', () => {
     ]);
     expect(waiting).toMatchObject({ code: 0, stdout: 'Empty\n' });
     expect(performance.now() - t0).toBeGreaterThanOrEqual(300);
+  });
+});
+
+describe('Queue wake-ups and receive buffers', () => {
+  it('after a served wait, messages that arrive with nobody waiting neither spin the loop nor keep the process alive', async () => {
+    const name = uniqueName('lazy');
+    made.push(name);
+    const url = new URL('../dist/index.js', import.meta.url).href;
+    const script = `
+      import { Queue } from '${url}';
+      const q = new Queue('${name}');
+      const w = new Queue('${name}', { create: false });
+      setTimeout(() => w.putNowait(1), 20);
+      const first = await q.get(); // served through the poll
+      w.putNowait(2);
+      w.putNowait(3); // readable now, and nobody waits
+      const c0 = process.cpuUsage();
+      await new Promise((r) => setTimeout(r, 300));
+      const c = process.cpuUsage(c0);
+      console.log(first, c.user + c.system < 150000 ? 'calm' : 'busy ' + (c.user + c.system));
+      setTimeout(() => w.putNowait(4), 20);
+      console.log(await q.get(), q.getNowait(), await q.get({ timeout: 2000 }));
+      w.putNowait(5); // left in the queue: the process must still exit
+    `;
+    const t0 = performance.now();
+    const r = await run(process.execPath, ['--input-type=module', '-e', script], { timeoutMs: 10_000 });
+    expect(r).toMatchObject({ code: 0, stdout: '1 calm\n2 3 4\n' });
+    expect(performance.now() - t0).toBeLessThan(8000);
+  });
+
+  it('a ping-pong of waiting gets and puts between two handles loses no wake-up', async () => {
+    const a = fresh<number>({ maxsize: 1 }, 'pa');
+    const b = fresh<number>({ maxsize: 1 }, 'pb');
+    const a2 = other<number>(a);
+    const b2 = other<number>(b);
+    const echo = (async () => {
+      for (let i = 0; i < 300; i++) await b2.put((await a2.get({ timeout: 5000 })) + 1);
+    })();
+    for (let i = 0; i < 300; i++) {
+      await a.put(i * 2, { timeout: 5000 });
+      expect(await b.get({ timeout: 5000 })).toBe(i * 2 + 1);
+    }
+    await echo;
+  });
+
+  it('json items around the message size keep their exact UTF-8 bytes, by put, putNowait and a put that waited', async () => {
+    const q = fresh<string>({ maxsize: 2, maxMessageSize: 128 });
+    const raw = other<Buffer>(q, { codec: 'raw' });
+    // 3 * JSON length < 128 goes to mq_send as text; longer ones as a Buffer (if the bytes fit) or a side segment.
+    const items = ['é'.repeat(40), '😀'.repeat(20), 'é'.repeat(41), 'a'.repeat(124), 'é'.repeat(100), 'x', ''];
+    for (const item of items) {
+      await q.put(item);
+      q.putNowait(item);
+      expect(raw.getNowait()).toEqual(Buffer.from(JSON.stringify(item)));
+      expect(q.getNowait()).toBe(item);
+    }
+    q.putNowait('a');
+    q.putNowait('b');
+    const waited = q.put('ü', { timeout: 5000 });
+    expect(() => q.putNowait('c')).toThrow(Full);
+    expect([q.getNowait(), q.getNowait()]).toEqual(['a', 'b']);
+    await waited;
+    expect(raw.getNowait()).toEqual(Buffer.from('"ü"'));
+    expect(() => q.putNowait(undefined as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_IPC_ENCODE' }));
+    await expect(q.put(undefined as unknown as string)).rejects.toMatchObject({ code: 'ERR_IPC_ENCODE' });
+    expect(q.qsize()).toBe(0);
+  });
+
+  it('received raw buffers and v8 typed arrays are the caller\'s own, not views of a reused buffer', async () => {
+    const q = fresh<Buffer>({ codec: 'raw' });
+    q.putNowait(Buffer.from('first'));
+    q.putNowait(Buffer.from('SECOND!'));
+    const one = q.getNowait();
+    const two = await q.get();
+    expect(one.toString()).toBe('first');
+    expect(two.toString()).toBe('SECOND!');
+    const v = fresh<Uint8Array>({ codec: 'v8' });
+    v.putNowait(new Uint8Array([1, 2, 3, 4]));
+    v.putNowait(new Uint8Array([9, 9, 9, 9]));
+    const x = v.getNowait();
+    v.getNowait();
+    expect([...x]).toEqual([1, 2, 3, 4]);
   });
 });
 
