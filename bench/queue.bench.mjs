@@ -11,7 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from '../dist/index.js';
-import { compileC, median, percentile, PYTHON, table } from './lib/report.mjs';
+import { compileC, median, percentile, PYTHON, removeShmOnExit, table } from './lib/report.mjs';
+
+// Side segments of an interrupted run (their names contain the queue's).
+removeShmOnExit(`pipc-bench-${process.pid}-`);
 
 const SELF = fileURLToPath(import.meta.url);
 const SIZES = (process.env.QUEUE_BENCH_SIZES ?? '64,1024,65536').split(',').map(Number);

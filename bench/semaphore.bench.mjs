@@ -8,13 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lock, Semaphore } from '../dist/index.js';
 import { binding } from '../dist/binding.js';
-import { BENCH_DIR, compileC, median, percentile, table } from './lib/report.mjs';
+import { BENCH_DIR, compileC, median, percentile, table, removeShmOnExit } from './lib/report.mjs';
 
 const require = createRequire(import.meta.url);
 const lockfile = require('proper-lockfile');
 const QUICK = process.env.BENCH_QUICK === '1';
 const ROUNDS = QUICK ? 3 : 7;
 const tag = `pipc-bench-${process.pid}`;
+removeShmOnExit(tag);
 const cbin = compileC('semaphore');
 
 function nsPerOp(n, fn) {

@@ -12,13 +12,14 @@ import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Semaphore, SharedMemory, Value } from '../dist/index.js';
-import { PYTHON, compileC, median, table } from './lib/report.mjs';
+import { PYTHON, compileC, median, table, removeShmOnExit } from './lib/report.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const DIR = dirname(SELF);
 const MiB = 1024 * 1024;
 const MOVE_SIZE = 256 * MiB;
 const tag = `pipc-bench-shm-${process.pid}`;
+removeShmOnExit(tag);
 
 const nowNs = () => process.hrtime.bigint();
 const elapsedNs = (t0) => Number(process.hrtime.bigint() - t0);

@@ -1,7 +1,7 @@
 // Shared benchmark helpers: robust statistics and a plain-text table with
 // ratios against a reference row. Machines here are noisy: quote medians.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -79,4 +79,29 @@ export function haveCommand(cmd) {
 
 export function ensureDir(d) {
   if (!existsSync(d)) mkdirSync(d, { recursive: true });
+}
+
+/**
+ * Removes, when this process exits for any reason (normal end, an exception,
+ * Ctrl-C, SIGTERM, a closed stdout), every /dev/shm entry whose name contains
+ * `marker`: segments and glibc's sem.* files that an interrupted benchmark
+ * would otherwise leave behind (a 256 MiB segment, for one).
+ */
+export function removeShmOnExit(marker) {
+  const sweep = () => {
+    for (const entry of readdirSync('/dev/shm')) {
+      if (entry.includes(marker)) rmSync(join('/dev/shm', entry), { force: true });
+    }
+  };
+  process.on('exit', sweep);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(signal, () => {
+      sweep();
+      process.kill(process.pid, signal);
+    });
+  }
+  // A closed stdout (`npm run bench | head`) must end the run, not crash it halfway.
+  process.stdout.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(1);
+  });
 }
