@@ -140,10 +140,23 @@ function spawnChild(mode, args) {
 }
 
 let seq = 0;
+const named = new Set();
 function qname(tag) {
   seq += 1;
-  return `pipc-bench-${process.pid}-${tag}-${seq}`;
+  const name = `pipc-bench-${process.pid}-${tag}-${seq}`;
+  named.add(name);
+  return name;
 }
+// Queues of an interrupted run: remove whichever still exist.
+process.on('exit', () => {
+  for (const name of named) {
+    try {
+      Queue.unlink(name);
+    } catch {
+      // already unlinked by the benchmark
+    }
+  }
+});
 
 async function queueRtt(size, kind) {
   const codec = kind;
