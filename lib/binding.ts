@@ -29,7 +29,6 @@ export interface CoreBinding {
 
 export interface SemBinding {
   semOpen(name: string, create: boolean, exclusive: boolean, mode: number, value: number): Handle;
-  semTryWait(h: Handle): boolean;
   /** Functions bound to one semaphore (no argument unwrapping): [tryWait, post]. */
   semBind(h: Handle): [tryWait: () => boolean, post: () => void];
   semPost(h: Handle, n?: number): void;

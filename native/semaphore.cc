@@ -81,24 +81,6 @@ Napi::Value SemOpen(const Napi::CallbackInfo& info) {
   return Napi::Value(env, ext);
 }
 
-// semTryWait(h) -> boolean. Plain N-API: this is the uncontended fast path.
-napi_value SemTryWait(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Sem* s = GetSem(env, argv[0]);
-  if (s == nullptr) return nullptr;
-  int r;
-  while ((r = sem_trywait(s->sem)) == -1 && errno == EINTR) {
-  }
-  if (r == -1 && errno != EAGAIN) {
-    return ThrowIPCErrorC(env, errno, "sem_trywait", s->name);
-  }
-  napi_value result;
-  napi_get_boolean(env, r == 0, &result);
-  return result;
-}
-
 // Bound fast paths: functions whose N-API data is the semaphore itself, so a
 // call needs no argument unwrapping (the uncontended pair is dominated by the
 // cost of crossing into the addon).
@@ -291,7 +273,6 @@ Napi::Value SemUnlink(const Napi::CallbackInfo& info) {
 
 void InitSemaphore(Napi::Env env, Napi::Object exports) {
   exports.Set("semOpen", Napi::Function::New(env, SemOpen));
-  SetRawFunction(env, exports, "semTryWait", SemTryWait);
   exports.Set("semBind", Napi::Function::New(env, SemBind));
   SetRawFunction(env, exports, "semPost", SemPost);
   SetRawFunction(env, exports, "semValue", SemValue);
