@@ -2,7 +2,7 @@
 // python3 peers using ctypes on libc's mq_* calls, and an unprivileged user.
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IPCError, Queue } from '../lib/index.js';
+import { IPCError, Queue, Semaphore } from '../lib/index.js';
 import { expectOk, IS_ROOT, ourShmEntries, runNode, runNodeUnprivileged, runPython, uniqueName } from './helpers.js';
 
 const made: string[] = [];
@@ -43,8 +43,12 @@ interface Item {
 describe('Queue across processes', () => {
   it('3 producer processes x 200 items, 2 consumer processes: every item exactly once, each producer in order', async () => {
     const q = fresh<Item | { stop: true }>({ maxsize: 10 });
+    const ready = new Semaphore(`${q.name}-ready`, { initialValue: 0, exclusive: true });
     try {
-      const consumers = [runNode('queue-consumer.mjs', [q.name]), runNode('queue-consumer.mjs', [q.name])];
+      const consumers = [runNode('queue-consumer.mjs', [q.name, ready.name]), runNode('queue-consumer.mjs', [q.name, ready.name])];
+      // Producers start only when both consumers wait on the queue.
+      expect(await ready.acquire({ timeout: 30_000 })).toBe(true);
+      expect(await ready.acquire({ timeout: 30_000 })).toBe(true);
       const producers = [0, 1, 2].map((p) => runNode('queue-producer.mjs', [q.name, String(p), '200']));
       for (const r of await Promise.all(producers)) expectOk(r, 'producer');
       await q.put({ stop: true }, { timeout: 20_000 });
@@ -66,6 +70,8 @@ describe('Queue across processes', () => {
       expect(q.qsize()).toBe(0);
     } finally {
       q.close();
+      ready.close();
+      ready.unlink();
     }
   });
 
