@@ -40,7 +40,7 @@ export interface SemBinding {
   readonly SEM_VALUE_MAX: number;
 }
 
-// BEGIN MqBinding (issue 3)
+// Message queues (native/mq.cc)
 /** mq_getattr plus the queue's owner and permission bits (fstat). */
 export interface MqAttr {
   maxmsg: number;
@@ -80,9 +80,8 @@ export interface MqBinding {
   mqUnlink(name: string): void;
   readonly MQ_PRIO_MAX: number;
 }
-// END MqBinding
 
-// BEGIN ShmBinding (issue 4)
+// Shared memory (native/shm.cc)
 /** A value an atomic operation takes or returns: number up to 32 bits, bigint for 64. */
 export type ShmScalar = number | bigint;
 
@@ -123,9 +122,8 @@ export interface ShmBinding {
   shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: false): ShmOps<[index: number]>;
   readonly SHM_PAGE_SIZE: number;
 }
-// END ShmBinding
 
-// BEGIN PipeBinding (issue 5)
+// Pipes, FIFOs and sockets (native/pipe.cc)
 /** callback(err, fd, prefix): fd -1 on timeout; prefix is a byte already read from the FIFO, or -1. */
 export type FifoOpenCallback = (err: IPCError | null, fd: number, prefix: number) => void;
 /** Pipes, FIFOs and AF_UNIX sockets (native/pipe.cc). */
@@ -152,7 +150,6 @@ export interface PipeBinding {
   /** Closes an owned fd that libuv never drove. */
   pipeFdClose(fd: number): void;
 }
-// END PipeBinding
 
 export type Binding = CoreBinding & SemBinding & MqBinding & ShmBinding & PipeBinding;
 

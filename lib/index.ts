@@ -3,14 +3,14 @@
  * for Node.js, with the shapes of Python's threading/multiprocessing.
  * @module
  */
+// Errors and semaphores
 export { IPCError, AbortError } from './errors.js';
 export { Semaphore, BoundedSemaphore, Lock, SEM_VALUE_MAX } from './semaphore.js';
 export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } from './semaphore.js';
-// BEGIN queue exports (issue 3)
+// Queues (POSIX message queues)
 export { Queue, Empty, Full, MQ_PRIO_MAX } from './queue.js';
 export type { QueueOptions, PutOptions, GetOptions, SyncOptions, QueueAttributes } from './queue.js';
-// END queue exports
-// BEGIN shm exports (issue 4)
+// Shared memory
 export { SharedMemory, SharedCells, Value, SharedArray, PAGE_SIZE } from './shm.js';
 export type {
   SharedMemoryOptions,
@@ -22,12 +22,10 @@ export type {
   ScalarOf,
   TypedArrayOf,
 } from './shm.js';
-// END shm exports
-// BEGIN pipe exports (issue 5)
+// Pipes, FIFOs and sockets
 export { Connection } from './connection.js';
 export type { ConnectionOptions, RecvOptions } from './connection.js';
 export { Pipe, NamedPipe } from './pipe.js';
 export type { PipeOptions, NamedPipeCreateOptions, NamedPipeOpenOptions } from './pipe.js';
 export { Listener, Client, AuthenticationError } from './listener.js';
 export type { ListenerOptions, AcceptOptions, ClientOptions } from './listener.js';
-// END pipe exports
