@@ -268,6 +268,17 @@ napi_value MqCurmsgs(napi_env env, napi_callback_info cbinfo) {
   return result;
 }
 
+// One non-blocking send, as JavaScript sees it: true when sent, false when
+// the queue is full, an IPCError otherwise.
+inline napi_value SendResult(napi_env env, Mq* mq, const char* data,
+                             size_t len, uint32_t prio) {
+  int r = SendOnce(mq, data, len, prio);
+  if (r != 0 && r != EAGAIN) return ThrowIPCErrorC(env, r, "mq_send", mq->name);
+  napi_value result;
+  napi_get_boolean(env, r == 0, &result);
+  return result;
+}
+
 // mqSend(h, bytes, priority) -> boolean: false when the queue is full.
 napi_value MqSend(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 3;
@@ -280,11 +291,7 @@ napi_value MqSend(napi_env env, napi_callback_info cbinfo) {
   if (!GetBytes(env, argv[1], &data, &len)) return nullptr;
   uint32_t prio = 0;
   napi_get_value_uint32(env, argv[2], &prio);
-  int r = SendOnce(mq, data, len, prio);
-  if (r != 0 && r != EAGAIN) return ThrowIPCErrorC(env, r, "mq_send", mq->name);
-  napi_value result;
-  napi_get_boolean(env, r == 0, &result);
-  return result;
+  return SendResult(env, mq, data, len, prio);
 }
 
 // mqSendText(h, text, priority) -> boolean: sends the UTF-8 of `text`,
@@ -309,11 +316,7 @@ napi_value MqSendText(napi_env env, napi_callback_info cbinfo) {
   napi_get_value_string_utf8(env, argv[1], mq->buf.data(), mq->buf.size(), &len);
   uint32_t prio = 0;
   napi_get_value_uint32(env, argv[2], &prio);
-  int r = SendOnce(mq, mq->buf.data(), len, prio);
-  if (r != 0 && r != EAGAIN) return ThrowIPCErrorC(env, r, "mq_send", mq->name);
-  napi_value result;
-  napi_get_boolean(env, r == 0, &result);
-  return result;
+  return SendResult(env, mq, mq->buf.data(), len, prio);
 }
 
 // mqSendMany(h, arrayOfBytes, priority, start) -> how many were sent from

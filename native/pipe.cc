@@ -273,6 +273,30 @@ Napi::Value PipeFifoOpen(const Napi::CallbackInfo& info) {
   return res;
 }
 
+// An AF_UNIX address from a path, or from a Linux abstract name (leading NUL,
+// shown as "@name" in errors). Throws ENAMETOOLONG (for `syscall`) when it
+// does not fit sun_path.
+struct UnixAddress {
+  sockaddr_un addr = {};
+  socklen_t len = 0;
+  bool abstract = false;
+  std::string shown;
+
+  UnixAddress(Napi::Env env, const std::string& path, const char* syscall) {
+    abstract = !path.empty() && path[0] == '\0';
+    shown = abstract ? "@" + path.substr(1) : path;
+    addr.sun_family = AF_UNIX;
+    size_t room = sizeof(addr.sun_path) - (abstract ? 0 : 1);
+    if (path.empty() || path.size() > room) {
+      ThrowIPCError(env, ENAMETOOLONG, syscall, shown);
+    }
+    memcpy(addr.sun_path, path.data(), path.size());
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
+                                 path.size() + (abstract ? 0 : 1));
+  }
+  const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&addr); }
+};
+
 // unixListen(address, backlog, mode) -> fd of a listening AF_UNIX stream
 // socket. An address starting with NUL is a Linux abstract name (no file).
 Napi::Value PipeUnixListen(const Napi::CallbackInfo& info) {
@@ -280,17 +304,9 @@ Napi::Value PipeUnixListen(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int backlog = info[1].As<Napi::Number>().Int32Value();
   mode_t mode = static_cast<mode_t>(info[2].As<Napi::Number>().Uint32Value());
-  bool abstract = !path.empty() && path[0] == '\0';
-  std::string shown = abstract ? "@" + path.substr(1) : path;
-  sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  size_t room = sizeof(addr.sun_path) - (abstract ? 0 : 1);
-  if (path.empty() || path.size() > room) {
-    ThrowIPCError(env, ENAMETOOLONG, "bind", shown);
-  }
-  memcpy(addr.sun_path, path.data(), path.size());
-  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                                         path.size() + (abstract ? 0 : 1));
+  UnixAddress a(env, path, "bind");
+  const bool abstract = a.abstract;
+  const std::string& shown = a.shown;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1) ThrowIPCError(env, errno, "socket", shown);
   // Linux gives the socket file the mode of the socket's inode (less the
@@ -301,7 +317,7 @@ Napi::Value PipeUnixListen(const Napi::CallbackInfo& info) {
     CloseFd(fd);
     ThrowIPCError(env, e, "fchmod", shown);
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == -1) {
+  if (bind(fd, a.sa(), a.len) == -1) {
     int e = errno;
     CloseFd(fd);
     ThrowIPCError(env, e, "bind", shown);
@@ -322,21 +338,12 @@ Napi::Value PipeUnixListen(const Napi::CallbackInfo& info) {
 Napi::Value PipeUnixConnect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  bool abstract = !path.empty() && path[0] == '\0';
-  std::string shown = abstract ? "@" + path.substr(1) : path;
-  sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  size_t room = sizeof(addr.sun_path) - (abstract ? 0 : 1);
-  if (path.empty() || path.size() > room) {
-    ThrowIPCError(env, ENAMETOOLONG, "connect", shown);
-  }
-  memcpy(addr.sun_path, path.data(), path.size());
-  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                                         path.size() + (abstract ? 0 : 1));
+  UnixAddress a(env, path, "connect");
+  const std::string& shown = a.shown;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd == -1) ThrowIPCError(env, errno, "socket", shown);
   int r = RetryEintr(
-      [&] { return connect(fd, reinterpret_cast<sockaddr*>(&addr), len); });
+      [&] { return connect(fd, a.sa(), a.len); });
   if (r == -1) {
     int e = errno;
     CloseFd(fd);
