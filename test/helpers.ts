@@ -1,5 +1,6 @@
 /** Shared test helpers: unique names, leak snapshots, child processes. */
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { afterEach } from 'vitest';
 import { readdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,40 @@ let counter = 0;
 export function uniqueName(tag = 'x'): string {
   counter += 1;
   return `pipc-test-${process.pid}-${tag}-${counter}`;
+}
+
+/**
+ * Unique names for one test file, each removed after every test by trying
+ * each of `removers` on it (a name the test already removed is fine).
+ * `name(tag)` makes one; `track(name)` adds one the test derived itself.
+ */
+export function namesRemovedAfterEach(
+  defaultTag: string,
+  ...removers: Array<(name: string) => void>
+): { name: (tag?: string) => string; track: (name: string) => void } {
+  const made: string[] = [];
+  afterEach(() => {
+    for (const n of made.splice(0)) {
+      for (const remove of removers) {
+        try {
+          remove(n);
+        } catch {
+          // already gone
+        }
+      }
+    }
+  });
+  const track = (n: string): void => {
+    made.push(n);
+  };
+  return {
+    name: (tag = defaultTag) => {
+      const n = uniqueName(tag);
+      track(n);
+      return n;
+    },
+    track,
+  };
 }
 
 /** The prefix every name made by this test process starts with. */

@@ -2,25 +2,11 @@
 import { readFileSync, statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Semaphore } from '../lib/index.js';
-import { expectOk, fdCount, IS_ROOT, runNodeUnprivileged, sleep, uniqueName } from './helpers.js';
+import { expectOk, fdCount, IS_ROOT, runNodeUnprivileged, sleep, namesRemovedAfterEach } from './helpers.js';
 
-const made: string[] = [];
-function name(tag: string): string {
-  const n = uniqueName(tag);
-  made.push(n);
-  return n;
-}
-afterEach(() => {
-  for (const n of made.splice(0)) {
-    try {
-      Semaphore.unlink(n);
-    } catch {
-      // unlinked by the test
-    }
-  }
-});
+const { name } = namesRemovedAfterEach('x', (n) => Semaphore.unlink(n));
 
 /**
  * How many times the semaphore file /dev/shm/sem.<name> is mapped into this

@@ -4,25 +4,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Lock, Semaphore } from '../lib/index.js';
-import { expectOk, FIXTURES, runNode, runPython, uniqueName, type RunResult } from './helpers.js';
+import { expectOk, FIXTURES, runNode, runPython, type RunResult, namesRemovedAfterEach } from './helpers.js';
 
-const made: string[] = [];
-function name(tag: string): string {
-  const n = uniqueName(tag);
-  made.push(n);
-  return n;
-}
-afterEach(() => {
-  for (const n of made.splice(0)) {
-    try {
-      Semaphore.unlink(n);
-    } catch {
-      // unlinked by the test
-    }
-  }
-});
+const { name } = namesRemovedAfterEach('x', (n) => Semaphore.unlink(n));
 
 /** Largest number of [enter, exit] intervals open at once, from "enter T"/"exit T" lines. */
 function maxInside(outputs: string[]): { max: number; intervals: number } {

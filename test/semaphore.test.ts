@@ -1,25 +1,11 @@
 // Semaphore, BoundedSemaphore and Lock within one process: API semantics,
 // validation, errors, lifecycle. Cross-process behaviour: semaphore-processes.test.ts.
 import { statSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AbortError, BoundedSemaphore, IPCError, Lock, SEM_VALUE_MAX, Semaphore } from '../lib/index.js';
-import { uniqueName } from './helpers.js';
+import { uniqueName, namesRemovedAfterEach } from './helpers.js';
 
-const made: string[] = [];
-function name(tag = 'sem'): string {
-  const n = uniqueName(tag);
-  made.push(n);
-  return n;
-}
-afterEach(() => {
-  for (const n of made.splice(0)) {
-    try {
-      Semaphore.unlink(n);
-    } catch {
-      // already unlinked by the test
-    }
-  }
-});
+const { name, track } = namesRemovedAfterEach('sem', (n) => Semaphore.unlink(n));
 
 describe('opening', () => {
   it('creates with initialValue and reopens the same object by name, with or without "/"', () => {
@@ -89,7 +75,7 @@ describe('opening', () => {
     // 251 characters is the longest semaphore name glibc can store (sem. + 251 = 255)
     const longest = name('L') + 'x';
     const n = longest + 'y'.repeat(251 - longest.length);
-    made.push(n);
+    track(n);
     const s = new Semaphore(n);
     s.close();
   });

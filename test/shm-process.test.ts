@@ -4,34 +4,18 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Lock, SharedArray, SharedMemory, Value } from '../lib/index.js';
 import type { Typecode } from '../lib/index.js';
-import { FIXTURES, IS_ROOT, expectOk, runNode, runNodeUnprivileged, runPython, shmEntries, sleep, uniqueName } from './helpers.js';
+import { FIXTURES, IS_ROOT, expectOk, runNode, runNodeUnprivileged, runPython, shmEntries, sleep, namesRemovedAfterEach } from './helpers.js';
 
-const made: string[] = [];
-function name(tag = 'shmp'): string {
-  const n = uniqueName(tag);
-  made.push(n);
-  return n;
-}
-afterEach(() => {
-  for (const n of made.splice(0)) {
-    for (const f of [() => SharedMemory.unlink(n), () => Lock.unlink(n)]) {
-      try {
-        f();
-      } catch {
-        // already gone
-      }
-    }
-  }
-});
+const { name, track } = namesRemovedAfterEach('shmp', (n) => SharedMemory.unlink(n), (n) => Lock.unlink(n));
 
 describe('between node processes', () => {
   /** 4 processes x `count` increments started together; returns the final count. */
   async function adders(count: number, flags: string[] = []): Promise<number> {
     const n = name('add');
-    made.push(`${n}-go`);
+    track(`${n}-go`);
     const v = new Value('i', 0, { name: n });
     const barrier = new Value('i', 0, { name: `${n}-go`, lock: false });
     try {
@@ -60,7 +44,7 @@ describe('between node processes', () => {
   /** 4 processes x 500 read-spin-write increments; returns the final count. */
   async function rmw(flags: string[]): Promise<number> {
     const n = name('rmw');
-    made.push(`${n}-go`);
+    track(`${n}-go`);
     const v = new Value('i', 0, { name: n });
     const barrier = new Value('i', 0, { name: `${n}-go`, lock: false });
     try {

@@ -1,29 +1,12 @@
 import { constants } from 'node:buffer';
 import { readFileSync, statSync, truncateSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { IPCError, Lock, PAGE_SIZE, SharedArray, SharedMemory, Value } from '../lib/index.js';
 import type { Typecode } from '../lib/index.js';
-import { ROOT, expectOk, fdCount, run, runNode, shmEntries, uniqueName } from './helpers.js';
+import { ROOT, expectOk, fdCount, run, runNode, shmEntries, namesRemovedAfterEach } from './helpers.js';
 
-// Every name a test makes is removed here, whatever the test did.
-const made: string[] = [];
-function name(tag = 'shm'): string {
-  const n = uniqueName(tag);
-  made.push(n);
-  return n;
-}
-afterEach(() => {
-  for (const n of made.splice(0)) {
-    for (const f of [() => SharedMemory.unlink(n), () => Lock.unlink(n)]) {
-      try {
-        f();
-      } catch {
-        // already gone
-      }
-    }
-  }
-});
+const { name } = namesRemovedAfterEach('shm', (n) => SharedMemory.unlink(n), (n) => Lock.unlink(n));
 
 /** Entries of /dev/shm this process mapped, from /proc/self/maps. */
 function mappingsOf(n: string): number {
