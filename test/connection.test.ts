@@ -4,21 +4,12 @@ import { spawn } from 'node:child_process';
 import { statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NamedPipe, Pipe } from '../lib/index.js';
-import { FIXTURES, PYTHON, expectOk, fdCount, runPython, uniqueName } from './helpers.js';
+import { FIXTURES, PYTHON, expectOk, fdCount, runPython, uniqueName, cleanupAfterEach } from './helpers.js';
 import type { RunResult } from './helpers.js';
 
-const cleanup: Array<() => void> = [];
-afterEach(() => {
-  for (const f of cleanup.splice(0).reverse()) {
-    try {
-      f();
-    } catch {
-      /* already gone */
-    }
-  }
-});
+const later = cleanupAfterEach();
 
 /** Spawns `cmd` with `fd` as the child's fd 3; resolves with its output when it exits. */
 function withFd3(cmd: string, args: string[], fd: number): Promise<RunResult> {
@@ -74,7 +65,7 @@ describe('a Pipe end in a python3 child (multiprocessing.connection.Connection(3
 
   it('a python3 child that dies is an EOF here, not a hang', async () => {
     const [ours, theirs] = Pipe();
-    cleanup.push(() => ours.close());
+    later(() => ours.close());
     const done = withFd3(PYTHON, ['-c', 'from multiprocessing.connection import Connection; Connection(3).send_bytes(b"bye")'], theirs.fileno());
     theirs.close();
     expect((await ours.recvBytes()).toString()).toBe('bye');
@@ -116,9 +107,9 @@ describe('NamedPipe between python3 and node', () => {
     const toNode = join(tmpdir(), uniqueName('to-node') + '.fifo');
     const fromNode = join(tmpdir(), uniqueName('from-node') + '.fifo');
     NamedPipe.create(toNode);
-    cleanup.push(() => unlinkSync(toNode));
+    later(() => unlinkSync(toNode));
     NamedPipe.create(fromNode);
-    cleanup.push(() => unlinkSync(fromNode));
+    later(() => unlinkSync(fromNode));
     expect(statSync(toNode).mode & 0o777).toBe(0o600);
 
     const py = runPython('pipe-py-fifo.py', [toNode, fromNode]);

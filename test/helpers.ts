@@ -1,6 +1,7 @@
 /** Shared test helpers: unique names, leak snapshots, child processes. */
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { afterEach } from 'vitest';
+import { Queue, type IPCError } from '../lib/index.js';
 import { readdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,27 @@ export function uniqueName(tag = 'x'): string {
 }
 
 /**
+ * Registers undo steps that run after each test, newest first, whatever the
+ * test did; a step that fails because its object is already gone is fine.
+ * Returns the function that registers them.
+ */
+export function cleanupAfterEach(): (...undo: Array<() => void>) => void {
+  const steps: Array<() => void> = [];
+  afterEach(() => {
+    for (const step of steps.splice(0).reverse()) {
+      try {
+        step();
+      } catch {
+        // already gone
+      }
+    }
+  });
+  return (...undo) => {
+    steps.push(...undo);
+  };
+}
+
+/**
  * Unique names for one test file, each removed after every test by trying
  * each of `removers` on it (a name the test already removed is fine).
  * `name(tag)` makes one; `track(name)` adds one the test derived itself.
@@ -26,20 +48,9 @@ export function namesRemovedAfterEach(
   defaultTag: string,
   ...removers: Array<(name: string) => void>
 ): { name: (tag?: string) => string; track: (name: string) => void } {
-  const made: string[] = [];
-  afterEach(() => {
-    for (const n of made.splice(0)) {
-      for (const remove of removers) {
-        try {
-          remove(n);
-        } catch {
-          // already gone
-        }
-      }
-    }
-  });
+  const later = cleanupAfterEach();
   const track = (n: string): void => {
-    made.push(n);
+    for (const remove of removers) later(() => remove(n));
   };
   return {
     name: (tag = defaultTag) => {
@@ -49,6 +60,17 @@ export function namesRemovedAfterEach(
     },
     track,
   };
+}
+
+/** True if a message queue of that name exists (open-only mq_open: /dev/mqueue is not mounted here). */
+export function queueExists(name: string): boolean {
+  try {
+    new Queue(name, { create: false }).close();
+    return true;
+  } catch (err) {
+    if ((err as IPCError).code === 'ENOENT') return false;
+    throw err;
+  }
 }
 
 /** The prefix every name made by this test process starts with. */

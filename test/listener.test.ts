@@ -7,24 +7,15 @@ import { existsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AbortError, AuthenticationError, Client, Listener, NamedPipe } from '../lib/index.js';
-import { FIXTURES, PYTHON, expectOk, fdCount, runNodeUnprivileged, runPython, sleep, uniqueName } from './helpers.js';
+import { FIXTURES, PYTHON, expectOk, fdCount, runNodeUnprivileged, runPython, sleep, uniqueName, cleanupAfterEach } from './helpers.js';
 
-const cleanup: Array<() => void> = [];
-afterEach(() => {
-  for (const f of cleanup.splice(0).reverse()) {
-    try {
-      f();
-    } catch {
-      /* already gone */
-    }
-  }
-});
+const later = cleanupAfterEach();
 
 function sockPath(tag: string): string {
   const p = join(tmpdir(), uniqueName(tag) + '.sock');
-  cleanup.push(() => {
+  later(() => {
     if (existsSync(p)) unlinkSync(p);
   });
   return p;
@@ -32,7 +23,7 @@ function sockPath(tag: string): string {
 
 function listen(address: string, options?: ConstructorParameters<typeof Listener>[1]): Listener {
   const l = new Listener(address, options);
-  cleanup.push(() => l.close());
+  later(() => l.close());
   return l;
 }
 
@@ -175,7 +166,7 @@ describe('Listener and Client, node to node', () => {
     const mute = sockPath('mute');
     const server = createServer(() => {}).listen(mute);
     await new Promise((r) => server.once('listening', r));
-    cleanup.push(() => server.close());
+    later(() => server.close());
     await expect(Client(mute, { authkey: 'x', timeout: 100 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
     expect(() => new Listener(42 as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => new Listener('/tmp/' + 'x'.repeat(200))).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
@@ -248,7 +239,7 @@ describe('Listener and Client with python3 (multiprocessing.connection)', () => 
       py.on('close', () => reject(new Error(`python listener exited early: ${err}`)));
     });
     const exited = new Promise<number | null>((resolve) => py.on('close', resolve));
-    cleanup.push(() => py.kill('SIGKILL'));
+    later(() => py.kill('SIGKILL'));
     await ready;
 
     const c = await Client(path, { authkey: 'shared', timeout: 20_000 });
@@ -270,7 +261,7 @@ describe('permissions (as uid 65534)', () => {
     listen(path, { authkey: 'x' });
     const fifo = join(tmpdir(), uniqueName('root-fifo') + '.fifo');
     NamedPipe.create(fifo);
-    cleanup.push(() => unlinkSync(fifo));
+    later(() => unlinkSync(fifo));
     const r = expectOk(await runNodeUnprivileged('pipe-unpriv.mjs', [path, fifo]), 'unprivileged child');
     const out = JSON.parse(r.stdout);
     if (process.getuid?.() === 0) {

@@ -2,32 +2,23 @@ import { closeSync, openSync, readFile, statSync, unlinkSync, writeFileSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AbortError, Connection, IPCError, NamedPipe, Pipe } from '../lib/index.js';
 import { binding } from '../lib/binding.js';
 import { encodeHeader } from '../lib/frame.js';
-import { ROOT, fdCount, runNode, sleep, uniqueName } from './helpers.js';
+import { ROOT, fdCount, runNode, sleep, uniqueName, cleanupAfterEach } from './helpers.js';
 
-const cleanup: Array<() => void> = [];
-afterEach(() => {
-  for (const f of cleanup.splice(0).reverse()) {
-    try {
-      f();
-    } catch {
-      /* already gone */
-    }
-  }
-});
+const later = cleanupAfterEach();
 
 function pair<T = unknown>(options?: Parameters<typeof Pipe<T>>[0]): [Connection<T>, Connection<T>] {
   const p = Pipe<T>(options);
-  cleanup.push(() => p[0].close(), () => p[1].close());
+  later(() => p[0].close(), () => p[1].close());
   return p;
 }
 
 function fifoPath(tag: string): string {
   const p = join(tmpdir(), uniqueName(tag) + '.fifo');
-  cleanup.push(() => unlinkSync(p));
+  later(() => unlinkSync(p));
   return p;
 }
 
@@ -379,9 +370,9 @@ describe('Pipe in one process', () => {
 
   it('rebuilds an end from its descriptor, with the access mode it has', async () => {
     const [r, w] = Pipe({ duplex: false });
-    cleanup.push(() => r.close());
+    later(() => r.close());
     const w2 = new Connection(w.fileno());
-    cleanup.push(() => w2.close());
+    later(() => w2.close());
     expect([w2.readable, w2.writable]).toEqual([false, true]);
     await w2.send('via fd');
     expect(await r.recv()).toBe('via fd');
@@ -503,7 +494,7 @@ describe('NamedPipe', () => {
     await sleep(50);
     const w = await NamedPipe.open(p, 'w', { timeout: 5000 });
     const rc = await r;
-    cleanup.push(() => rc.close(), () => w.close());
+    later(() => rc.close(), () => w.close());
     expect([rc.readable, rc.writable, w.readable, w.writable]).toEqual([true, false, false, true]);
     await w.send({ hello: 'fifo' });
     expect(await rc.recv()).toEqual({ hello: 'fifo' });
@@ -514,7 +505,7 @@ describe('NamedPipe', () => {
   it('rejects paths that are not FIFOs and bad modes', async () => {
     const file = join(tmpdir(), uniqueName('plain'));
     writeFileSync(file, '');
-    cleanup.push(() => unlinkSync(file));
+    later(() => unlinkSync(file));
     await expect(NamedPipe.open(file, 'r')).rejects.toMatchObject({ code: 'EINVAL', path: file });
     await expect(NamedPipe.open(file + '.missing', 'w')).rejects.toMatchObject({ code: 'ENOENT' });
     await expect(NamedPipe.open(file, 'rw' as 'r')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });

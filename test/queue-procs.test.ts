@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IPCError, Queue, Semaphore } from '../lib/index.js';
-import { expectOk, IS_ROOT, ourShmEntries, runNode, runNodeUnprivileged, runPython, uniqueName } from './helpers.js';
+import { expectOk, IS_ROOT, ourShmEntries, runNode, runNodeUnprivileged, runPython, uniqueName, queueExists } from './helpers.js';
 
 const made: string[] = [];
 
@@ -13,16 +13,6 @@ function fresh<T = unknown>(options: ConstructorParameters<typeof Queue<T>>[1] =
   return new Queue<T>(name, options);
 }
 
-function exists(name: string): boolean {
-  try {
-    new Queue(name, { create: false }).close();
-    return true;
-  } catch (err) {
-    if ((err as IPCError).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
 afterEach(() => {
   for (const n of made.splice(0)) {
     try {
@@ -30,7 +20,7 @@ afterEach(() => {
     } catch (err) {
       if ((err as IPCError).code !== 'ENOENT') throw err;
     }
-    expect(exists(n)).toBe(false);
+    expect(queueExists(n)).toBe(false);
   }
   expect(ourShmEntries()).toEqual([]);
 });
@@ -149,7 +139,7 @@ describe('Queue as an unprivileged user', () => {
     expect(report.budget.after).toBeLessThan(12);
     expect(report.budget.message).toMatch(/RLIMIT_MSGQUEUE = 819200 bytes.*ulimit -q/);
     for (const suffix of ['default', 'big', ...Array.from({ length: 64 }, (_, i) => `budget-${i}`)]) {
-      expect(exists(`${prefix}-${suffix}`)).toBe(false);
+      expect(queueExists(`${prefix}-${suffix}`)).toBe(false);
     }
   });
 });

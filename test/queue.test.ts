@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { binding } from '../lib/binding.js';
 import type { Handle } from '../lib/binding.js';
 import { AbortError, Empty, Full, IPCError, Queue } from '../lib/index.js';
-import { fdCount, ourShmEntries, run, ROOT, sleep, threadCount, uniqueName } from './helpers.js';
+import { fdCount, ourShmEntries, run, ROOT, sleep, threadCount, uniqueName, queueExists } from './helpers.js';
 
 const made: string[] = [];
 const opened: Queue<any>[] = [];
@@ -25,17 +25,6 @@ function other<T = unknown>(q: Queue<any>, options: ConstructorParameters<typeof
   return h;
 }
 
-/** True if a queue of that name exists (open-only mq_open; /dev/mqueue is not mounted here). */
-function exists(name: string): boolean {
-  try {
-    new Queue(name, { create: false }).close();
-    return true;
-  } catch (err) {
-    if ((err as IPCError).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
 afterEach(() => {
   for (const q of opened.splice(0)) q.close();
   for (const n of made.splice(0)) {
@@ -44,7 +33,7 @@ afterEach(() => {
     } catch (err) {
       if ((err as IPCError).code !== 'ENOENT') throw err;
     }
-    expect(exists(n)).toBe(false);
+    expect(queueExists(n)).toBe(false);
   }
   expect(ourShmEntries()).toEqual([]);
 });
@@ -110,9 +99,9 @@ describe('Queue basics', () => {
   it('static unlink removes the name; ENOENT afterwards', () => {
     const name = uniqueName('unl');
     new Queue(name).close();
-    expect(exists(name)).toBe(true);
+    expect(queueExists(name)).toBe(true);
     Queue.unlink(name);
-    expect(exists(name)).toBe(false);
+    expect(queueExists(name)).toBe(false);
     expect(() => Queue.unlink(name)).toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'mq_unlink' }));
   });
 });
@@ -501,7 +490,7 @@ describe('Queue validation and lifecycle', () => {
     expect(() => new Queue('')).toThrow(TypeError);
     expect(() => new Queue('x'.repeat(300))).toThrow(RangeError);
     expect(() => new Queue(42 as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-    expect(exists(name)).toBe(false);
+    expect(queueExists(name)).toBe(false);
   });
 
   it('rejects bad call arguments', async () => {
@@ -572,7 +561,7 @@ describe('Queue validation and lifecycle', () => {
     const { opened, after } = JSON.parse(r.stdout);
     expect(opened).toBe(20);
     expect(after).toBe(0);
-    expect(exists(name)).toBe(true);
+    expect(queueExists(name)).toBe(true);
   });
 
   it('works in a worker thread, and a worker terminated mid-wait tears down cleanly', async () => {

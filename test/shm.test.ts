@@ -29,6 +29,22 @@ function expectIPC(fn: () => unknown, code: string, syscall?: string): IPCError 
   return e;
 }
 
+type BadCall = [() => unknown, typeof TypeError | typeof RangeError, string];
+
+/** Each call throws an error of its class, with its code. */
+function expectEachToThrow(bad: BadCall[]): void {
+  for (const [fn, type, code] of bad) {
+    let caught: unknown;
+    try {
+      fn();
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught, String(fn)).toBeInstanceOf(type);
+    expect((caught as { code: string }).code, String(fn)).toBe(code);
+  }
+}
+
 describe('SharedMemory', () => {
   it('creates, opens by name with or without a slash, and shares bytes', () => {
     const n = name();
@@ -418,7 +434,7 @@ describe('Value', () => {
   });
 
   it('rejects unknown typecodes and wrong initial values', () => {
-    const bad: [() => unknown, typeof TypeError | typeof RangeError, string][] = [
+    const bad: BadCall[] = [
       [() => new Value('x' as never, 0), TypeError, 'ERR_INVALID_ARG_VALUE'],
       [() => new Value('u' as never, 0), TypeError, 'ERR_INVALID_ARG_VALUE'],
       [() => new Value('toString' as never, 0), TypeError, 'ERR_INVALID_ARG_VALUE'],
@@ -437,16 +453,7 @@ describe('Value', () => {
       [() => new Value('i', 0, { name: 'x'.repeat(252) }), RangeError, 'ERR_OUT_OF_RANGE'],
     ];
     const before = shmEntries();
-    for (const [fn, type, code] of bad) {
-      let caught: unknown;
-      try {
-        fn();
-      } catch (err) {
-        caught = err;
-      }
-      expect(caught, String(fn)).toBeInstanceOf(type);
-      expect((caught as { code: string }).code, String(fn)).toBe(code);
-    }
+    expectEachToThrow(bad);
     expect(shmEntries()).toEqual(before);
     const v = new Value('h', 0, { name: name('val') });
     expect(() => {
@@ -619,7 +626,7 @@ describe('SharedArray', () => {
 
   it('rejects bad lengths, values and indexes', () => {
     const before = shmEntries();
-    const bad: [() => unknown, typeof TypeError | typeof RangeError, string][] = [
+    const bad: BadCall[] = [
       [() => new SharedArray('i', 0), RangeError, 'ERR_OUT_OF_RANGE'],
       [() => new SharedArray('i', -3), RangeError, 'ERR_OUT_OF_RANGE'],
       [() => new SharedArray('i', 2.5), RangeError, 'ERR_OUT_OF_RANGE'],
@@ -631,16 +638,7 @@ describe('SharedArray', () => {
       [() => new SharedArray('i', null as never), TypeError, 'ERR_INVALID_ARG_TYPE'],
       [() => new SharedArray('z' as never, 4), TypeError, 'ERR_INVALID_ARG_VALUE'],
     ];
-    for (const [fn, type, code] of bad) {
-      let caught: unknown;
-      try {
-        fn();
-      } catch (err) {
-        caught = err;
-      }
-      expect(caught, String(fn)).toBeInstanceOf(type);
-      expect((caught as { code: string }).code, String(fn)).toBe(code);
-    }
+    expectEachToThrow(bad);
     expect(shmEntries()).toEqual(before);
     const a = new SharedArray('i', 4, { name: name('arr') });
     for (const fn of [() => a.add(4, 1), () => a.add(-1, 1), () => a.get(1.5), () => a.set(10, 1), () => a.load(4)]) {
