@@ -4,12 +4,12 @@
       "target_name": "posix_ipc",
       "sources": [
         "native/addon.cc",
-        "native/errors.cc",
-        "native/wait.cc",
-        "native/semaphore.cc",
-        "native/mq.cc",
-        "native/shm.cc",
-        "native/pipe.cc"
+        "native/core/errors.cc",
+        "native/core/wait.cc",
+        "native/sync/semaphore.cc",
+        "native/mq/mq.cc",
+        "native/shm/shm.cc",
+        "native/pipe/pipe.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
@@ -25,7 +25,7 @@
       "libraries": ["-lrt", "-lpthread"],
       "conditions": [
         ["OS!='linux'", {
-          "sources!": ["native/mq.cc"]
+          "sources!": ["native/mq/mq.cc"]
         }]
       ],
       "configurations": {

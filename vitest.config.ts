@@ -9,7 +9,7 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 30_000,
-    setupFiles: ['test/setup.ts'],
+    setupFiles: ['test/helpers/setup.ts'],
     reporters: ['default'],
   },
 });

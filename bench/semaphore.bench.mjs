@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lock, Semaphore } from '../dist/index.js';
-import { binding } from '../dist/binding.js';
+import { binding } from '../dist/core/binding.js';
 import { BENCH_DIR, compileC, median, percentile, table, removeShmOnExit } from './lib/report.mjs';
 
 const require = createRequire(import.meta.url);

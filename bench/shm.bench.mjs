@@ -122,7 +122,7 @@ async function benchAdd(cBin) {
   const seg = new SharedMemory(name, { create: true, size: 128 });
   const barrier = new Int32Array(seg.buffer.buffer, 64, 1);
   const value = new Value('i', 0, { name, lock: false });
-  const { binding } = await import('../dist/binding.js');
+  const { binding } = await import('../dist/core/binding.js');
   try {
     const inProcess = (fn) => {
       const xs = [];

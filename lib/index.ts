@@ -4,14 +4,14 @@
  * @module
  */
 // Errors and semaphores
-export { IPCError, AbortError } from './errors.js';
-export { Semaphore, BoundedSemaphore, Lock, SEM_VALUE_MAX } from './semaphore.js';
-export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } from './semaphore.js';
+export { IPCError, AbortError } from './core/errors.js';
+export { Semaphore, BoundedSemaphore, Lock, SEM_VALUE_MAX } from './sync/semaphore.js';
+export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } from './sync/semaphore.js';
 // Queues (POSIX message queues)
-export { Queue, Empty, Full, MQ_PRIO_MAX } from './queue.js';
-export type { QueueOptions, PutOptions, GetOptions, SyncOptions, QueueAttributes } from './queue.js';
+export { Queue, Empty, Full, MQ_PRIO_MAX } from './queue/queue.js';
+export type { QueueOptions, PutOptions, GetOptions, SyncOptions, QueueAttributes } from './queue/queue.js';
 // Shared memory
-export { SharedMemory, SharedCells, Value, SharedArray, PAGE_SIZE } from './shm.js';
+export { SharedMemory, SharedCells, Value, SharedArray, PAGE_SIZE } from './shm/shared-memory.js';
 export type {
   SharedMemoryOptions,
   SharedCellsOptions,
@@ -21,11 +21,11 @@ export type {
   BigIntTypecode,
   ScalarOf,
   TypedArrayOf,
-} from './shm.js';
+} from './shm/shared-memory.js';
 // Pipes, FIFOs and sockets
-export { Connection } from './connection.js';
-export type { ConnectionOptions, RecvOptions } from './connection.js';
-export { Pipe, NamedPipe } from './pipe.js';
-export type { PipeOptions, NamedPipeCreateOptions, NamedPipeOpenOptions } from './pipe.js';
-export { Listener, Client, AuthenticationError } from './listener.js';
-export type { ListenerOptions, AcceptOptions, ClientOptions } from './listener.js';
+export { Connection } from './pipe/connection.js';
+export type { ConnectionOptions, RecvOptions } from './pipe/connection.js';
+export { Pipe, NamedPipe } from './pipe/pipe.js';
+export type { PipeOptions, NamedPipeCreateOptions, NamedPipeOpenOptions } from './pipe/pipe.js';
+export { Listener, Client, AuthenticationError } from './pipe/listener.js';
+export type { ListenerOptions, AcceptOptions, ClientOptions } from './pipe/listener.js';

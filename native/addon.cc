@@ -1,7 +1,7 @@
 #include "addon.h"
 
-#include "errors.h"
-#include "wait.h"
+#include "core/errors.h"
+#include "core/wait.h"
 
 namespace pipc {
 

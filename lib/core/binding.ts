@@ -1,0 +1,172 @@
+/**
+ * Loads the native addon (prebuilds/ first via node-gyp-build, else build/)
+ * and declares the typed shape of the raw binding. Internal: the public API
+ * validates every argument before it reaches these functions.
+ * @internal
+ * @module
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IPCError } from './errors.js';
+
+/** An opaque native handle (an external). */
+export type Handle = { readonly __handle: unique symbol };
+/** An opaque token for an in-flight wait on the engine's threads. */
+export type WaitToken = { readonly __wait: unique symbol };
+/** callback(err, succeeded): succeeded is false when the wait timed out. */
+export type WaitCallback = (err: IPCError | null, ok: boolean) => void;
+
+export interface CoreBinding {
+  setErrorFactory(f: (message: string, code: string, errno: number, syscall: string, path?: string) => Error): void;
+  strerror(errno: number): { code: string; description: string };
+  cancelWait(token: WaitToken): void;
+  engineStats(): { threads: number; pending: number; spinNs: number };
+  setSpin(ns: number): void;
+  /** An empty native function: the cost of one call into the addon (benchmarks). */
+  noop(): void;
+}
+
+export interface SemBinding {
+  semOpen(name: string, create: boolean, exclusive: boolean, mode: number, value: number): Handle;
+  /** Functions bound to one semaphore (no argument unwrapping): [tryWait, post]. */
+  semBind(h: Handle): [tryWait: () => boolean, post: () => void];
+  semPost(h: Handle, n?: number): void;
+  semValue(h: Handle): number;
+  semWaitSync(h: Handle, timeoutMs: number): boolean;
+  semWaitAsync(h: Handle, timeoutMs: number, cb: WaitCallback): WaitToken;
+  semClose(h: Handle): void;
+  semUnlink(name: string): void;
+  readonly SEM_VALUE_MAX: number;
+}
+
+// Message queues (native/mq.cc)
+/** mq_getattr plus the queue's owner and permission bits (fstat). */
+export interface MqAttr {
+  maxmsg: number;
+  msgsize: number;
+  curmsgs: number;
+  mode?: number;
+  uid?: number;
+}
+/** callback(status, events): status < 0 is a negated errno; events has UV_READABLE (1) / UV_WRITABLE (2). */
+export type MqWatchCallback = (status: number, events: number) => void;
+
+export interface MqBinding {
+  /** maxmsg/msgsize 0 use the system defaults. The descriptor is O_NONBLOCK. */
+  mqOpen(name: string, create: boolean, exclusive: boolean, mode: number, maxmsg: number, msgsize: number): Handle;
+  mqAttr(h: Handle): MqAttr;
+  mqCurmsgs(h: Handle): number;
+  /** false when the queue is full. */
+  mqSend(h: Handle, bytes: Uint8Array, priority: number): boolean;
+  /** Sends the UTF-8 of `text` (the caller ensures it fits mq_msgsize): false when full. */
+  mqSendText(h: Handle, text: string, priority: number): boolean;
+  /** How many of bytes[start..] were sent before the queue was full. */
+  mqSendMany(h: Handle, bytes: Uint8Array[], priority: number, start: number): number;
+  /** null when the queue is empty. */
+  mqReceive(h: Handle): Buffer | null;
+  /** Up to max messages; empty when the queue is empty. */
+  mqReceiveMany(h: Handle, max: number): Buffer[];
+  /** Receives into `into` (>= mq_msgsize bytes): the length, or -1 when empty. */
+  mqReceiveInto(h: Handle, into: Buffer): number;
+  mqLastPriority(h: Handle): number;
+  /** Blocks up to timeoutMs (< 0: forever); false when it timed out. */
+  mqSendSync(h: Handle, bytes: Uint8Array, priority: number, timeoutMs: number): boolean;
+  /** Blocks up to timeoutMs (< 0: forever); null when it timed out. */
+  mqReceiveSync(h: Handle, timeoutMs: number): Buffer | null;
+  /** Watches the descriptor with uv_poll for `events`; 0 stops. */
+  mqWatch(h: Handle, events: number, cb?: MqWatchCallback): void;
+  mqClose(h: Handle): void;
+  mqUnlink(name: string): void;
+  readonly MQ_PRIO_MAX: number;
+}
+
+// Shared memory (native/shm.cc)
+/** A value an atomic operation takes or returns: number up to 32 bits, bigint for 64. */
+export type ShmScalar = number | bigint;
+
+/**
+ * Atomic operations bound to a typed window of a mapping (shmOps). `I` is the
+ * leading index argument: `[]` for a Value (element 0), `[index: number]` for
+ * a SharedArray. Read-modify-writes return the previous value.
+ */
+export interface ShmOps<I extends [] | [index: number]> {
+  load(...a: I): ShmScalar;
+  store(...a: [...I, ShmScalar]): void;
+  add(...a: [...I, ShmScalar]): ShmScalar;
+  sub(...a: [...I, ShmScalar]): ShmScalar;
+  and(...a: [...I, ShmScalar]): ShmScalar;
+  or(...a: [...I, ShmScalar]): ShmScalar;
+  xor(...a: [...I, ShmScalar]): ShmScalar;
+  exchange(...a: [...I, ShmScalar]): ShmScalar;
+  compareExchange(...a: [...I, ShmScalar, ShmScalar]): ShmScalar;
+}
+
+export interface ShmBinding {
+  /**
+   * Opens (and maybe creates and initialises) a segment and maps it: [handle, created, mapped size].
+   * whenSmaller, for an existing segment smaller than `size`: 0 map as is, 1 grow it, 2 wait for its
+   * creator (and map only `size` bytes of a larger one).
+   */
+  shmOpen(
+    name: string, create: boolean, exclusive: boolean, readOnly: boolean, mode: number, size: number,
+    init: Uint8Array | null, whenSmaller: 0 | 1 | 2,
+  ): [Handle, boolean, number];
+  /** A new external ArrayBuffer over the whole mapping (no copy); detached by shmClose. RangeError past maxLength. */
+  shmBuffer(h: Handle, maxLength: number): ArrayBuffer;
+  /** Detaches every ArrayBuffer handed out and unmaps. Idempotent. */
+  shmClose(h: Handle): void;
+  shmUnlink(name: string): void;
+  /** Atomics on `count` elements of `type` (native/shm.h ElemType, 0 int8 ... 7 uint64) at byteOffset. */
+  shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: true): ShmOps<[]>;
+  shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: false): ShmOps<[index: number]>;
+  readonly SHM_PAGE_SIZE: number;
+}
+
+// Pipes, FIFOs and sockets (native/pipe.cc)
+/** callback(err, fd, prefix): fd -1 on timeout; prefix is a byte already read from the FIFO, or -1. */
+export type FifoOpenCallback = (err: IPCError | null, fd: number, prefix: number) => void;
+/** Pipes, FIFOs and AF_UNIX sockets (native/pipe.cc). */
+export interface PipeBinding {
+  pipeSocketpair(): [number, number];
+  pipePipe(): [number, number];
+  pipeMkfifo(path: string, mode: number): void;
+  pipeFdInfo(fd: number): { kind: 'socket' | 'fifo' | 'other'; access: number };
+  pipePollIn(fd: number, timeoutMs: number): boolean;
+  pipeFifoOpen(
+    path: string,
+    write: boolean,
+    timeoutMs: number,
+    cb: FifoOpenCallback,
+  ): { fd: number; prefix: number; token?: undefined } | { token: WaitToken; fd?: undefined; prefix?: undefined };
+  pipeUnixListen(address: string, backlog: number, mode: number): number;
+  pipeUnixConnect(address: string): number;
+  /** Maps in the pages under buf in one system call (best effort; contents untouched). */
+  pipePrefault(buf: Uint8Array): void;
+  /** A Connection owns fd (closed at environment teardown unless released). */
+  pipeFdOwn(fd: number): void;
+  /** libuv drives fd from now on. */
+  pipeFdRelease(fd: number): void;
+  /** Closes an owned fd that libuv never drove. */
+  pipeFdClose(fd: number): void;
+}
+
+export type Binding = CoreBinding & SemBinding & MqBinding & ShmBinding & PipeBinding;
+
+const require = createRequire(import.meta.url);
+const load = require('node-gyp-build') as (dir: string) => unknown;
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export const binding = load(root) as Binding;
+
+/** The engine's default spin before sleeping (see POSIX_IPC_SPIN_US). */
+export const DEFAULT_SPIN_US = 0;
+
+// POSIX_IPC_SPIN_US: how long an engine thread spins (sem_trywait) before it
+// sleeps, in microseconds. Trades CPU for the latency of cross-process hand-offs.
+const spinUs = Number(process.env.POSIX_IPC_SPIN_US ?? DEFAULT_SPIN_US);
+if (Number.isFinite(spinUs) && spinUs >= 0) binding.setSpin(Math.round(spinUs * 1000));
+
+binding.setErrorFactory(
+  (message, code, errno, syscall, path) => new IPCError(message, code, errno, syscall, path),
+);

@@ -1,0 +1,844 @@
+/**
+ * `Connection`: one end of a pipe or stream socket that sends and receives
+ * whole messages in multiprocessing.connection's frame format, so that the
+ * peer may be Python's `multiprocessing.connection.Connection`.
+ * @module
+ */
+import { Socket } from 'node:net';
+import { binding } from '../core/binding.js';
+import { resolveCodec } from '../core/codec.js';
+import type { Codec, CodecOption } from '../core/codec.js';
+import { abortError, closedError, ipcError } from '../core/errors.js';
+import { encodeHeader, eofError, fromNodeError, isEof, MAX_FRAME, sysError } from './frame.js';
+import {
+  typeError,
+  rangeError,
+  throwIfAborted,
+  validateBoolean,
+  validateInteger,
+  validateOptions,
+  validateSignal,
+  validateTimeout,
+} from '../core/validate.js';
+
+/** Options for `new Connection(fd)` (and the factories that make connections). */
+export interface ConnectionOptions<T = unknown> {
+  /**
+   * How `send()`/`recv()` encode items: `'json'` (default; the bytes are the
+   * UTF-8 JSON text), `'v8'`, `'raw'` (Buffers), or `{ encode, decode }`.
+   */
+  codec?: CodecOption<T>;
+  /** Whether this end may receive. Default: true unless the descriptor is write-only. */
+  readable?: boolean;
+  /** Whether this end may send. Default: true unless the descriptor is read-only. */
+  writable?: boolean;
+}
+
+/** Options for a receive or a poll. */
+export interface RecvOptions {
+  /** Give up after this many milliseconds: rejects with IPCError `ETIMEDOUT`. Default: wait forever. */
+  timeout?: number;
+  /** Abort the wait: rejects with `AbortError`; no message is consumed. */
+  signal?: AbortSignal;
+}
+
+/** What an internal factory hands to the constructor (module-private). */
+interface Adopt {
+  socket?: Socket;
+  prefix?: number;
+  path?: string;
+  readable?: boolean;
+  writable?: boolean;
+}
+let adopting: Adopt | null = null;
+
+/**
+ * Builds a Connection over a net.Socket that Node already owns (accepted or
+ * connected), or over a descriptor with extra state. @internal
+ */
+export function adoptConnection<T>(what: Adopt, fd: number, options?: ConnectionOptions<T>): Connection<T> {
+  adopting = what;
+  try {
+    return new Connection<T>(fd, options);
+  } finally {
+    adopting = null;
+  }
+}
+
+/**
+ * The descriptor under a socket Node owns. Node exposes no public accessor;
+ * its own child_process and cluster modules read the same field.
+ * @internal
+ */
+export function socketFd(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  return typeof fd === 'number' ? fd : -1;
+}
+
+const RESOLVED = Promise.resolve();
+// An end dropped without close() before it was ever used (say, one meant for
+// a child that never started) gives its descriptor back when collected. Once
+// libuv drives the descriptor, the open handle keeps the connection alive,
+// as an open net.Socket is, until close().
+const unused = new FinalizationRegistry<number>((fd) => binding.pipeFdClose(fd));
+const KIND_BYTES = 0;
+const KIND_OBJECT = 1;
+const KIND_INTO = 2;
+// Frames up to this size go out as one buffer (header copied in front): one
+// write, and no small separate header segment for the peer to wake up for.
+const COPY_MAX = 16 * 1024;
+// While nobody is receiving, read ahead at most this much before pausing, so
+// a peer that floods us meets the OS's back-pressure, not our memory.
+const READ_AHEAD = 256 * 1024;
+// A frame at least this large is assembled in its own buffer as it arrives
+// (one copy, straight from the read buffer), once a receiver accepts its size.
+const ASSEMBLE_MIN = 64 * 1024;
+// Descriptors this module opens are read into one buffer per thread: libuv
+// reads into it and the callback copies the bytes out before returning, so
+// connections never share bytes in flight. 256 KiB is a quarter of the reads
+// and wake-ups of Node's usual 64 KiB chunks, with no allocation per read.
+// While a frame is being assembled, the reads go straight into the rest of
+// that frame's own buffer instead (no copy at all), never past it.
+const READ_BUFFER = 256 * 1024;
+let readBuffer: Buffer | null = null;
+// A frame buffer at least this large is usually fresh pages from the OS:
+// they are mapped in at once (one system call) rather than by one page fault
+// per 4 KiB as bytes arrive, which costs more than the copying itself, and
+// more still when the kernel takes the faults inside read().
+const PREFAULT_MIN = 256 * 1024;
+
+interface Request {
+  kind: number;
+  max: number;
+  into: Buffer | undefined;
+  offset: number;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface Poller {
+  resolve(ready: boolean): void;
+  reject(err: unknown): void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  return `type ${typeof value} (${String(value)})`;
+}
+
+/** A Buffer over the bytes of any ArrayBufferView or ArrayBuffer, or a TypeError. */
+function bytesOf(value: unknown, argName: string): Buffer {
+  if (Buffer.isBuffer(value)) return value;
+  if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return Buffer.from(value);
+  throw typeError(
+    'ERR_INVALID_ARG_TYPE',
+    `The "${argName}" argument must be a Buffer, TypedArray, DataView or ArrayBuffer. Received ${describe(value)}`,
+  );
+}
+
+/**
+ * One end of a pipe, FIFO or AF_UNIX stream socket carrying whole messages
+ * (Python's `multiprocessing.connection.Connection`).
+ *
+ * Messages are framed as Python frames them (see docs/api.md), so the peer
+ * may be Node or Python. `send`/`recv` go through the connection's codec;
+ * `sendBytes`/`recvBytes` carry raw bytes (Python's `send_bytes`/`recv_bytes`).
+ * I/O runs on Node's event loop (libuv drives the descriptor); every wait is
+ * a Promise that takes `{ timeout, signal }`.
+ *
+ * ```ts
+ * const [a, b] = Pipe();
+ * await a.send({ hello: 'world' });
+ * console.log(await b.recv()); // { hello: 'world' }
+ * ```
+ */
+export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
+  #fd: number;
+  #sock: Socket | null = null;
+  readonly #readable: boolean;
+  readonly #writable: boolean;
+  readonly #codec: Codec<T>;
+  readonly #path: string | undefined;
+  #closed = false;
+
+  // Received bytes not yet handed out: chunks[0] from offset #off.
+  #chunks: Buffer[] = [];
+  #off = 0;
+  #avail = 0;
+  // The parsed header of the frame at the front, while it is incomplete.
+  #hdrLen = 0;
+  #hdrSize = -1;
+  #reqs: Request[] = [];
+  readonly #pollers = new Set<Poller>();
+  // The end of the read side: EOF, or the error that ended it.
+  #ended = false;
+  #readErr: unknown = null;
+  #writeErr: unknown = null;
+  #writes = 0;
+  #paused = false;
+  #refed = false;
+  // The frame being assembled (its payload so far, and its header to put back
+  // in front when it is complete).
+  #asm: Buffer | null = null;
+  #asmGot = 0;
+  #asmHdr: Buffer | null = null;
+  // The rest of #asm, handed to libuv as the buffer of the next read (the
+  // reads of descriptors this module opens); null while reads go elsewhere.
+  #asmTarget: Buffer | null = null;
+  #idleCheck = false;
+  readonly #json: boolean;
+
+  /**
+   * Wraps the descriptor `fd` (a pipe, FIFO or stream socket) as a
+   * connection, like Python's `Connection(handle)`: typically fd 3 inherited
+   * from a parent that passed a `Pipe()` end in `spawn`'s `stdio`. The
+   * connection owns the descriptor from now on and closes it in `close()`.
+   *
+   * @throws TypeError (`ERR_INVALID_FD_TYPE`) if `fd` is not a pipe, FIFO or
+   *   socket; IPCError `EBADF` if it is not open.
+   */
+  constructor(fd: number, options?: ConnectionOptions<T>) {
+    const adopt = adopting;
+    adopting = null;
+    const o = validateOptions<ConnectionOptions<T>>(options);
+    this.#codec = resolveCodec<T>(o.codec);
+    this.#json = o.codec === undefined || o.codec === 'json';
+    this.#path = adopt?.path;
+    if (adopt?.socket !== undefined) {
+      this.#fd = fd;
+      this.#readable = adopt.readable ?? true;
+      this.#writable = adopt.writable ?? true;
+      this.#attach(adopt.socket);
+      return;
+    }
+    validateInteger(fd, 'fd', 0, 0x7fffffff);
+    const readable = validateBoolean(o.readable, 'readable', adopt?.readable ?? true);
+    const writable = validateBoolean(o.writable, 'writable', adopt?.writable ?? true);
+    const info = binding.pipeFdInfo(fd);
+    if (info.kind === 'other') {
+      throw typeError('ERR_INVALID_FD_TYPE', `File descriptor ${fd} is not a pipe, FIFO or socket`);
+    }
+    // O_ACCMODE: 0 read-only, 1 write-only, 2 read-write.
+    this.#readable = readable && info.access !== 1;
+    this.#writable = writable && info.access !== 0;
+    if (!this.#readable && !this.#writable) {
+      throw typeError('ERR_INVALID_ARG_VALUE', `File descriptor ${fd} would be neither readable nor writable`);
+    }
+    this.#fd = fd;
+    binding.pipeFdOwn(fd);
+    unused.register(this, fd, this);
+    if (adopt?.prefix !== undefined && adopt.prefix >= 0) {
+      this.#ingest(Buffer.from([adopt.prefix]), 1, true);
+    }
+  }
+
+  /** The descriptor (Python's `fileno()`), to pass to a child process's `stdio`. */
+  fileno(): number {
+    if (this.#closed) throw closedError('connection', 'fileno', this.#path);
+    return this.#fd;
+  }
+
+  /** True after `close()`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Whether this end can receive. */
+  get readable(): boolean {
+    return this.#readable;
+  }
+
+  /** Whether this end can send. */
+  get writable(): boolean {
+    return this.#writable;
+  }
+
+  // Node's stream is made on first use only: an end passed to a child process
+  // must keep its descriptor blocking, and libuv makes what it adopts
+  // non-blocking.
+  #socket(): Socket {
+    if (this.#sock !== null) return this.#sock;
+    if (this.#closed) throw closedError('connection', 'recv', this.#path);
+    // Node asks `buffer()` for the buffer of the next read after each read.
+    const onread = this.#readable
+      ? {
+          buffer: (): Buffer => this.#nextReadBuffer(),
+          callback: (n: number, buf: Uint8Array): boolean => {
+            if (buf === this.#asmTarget) this.#filled(n);
+            else this.#ingest(buf as Buffer, n, false);
+            return true;
+          },
+        }
+      : undefined;
+    // `onread` is accepted by the constructor (as by net.connect) though
+    // @types/node 20 declares it for connect() only.
+    const opts = { fd: this.#fd, readable: this.#readable, writable: this.#writable, allowHalfOpen: true, onread };
+    const s = new Socket(opts);
+    unused.unregister(this);
+    binding.pipeFdRelease(this.#fd);
+    this.#attach(s, onread !== undefined);
+    return s;
+  }
+
+  #attach(s: Socket, ownBuffer = false): void {
+    this.#sock = s;
+    s.on('error', (err) => this.#onError(err));
+    if (this.#readable) {
+      if (!ownBuffer) s.on('data', (chunk: Buffer) => this.#ingest(chunk, chunk.length, true));
+      s.on('end', () => this.#end(null));
+      s.resume();
+    }
+    s.unref();
+    this.#flow();
+  }
+
+  #nextReadBuffer(): Buffer {
+    const asm = this.#asm;
+    this.#asmTarget = asm === null ? null : asm.subarray(this.#asmGot);
+    return this.#asmTarget ?? (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
+  }
+
+  /** n bytes were read straight into #asmTarget, the rest of the frame being assembled. */
+  #filled(n: number): void {
+    this.#asmTarget = null;
+    if (n === 0) return;
+    this.#asmGot += n;
+    if (this.#asmGot === this.#asm!.length) this.#assembled();
+    if (this.#reqs.length > 0 || this.#pollers.size > 0) this.#pump();
+    else this.#flow();
+  }
+
+  /** The frame being assembled is complete: it goes back in line as header + payload, whole. */
+  #assembled(): void {
+    this.#chunks = [this.#asmHdr!, this.#asm!];
+    this.#off = 0;
+    this.#avail = this.#asmHdr!.length + this.#asm!.length;
+    this.#asm = null;
+    this.#asmHdr = null;
+  }
+
+  /**
+   * Takes n received bytes from buf: `owned` when buf is ours to keep (a
+   * chunk Node allocated), else they are copied out (the shared read buffer).
+   */
+  #ingest(buf: Buffer, n: number, owned: boolean): void {
+    if (n === 0) return;
+    let off = 0;
+    const asm = this.#asm;
+    if (asm !== null) {
+      off = Math.min(asm.length - this.#asmGot, n);
+      buf.copy(asm, this.#asmGot, 0, off);
+      this.#asmGot += off;
+      if (this.#asmGot < asm.length) return;
+      this.#assembled();
+    }
+    if (off < n) {
+      const rest = owned ? (off === 0 && n === buf.length ? buf : buf.subarray(off, n)) : Buffer.from(buf.subarray(off, n));
+      this.#chunks.push(rest);
+      this.#avail += n - off;
+    }
+    if (this.#reqs.length > 0 || this.#pollers.size > 0) this.#pump();
+    else this.#flow();
+  }
+
+  /** Moves the (incomplete) frame at the front into a buffer of its own size. */
+  #assemble(size: number): void {
+    const hdr = Buffer.from(this.#take(this.#hdrLen));
+    const asm = Buffer.allocUnsafe(size);
+    if (size >= PREFAULT_MIN) binding.pipePrefault(asm);
+    let got = 0;
+    let off = this.#off;
+    for (const c of this.#chunks) {
+      c.copy(asm, got, off);
+      got += c.length - off;
+      off = 0;
+    }
+    this.#chunks = [];
+    this.#off = 0;
+    this.#avail = 0;
+    this.#asm = asm;
+    this.#asmGot = got;
+    this.#asmHdr = hdr;
+  }
+
+  #onError(err: unknown): void {
+    const e = fromNodeError(err, 'read', this.#path);
+    if (this.#writeErr === null) this.#writeErr = e;
+    // A peer that closed with our data unread resets the connection: at a
+    // frame boundary that is the end of its stream, as a clean close is.
+    const code = (e as { code?: string }).code;
+    this.#end(code === 'ECONNRESET' || code === 'EPIPE' ? null : e);
+  }
+
+  #end(err: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#readErr = err;
+    this.#pump();
+  }
+
+  /** Copies n bytes from the front (zero-copy when they lie in one chunk). */
+  #peek(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    if (first.length - this.#off >= n) return first.subarray(this.#off, this.#off + n);
+    const out = Buffer.allocUnsafe(n);
+    let got = 0;
+    let off = this.#off;
+    for (const c of this.#chunks) {
+      const k = Math.min(n - got, c.length - off);
+      c.copy(out, got, off, off + k);
+      got += k;
+      off = 0;
+      if (got === n) break;
+    }
+    return out;
+  }
+
+  #take(n: number): Buffer {
+    const out = n === 0 ? Buffer.alloc(0) : this.#peek(n);
+    let left = n;
+    while (left > 0) {
+      const first = this.#chunks[0]!;
+      const k = Math.min(left, first.length - this.#off);
+      left -= k;
+      this.#off += k;
+      if (this.#off === first.length) {
+        this.#chunks.shift();
+        this.#off = 0;
+      }
+    }
+    this.#avail -= n;
+    return out;
+  }
+
+  /** Parses the header at the front; false if it is not all here yet. */
+  #header(): boolean {
+    if (this.#hdrSize >= 0) return true;
+    if (this.#avail < 4) return false;
+    const first = this.#chunks[0]!;
+    const n = first.length - this.#off >= 4 ? first.readInt32BE(this.#off) : this.#peek(4).readInt32BE(0);
+    if (n >= 0) {
+      this.#hdrLen = 4;
+      this.#hdrSize = n;
+      return true;
+    }
+    if (n !== -1) {
+      throw ipcError('EPROTO', `invalid frame length ${n}: the peer does not speak multiprocessing.connection framing`, 'recv', this.#path);
+    }
+    if (this.#avail < 12) return false;
+    const big = this.#peek(12).readBigUInt64BE(4);
+    this.#hdrLen = 12;
+    this.#hdrSize = big > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(big);
+    return true;
+  }
+
+  #pump(): void {
+    try {
+      while (this.#reqs.length > 0 && this.#header()) {
+        const req = this.#reqs[0]!;
+        const size = this.#hdrSize;
+        if (size > req.max) {
+          // Refused before reading it: the frame stays first in line.
+          this.#reqs.shift();
+          this.#settle(req);
+          req.reject(
+            ipcError(
+              'EMSGSIZE',
+              req.kind === KIND_INTO
+                ? `message of ${size} bytes does not fit in the ${req.max} bytes left in the buffer`
+                : `message of ${size} bytes is longer than maxLength (${req.max})`,
+              'recv',
+              this.#path,
+            ),
+          );
+          continue;
+        }
+        if (this.#avail < this.#hdrLen + size) {
+          if (size >= ASSEMBLE_MIN && this.#asm === null) this.#assemble(size);
+          break;
+        }
+        this.#take(this.#hdrLen);
+        const data = this.#take(size);
+        this.#hdrSize = -1;
+        this.#reqs.shift();
+        this.#settle(req);
+        this.#deliver(req, data);
+      }
+    } catch (err) {
+      // A corrupt stream: nothing after it can be trusted.
+      this.#ended = true;
+      this.#readErr = err;
+      this.#chunks = [];
+      this.#avail = 0;
+      this.#asm = null;
+      this.#asmTarget = null;
+    }
+    if (this.#ended && this.#reqs.length > 0) {
+      let err = this.#readErr;
+      if (err === null) {
+        const partial = this.#avail + (this.#asm === null ? 0 : this.#hdrLen + this.#asmGot);
+        err =
+          partial === 0
+            ? eofError(this.#path)
+            : sysError(104, 'recv', this.#path, `the peer closed the connection in the middle of a message (${partial} bytes of it arrived)`);
+      }
+      for (const req of this.#reqs.splice(0)) {
+        this.#settle(req);
+        req.reject(err);
+      }
+    }
+    if (this.#pollers.size > 0 && (this.#avail > 0 || this.#asm !== null || this.#ended)) {
+      for (const p of [...this.#pollers]) this.#leavePoll(p, true);
+    }
+    this.#flow();
+  }
+
+  #deliver(req: Request, data: Buffer): void {
+    if (req.kind === KIND_BYTES) {
+      req.resolve(data);
+    } else if (req.kind === KIND_OBJECT) {
+      let item: T;
+      try {
+        item = this.#codec.decode(data);
+      } catch (err) {
+        req.reject(err);
+        return;
+      }
+      req.resolve(item);
+    } else {
+      data.copy(req.into!, req.offset);
+      req.resolve(data.length);
+    }
+  }
+
+  /** Reads while someone waits (or a little ahead); keeps the loop alive only while someone waits. */
+  #flow(): void {
+    const s = this.#sock;
+    if (s === null || !this.#readable) return;
+    if (this.#reqs.length > 0 || this.#pollers.size > 0) {
+      if (!this.#refed) {
+        this.#refed = true;
+        s.ref();
+      }
+      if (this.#paused) {
+        this.#paused = false;
+        s.resume();
+      }
+    } else {
+      if (this.#refed) {
+        this.#refed = false;
+        s.unref();
+      }
+      if (!this.#idleCheck && !this.#paused && this.#avail >= READ_AHEAD) {
+        // Decided a moment later: a loop that awaits one message after
+        // another asks again within microtasks, and stopping and restarting
+        // the reads for each message would cost system calls.
+        this.#idleCheck = true;
+        setImmediate(this.#onIdleCheck);
+      }
+    }
+  }
+
+  readonly #onIdleCheck = (): void => {
+    this.#idleCheck = false;
+    const s = this.#sock;
+    if (s === null || this.#closed || this.#reqs.length > 0 || this.#pollers.size > 0) return;
+    if (!this.#paused && this.#avail >= READ_AHEAD) {
+      this.#paused = true;
+      s.pause();
+    }
+  };
+
+  #settle(w: Request | Poller): void {
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort);
+  }
+
+  #checkRead(syscall: string): void {
+    if (this.#closed) throw closedError('connection', syscall, this.#path);
+    if (!this.#readable) throw ipcError('EBADF', 'connection is write-only', syscall, this.#path);
+  }
+
+  #request(kind: number, max: number, into: Buffer | undefined, offset: number, options: unknown): Promise<never> {
+    const o = validateOptions<RecvOptions>(options);
+    const timeout = validateTimeout(o.timeout);
+    const signal = validateSignal(o.signal);
+    throwIfAborted(signal);
+    this.#socket();
+    return new Promise((resolve, reject) => {
+      const req: Request = {
+        kind,
+        max,
+        into,
+        offset,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer: undefined,
+        signal,
+        onAbort: undefined,
+      };
+      if (timeout >= 0) {
+        req.timer = setTimeout(
+          () => this.#leave(req, ipcError('ETIMEDOUT', `no message within ${timeout} ms`, 'recv', this.#path)),
+          timeout,
+        );
+      }
+      if (signal !== undefined) {
+        req.onAbort = () => this.#leave(req, abortError(signal));
+        signal.addEventListener('abort', req.onAbort, { once: true });
+      }
+      this.#reqs.push(req);
+      this.#pump();
+    });
+  }
+
+  #leave(req: Request, err: unknown): void {
+    const i = this.#reqs.indexOf(req);
+    if (i < 0) return;
+    this.#reqs.splice(i, 1);
+    this.#settle(req);
+    req.reject(err);
+    this.#flow();
+  }
+
+  /**
+   * Receives the next message and decodes it with the codec (Python's
+   * `recv()`, but the default codec is JSON, not pickle). Messages are
+   * received in order; concurrent calls are served first come, first served.
+   *
+   * Rejects with IPCError `EOF` when the peer closed its end at a message
+   * boundary, `ECONNRESET` when it vanished in the middle of a message,
+   * `ETIMEDOUT` after `timeout` ms, `EBADF` when this end is closed meanwhile;
+   * with `AbortError` when `signal` aborts (no message is consumed).
+   */
+  recv(options?: RecvOptions): Promise<T> {
+    try {
+      this.#checkRead('recv');
+      return this.#request(KIND_OBJECT, MAX_FRAME, undefined, 0, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Receives the next message as bytes (Python's `recv_bytes(maxlength)`).
+   * A message longer than `maxLength` is refused with IPCError `EMSGSIZE`
+   * before it is read into memory; it stays first in line (unlike Python,
+   * the connection stays usable), so a later call with a larger limit gets it.
+   */
+  recvBytes(maxLength?: number, options?: RecvOptions): Promise<Buffer> {
+    try {
+      this.#checkRead('recv');
+      const max = maxLength === undefined ? MAX_FRAME : validateInteger(maxLength, 'maxLength', 0, Number.MAX_SAFE_INTEGER);
+      return this.#request(KIND_BYTES, max, undefined, 0, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Receives the next message into `buffer` at byte `offset` and resolves
+   * with its length (Python's `recv_bytes_into`). A message that does not
+   * fit is refused with IPCError `EMSGSIZE` and stays first in line.
+   */
+  recvBytesInto(buffer: ArrayBufferView | ArrayBuffer, offset = 0, options?: RecvOptions): Promise<number> {
+    try {
+      this.#checkRead('recv');
+      const buf = bytesOf(buffer, 'buffer');
+      validateInteger(offset, 'offset', 0, buf.length);
+      return this.#request(KIND_INTO, buf.length - offset, buf, offset, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Whether a message (or the end of the stream) is ready to be received,
+   * waiting up to `timeout` ms (default 0: answer now; `Infinity`: until
+   * then). Python's `poll(timeout)`, with milliseconds.
+   */
+  poll(timeout = 0, options?: { signal?: AbortSignal }): Promise<boolean> {
+    try {
+      this.#checkRead('poll');
+      const ms = validateTimeout(timeout);
+      const signal = validateSignal(validateOptions<{ signal?: AbortSignal }>(options).signal);
+      throwIfAborted(signal);
+      this.#socket();
+      if (this.#avail > 0 || this.#asm !== null || this.#ended) return Promise.resolve(true);
+      if (binding.pipePollIn(this.#fd, 0)) return Promise.resolve(true);
+      if (ms === 0) return Promise.resolve(false);
+      return new Promise<boolean>((resolve, reject) => {
+        const p: Poller = { resolve, reject, timer: undefined, signal, onAbort: undefined };
+        if (ms > 0) p.timer = setTimeout(() => this.#leavePoll(p, false), ms);
+        if (signal !== undefined) {
+          p.onAbort = () => this.#leavePoll(p, abortError(signal));
+          signal.addEventListener('abort', p.onAbort, { once: true });
+        }
+        this.#pollers.add(p);
+        this.#flow();
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #leavePoll(p: Poller, outcome: boolean | unknown): void {
+    if (!this.#pollers.delete(p)) return;
+    this.#settle(p);
+    if (typeof outcome === 'boolean') p.resolve(outcome);
+    else p.reject(outcome);
+    this.#flow();
+  }
+
+  /**
+   * Encodes `item` with the codec and sends it as one message. Resolves when
+   * the bytes are handed to the OS; rejects with IPCError `EPIPE` if the peer
+   * is gone, `EBADF` if this end is closed or read-only, TypeError
+   * (`ERR_IPC_ENCODE`) if the codec cannot encode it.
+   */
+  send(item: T): Promise<void> {
+    try {
+      this.#checkWrite();
+      if (this.#json) {
+        // The default codec, framed in one buffer without an intermediate copy.
+        const text = JSON.stringify(item);
+        if (text !== undefined && text.length <= COPY_MAX / 3) {
+          const n = Buffer.byteLength(text);
+          const b = Buffer.allocUnsafe(4 + n);
+          b.writeInt32BE(n, 0);
+          b.write(text, 4);
+          return this.#write(b);
+        }
+      }
+      const bytes = this.#codec.encode(item);
+      return this.#frame(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Sends bytes as one message (Python's `send_bytes(buf, offset, size)`;
+   * offset and size count bytes). The bytes are not copied: leave them
+   * unchanged until the promise settles.
+   */
+  sendBytes(buffer: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): Promise<void> {
+    try {
+      this.#checkWrite();
+      const buf = bytesOf(buffer, 'buffer');
+      validateInteger(offset, 'offset', 0, buf.length);
+      const n = size === undefined ? buf.length - offset : validateInteger(size, 'size', 0, Number.MAX_SAFE_INTEGER);
+      if (offset + n > buf.length) {
+        throw rangeError('ERR_OUT_OF_RANGE', `offset + size (${offset + n}) is larger than the buffer (${buf.length} bytes)`);
+      }
+      return this.#frame(offset === 0 && n === buf.length ? buf : buf.subarray(offset, offset + n));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #checkWrite(): void {
+    if (this.#closed) throw closedError('connection', 'send', this.#path);
+    if (!this.#writable) throw ipcError('EBADF', 'connection is read-only', 'send', this.#path);
+    if (this.#writeErr !== null) throw this.#writeErr;
+  }
+
+  #frame(payload: Buffer): Promise<void> {
+    const n = payload.length;
+    if (n <= COPY_MAX) {
+      const b = Buffer.allocUnsafe(4 + n);
+      b.writeInt32BE(n, 0);
+      payload.copy(b, 4);
+      return this.#write(b);
+    }
+    return this.#write(encodeHeader(n), payload);
+  }
+
+  /** Writes a header and payload (or one framed buffer); resolves once the OS has them. */
+  #write(first: Buffer, second?: Buffer): Promise<void> {
+    const s = this.#socket();
+    this.#writes += 1;
+    let settle: ((err?: Error | null) => void) | undefined;
+    const done = (err?: Error | null): void => {
+      this.#writes -= 1;
+      if (settle !== undefined) settle(err);
+      if (this.#closed && this.#writes === 0) this.#destroy();
+    };
+    if (second === undefined) {
+      s.write(first, done);
+    } else {
+      s.cork();
+      s.write(first);
+      s.write(second, done);
+      s.uncork();
+    }
+    // libuv wrote it all at once (the common case): no need to wait a tick
+    // for the callback to say so.
+    if (s.writableLength === 0 && !s.errored) return RESOLVED;
+    return new Promise<void>((resolve, reject) => {
+      settle = (err) => {
+        if (err) reject(this.#writeErr ?? fromNodeError(err, 'write', this.#path));
+        else resolve();
+      };
+    });
+  }
+
+  #destroy(): void {
+    unused.unregister(this);
+    const s = this.#sock;
+    if (s !== null) s.destroy();
+    else if (this.#fd >= 0) binding.pipeFdClose(this.#fd);
+  }
+
+  /**
+   * Closes this end and its descriptor. Pending receives and polls reject
+   * with IPCError `EBADF`; messages already passed to `send` are still
+   * delivered (the descriptor closes once they are written). Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const err = closedError('connection', 'recv', this.#path);
+    for (const req of this.#reqs.splice(0)) {
+      this.#settle(req);
+      req.reject(err);
+    }
+    for (const p of [...this.#pollers]) this.#leavePoll(p, err);
+    this.#chunks = [];
+    this.#avail = 0;
+    this.#asm = null;
+    this.#asmTarget = null;
+    if (this.#writes === 0) this.#destroy();
+    else this.#sock?.unref();
+  }
+
+  /** Same as `close()`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Receives messages until the peer closes its end (or this end is closed):
+   * `for await (const msg of conn) { ... }`.
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      let item: T;
+      try {
+        item = await this.recv();
+      } catch (err) {
+        if (isEof(err) || this.#closed) return;
+        throw err;
+      }
+      yield item;
+    }
+  }
+}

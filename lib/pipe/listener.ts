@@ -1,0 +1,499 @@
+/**
+ * `Listener` and `Client`: AF_UNIX stream sockets (paths, or Linux abstract
+ * names) carrying {@link Connection}s, with the authentication handshake of
+ * Python's `multiprocessing.connection` (the HMAC-MD5 form of Python <= 3.11
+ * and the negotiated `{digest}` form of 3.12+), so either side may be Python.
+ * @module
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { statSync, unlinkSync } from 'node:fs';
+import { Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { binding } from '../core/binding.js';
+import { resolveCodec } from '../core/codec.js';
+import type { ConnectionOptions } from './connection.js';
+import { Connection, adoptConnection, socketFd } from './connection.js';
+import { AbortError, abortError, closedError, ipcError } from '../core/errors.js';
+import { fromNodeError } from './frame.js';
+import {
+  throwIfAborted,
+  typeError,
+  rangeError,
+  validateInteger,
+  validateMode,
+  validateOptions,
+  validateSignal,
+  validateTimeout,
+} from '../core/validate.js';
+
+/**
+ * The handshake failed: the peer's key differs from ours, or it does not
+ * speak the protocol (Python's `multiprocessing.AuthenticationError`).
+ */
+export class AuthenticationError extends Error {
+  readonly code = 'ERR_IPC_AUTHENTICATION';
+  override get name(): string {
+    return 'AuthenticationError';
+  }
+}
+
+// The handshake's bytes, as CPython's Lib/multiprocessing/connection.py.
+const CHALLENGE = Buffer.from('#CHALLENGE#');
+const WELCOME = Buffer.from('#WELCOME#');
+const FAILURE = Buffer.from('#FAILURE#');
+// Random bytes after the "{sha256}" prefix of our challenge (3.12's length).
+const MESSAGE_LENGTH = 40;
+// A challenge of exactly 20 bytes comes from a Python <= 3.11 (MD5 only) peer;
+// a 16-byte response is a bare HMAC-MD5 from one.
+const LEGACY_CHALLENGE = 20;
+const LEGACY_RESPONSE = 16;
+// Python's digest names and OpenSSL's.
+const DIGESTS: Record<string, string> = {
+  md5: 'md5',
+  sha256: 'sha256',
+  sha384: 'sha384',
+  sha3_256: 'sha3-256',
+  sha3_384: 'sha3-384',
+};
+const MAX_DIGEST_NAME = 8;
+const OUR_DIGEST = 'sha256';
+const HANDSHAKE_MAX = 256;
+
+function digestAndPayload(message: Buffer): [string, Buffer] {
+  if (message.length === LEGACY_CHALLENGE || message.length === LEGACY_RESPONSE) return ['', message];
+  if (message[0] === 0x7b /* { */) {
+    const curly = message.indexOf(0x7d /* } */, 1);
+    if (curly > 0 && curly <= MAX_DIGEST_NAME + 1) {
+      const name = message.subarray(1, curly).toString('latin1');
+      if (Object.hasOwn(DIGESTS, name)) return [name, message.subarray(curly + 1)];
+    }
+  }
+  throw new AuthenticationError('unsupported message length, missing digest prefix, or unsupported digest');
+}
+
+function hmac(name: string, key: Buffer, message: Buffer): Buffer {
+  return createHmac(DIGESTS[name]!, key).update(message).digest();
+}
+
+/** Our challenge, then the peer's answer (the serving side of Python's handshake). */
+async function deliverChallenge(conn: Connection, key: Buffer, signal: AbortSignal): Promise<void> {
+  const message = Buffer.concat([Buffer.from(`{${OUR_DIGEST}}`), randomBytes(MESSAGE_LENGTH)]);
+  await conn.sendBytes(Buffer.concat([CHALLENGE, message]));
+  const response = await conn.recvBytes(HANDSHAKE_MAX, { signal });
+  let ok = false;
+  let why = 'digest received was wrong';
+  try {
+    const [name, mac] = digestAndPayload(response);
+    // The MAC covers our "{sha256}" prefix too, so a peer cannot pick a
+    // weaker digest than the one we offered without failing the comparison.
+    const expected = hmac(name || 'md5', key, message);
+    ok = expected.length === mac.length && timingSafeEqual(expected, mac);
+  } catch (err) {
+    why = (err as Error).message;
+  }
+  if (!ok) {
+    await conn.sendBytes(FAILURE).catch(() => {});
+    throw new AuthenticationError(why);
+  }
+  await conn.sendBytes(WELCOME);
+}
+
+/** The peer's challenge, our answer, its verdict (the client side of Python's handshake). */
+async function answerChallenge(conn: Connection, key: Buffer, signal: AbortSignal): Promise<void> {
+  const received = await conn.recvBytes(HANDSHAKE_MAX, { signal });
+  if (!received.subarray(0, CHALLENGE.length).equals(CHALLENGE)) {
+    throw new AuthenticationError('protocol error: expected a challenge');
+  }
+  const message = received.subarray(CHALLENGE.length);
+  if (message.length < LEGACY_CHALLENGE) {
+    throw new AuthenticationError(`challenge too short: ${message.length} bytes`);
+  }
+  const [name] = digestAndPayload(message);
+  const response = name === '' ? hmac('md5', key, message) : Buffer.concat([Buffer.from(`{${name}}`), hmac(name, key, message)]);
+  await conn.sendBytes(response);
+  const verdict = await conn.recvBytes(HANDSHAKE_MAX, { signal });
+  if (!verdict.equals(WELCOME)) throw new AuthenticationError('digest sent was rejected');
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/** Runs both halves of the handshake in `role`'s order, within the deadline. */
+async function handshake(
+  conn: Connection,
+  key: Buffer,
+  serving: boolean,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  syscall: string,
+  address: string,
+): Promise<void> {
+  const ac = new AbortController();
+  const timer = timeoutMs >= 0 ? setTimeout(() => ac.abort(TIMED_OUT), timeoutMs) : undefined;
+  const onAbort = (): void => ac.abort(signal!.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (serving) {
+      await deliverChallenge(conn, key, ac.signal);
+      await answerChallenge(conn, key, ac.signal);
+    } else {
+      await answerChallenge(conn, key, ac.signal);
+      await deliverChallenge(conn, key, ac.signal);
+    }
+  } catch (err) {
+    if (err instanceof AbortError) {
+      if (ac.signal.reason === TIMED_OUT) throw ipcError('ETIMEDOUT', 'authentication handshake timed out', syscall, address);
+      if (signal?.aborted) throw abortError(signal);
+    }
+    throw err;
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function validateAuthkey(value: unknown): Buffer | null {
+  if (value === undefined || value === null) return null;
+  let key: Buffer;
+  if (typeof value === 'string') key = Buffer.from(value, 'utf8');
+  else if (value instanceof Uint8Array) key = Buffer.from(value);
+  else {
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "authkey" option must be a Buffer, Uint8Array or string. Received ${typeof value}`);
+  }
+  if (key.length === 0) throw typeError('ERR_INVALID_ARG_VALUE', 'The "authkey" option must not be empty');
+  return key;
+}
+
+// sockaddr_un.sun_path holds 108 bytes: a path and its NUL, or NUL + name.
+const SUN_PATH = 108;
+
+function validateAddress(value: unknown): string {
+  if (typeof value !== 'string') {
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "address" argument must be of type string. Received ${value === null ? 'null' : typeof value}`);
+  }
+  const abstract = value.startsWith('\0');
+  if (value.length === 0 || value === '\0') throw typeError('ERR_INVALID_ARG_VALUE', 'The "address" argument must not be empty');
+  if (!abstract && value.includes('\0')) {
+    throw typeError('ERR_INVALID_ARG_VALUE', 'The "address" argument must not contain null bytes (except a leading one for an abstract name)');
+  }
+  const bytes = Buffer.byteLength(value);
+  const max = abstract ? SUN_PATH : SUN_PATH - 1;
+  if (bytes > max) {
+    throw rangeError('ERR_OUT_OF_RANGE', `The "address" argument is ${bytes} bytes long; an AF_UNIX address holds at most ${max}`);
+  }
+  return value;
+}
+
+/** How an address appears in messages: abstract names as "@name". */
+function shown(address: string): string {
+  return address.startsWith('\0') ? '@' + address.slice(1) : address;
+}
+
+/** Options for `new Listener()`. */
+export interface ListenerOptions<T = unknown> {
+  /** Require clients to prove they know this key (Python's `authkey`). Default: no handshake. */
+  authkey?: Uint8Array | string;
+  /** The kernel's queue of connections not yet accepted (`listen(2)`). Default 16. */
+  backlog?: number;
+  /** Permission bits of the socket file (the umask may remove more). Default 0o600. */
+  mode?: number;
+  /** The codec of accepted connections. Default `'json'`. */
+  codec?: ConnectionOptions<T>['codec'];
+}
+
+/** Options for `accept()`. */
+export interface AcceptOptions {
+  /** Give up after this many ms (waiting and handshake): rejects with IPCError `ETIMEDOUT`. */
+  timeout?: number;
+  /** Abort: rejects with `AbortError`. */
+  signal?: AbortSignal;
+}
+
+interface Waiter {
+  resolve(s: Socket): void;
+  reject(err: unknown): void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/**
+ * A listening AF_UNIX socket (Python's `multiprocessing.connection.Listener`).
+ * Python's `Client(address, authkey=...)` connects to it as to its own.
+ *
+ * ```ts
+ * const listener = new Listener('/tmp/app.sock', { authkey: 'secret' });
+ * for await (const conn of listener) {
+ *   conn.send({ hello: 'from node' });
+ * }
+ * ```
+ *
+ * The socket file is created with mode 0o600 (never looser, not even
+ * briefly) and removed by `close()`. An address starting with `'\0'` is a
+ * Linux abstract name: no file, and any process in the network namespace may
+ * connect, so use an `authkey`.
+ */
+export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disposable {
+  readonly #address: string;
+  readonly #server: Server;
+  readonly #authkey: Buffer | null;
+  readonly #codec: ConnectionOptions<T>['codec'];
+  readonly #file: { dev: number; ino: number } | null = null;
+  readonly #incoming: Socket[] = [];
+  readonly #waiters: Waiter[] = [];
+  #closed = false;
+  #error: unknown = null;
+  #refed = false;
+
+  /**
+   * Binds and listens on `address` (a path, or `'\0name'` for an abstract
+   * name). Without an address, a fresh path under `os.tmpdir()` is used.
+   * @throws IPCError `EADDRINUSE` if the address is taken (also by a stale
+   *   socket file: remove it first), `EACCES`, `ENOENT`...; TypeError /
+   *   RangeError for bad arguments.
+   */
+  constructor(address?: string, options?: ListenerOptions<T>) {
+    const addr =
+      address === undefined ? join(tmpdir(), `pipc-listener-${process.pid}-${randomBytes(6).toString('hex')}.sock`) : validateAddress(address);
+    const o = validateOptions<ListenerOptions<T>>(options);
+    this.#authkey = validateAuthkey(o.authkey);
+    const backlog = validateInteger(o.backlog, 'backlog', 0, 65535, 16);
+    const mode = validateMode(o.mode);
+    resolveCodec(o.codec);
+    this.#codec = o.codec;
+    this.#address = addr;
+    const fd = binding.pipeUnixListen(addr, backlog, mode);
+    if (!addr.startsWith('\0')) {
+      const st = statSync(addr);
+      this.#file = { dev: st.dev, ino: st.ino };
+    }
+    // Incoming sockets stay unread until accept() takes them.
+    this.#server = new Server({ pauseOnConnect: true, allowHalfOpen: true });
+    this.#server.on('connection', (s: Socket) => this.#onConnection(s));
+    this.#server.on('error', (err) => this.#fail(fromNodeError(err, 'accept', shown(addr))));
+    this.#server.listen({ fd, backlog });
+    this.#server.unref();
+  }
+
+  /** The address it listens on (abstract names keep their leading `'\0'`). */
+  get address(): string {
+    return this.#address;
+  }
+
+  /** True after `close()`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #onConnection(s: Socket): void {
+    if (this.#closed) {
+      s.destroy();
+      return;
+    }
+    // A client that gives up while queued must not crash the process.
+    s.on('error', ignore);
+    const w = this.#waiters.shift();
+    if (w !== undefined) {
+      this.#settle(w);
+      w.resolve(s);
+      this.#ref();
+    } else {
+      this.#incoming.push(s);
+    }
+  }
+
+  #fail(err: unknown): void {
+    this.#error = err;
+    for (const w of this.#waiters.splice(0)) {
+      this.#settle(w);
+      w.reject(err);
+    }
+    this.#ref();
+  }
+
+  #settle(w: Waiter): void {
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort);
+  }
+
+  /** The listening socket keeps the process alive only while an accept() waits. */
+  #ref(): void {
+    const want = this.#waiters.length > 0 && !this.#closed;
+    if (want === this.#refed) return;
+    this.#refed = want;
+    if (want) this.#server.ref();
+    else this.#server.unref();
+  }
+
+  #next(timeout: number, signal: AbortSignal | undefined): Promise<Socket> {
+    const s = this.#incoming.shift();
+    if (s !== undefined) return Promise.resolve(s);
+    if (this.#error !== null) return Promise.reject(this.#error);
+    return new Promise<Socket>((resolve, reject) => {
+      const w: Waiter = { resolve, reject, timer: undefined, signal, onAbort: undefined };
+      const leave = (err: unknown): void => {
+        const i = this.#waiters.indexOf(w);
+        if (i < 0) return;
+        this.#waiters.splice(i, 1);
+        this.#settle(w);
+        reject(err);
+        this.#ref();
+      };
+      if (timeout >= 0) {
+        w.timer = setTimeout(() => leave(ipcError('ETIMEDOUT', `no connection within ${timeout} ms`, 'accept', shown(this.#address))), timeout);
+      }
+      if (signal !== undefined) {
+        w.onAbort = () => leave(abortError(signal));
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.#waiters.push(w);
+      this.#ref();
+    });
+  }
+
+  /**
+   * Waits for the next client and returns its connection, after the
+   * authentication handshake when the listener has an `authkey`. A client
+   * with the wrong key is told so (`#FAILURE#`), disconnected, and this call
+   * rejects with {@link AuthenticationError}; the listener keeps serving.
+   * Concurrent calls take different clients.
+   */
+  async accept(options?: AcceptOptions): Promise<Connection<T>> {
+    const o = validateOptions<AcceptOptions>(options);
+    const timeout = validateTimeout(o.timeout);
+    const signal = validateSignal(o.signal);
+    throwIfAborted(signal);
+    if (this.#closed) throw closedError('listener', 'accept', shown(this.#address));
+    const started = performance.now();
+    const s = await this.#next(timeout, signal);
+    s.removeListener('error', ignore);
+    const conn = adoptConnection<T>({ socket: s, path: shown(this.#address) }, socketFd(s), { codec: this.#codec });
+    if (this.#authkey !== null) {
+      const left = timeout < 0 ? -1 : Math.max(0, timeout - (performance.now() - started));
+      try {
+        await handshake(conn as Connection, this.#authkey, true, left, signal, 'accept', shown(this.#address));
+      } catch (err) {
+        conn.close();
+        throw err;
+      }
+    }
+    return conn;
+  }
+
+  /**
+   * Stops listening: pending `accept()`s reject with IPCError `EBADF`,
+   * clients not yet accepted are disconnected, and the socket file is
+   * removed (if it is still the one this listener created). Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const err = closedError('listener', 'accept', shown(this.#address));
+    for (const w of this.#waiters.splice(0)) {
+      this.#settle(w);
+      w.reject(err);
+    }
+    for (const s of this.#incoming.splice(0)) s.destroy();
+    this.#server.close();
+    this.#ref();
+    if (this.#file !== null) {
+      try {
+        const st = statSync(this.#address);
+        if (st.dev === this.#file.dev && st.ino === this.#file.ino) unlinkSync(this.#address);
+      } catch {
+        // Already removed by someone else: nothing of ours to clean up.
+      }
+    }
+  }
+
+  /** Same as `close()`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Accepts clients until the listener is closed. Clients that fail the
+   * handshake (or vanish during it) are skipped, as a server loop would.
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<Connection<T>> {
+    for (;;) {
+      let conn: Connection<T>;
+      try {
+        conn = await this.accept();
+      } catch (err) {
+        if (this.#closed) return;
+        if (this.#error !== null) throw err;
+        continue;
+      }
+      yield conn;
+    }
+  }
+}
+
+function ignore(): void {}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(abortError(signal!));
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Options for `Client()`. */
+export interface ClientOptions<T = unknown> {
+  /** The key the listener expects (Python's `authkey`). Default: no handshake. */
+  authkey?: Uint8Array | string;
+  /** Give up after this many ms (connecting and handshake): rejects with IPCError `ETIMEDOUT`. */
+  timeout?: number;
+  /** Abort: rejects with `AbortError`. */
+  signal?: AbortSignal;
+  /** The connection's codec. Default `'json'`. */
+  codec?: ConnectionOptions<T>['codec'];
+}
+
+/**
+ * Connects to a {@link Listener} (ours or Python's `Listener(address,
+ * authkey=...)`) and resolves with the connection once the handshake, if
+ * any, succeeded (Python's `multiprocessing.connection.Client`).
+ *
+ * Rejects with IPCError `ENOENT` / `ECONNREFUSED` when nobody listens,
+ * {@link AuthenticationError} when the keys differ.
+ */
+export async function Client<T = unknown>(address: string, options?: ClientOptions<T>): Promise<Connection<T>> {
+  const addr = validateAddress(address);
+  const o = validateOptions<ClientOptions<T>>(options);
+  const key = validateAuthkey(o.authkey);
+  const timeout = validateTimeout(o.timeout);
+  const signal = validateSignal(o.signal);
+  resolveCodec(o.codec);
+  throwIfAborted(signal);
+  const started = performance.now();
+  let fd = binding.pipeUnixConnect(addr);
+  // -1: the listener's queue is full. An AF_UNIX connect cannot be waited
+  // for in the event loop, so try again a little later, up to the deadline.
+  for (let delay = 1; fd < 0; delay = Math.min(delay * 2, 50)) {
+    if (timeout >= 0 && performance.now() - started >= timeout) {
+      throw ipcError('ETIMEDOUT', `could not connect within ${timeout} ms`, 'connect', shown(addr));
+    }
+    await sleep(delay, signal);
+    fd = binding.pipeUnixConnect(addr);
+  }
+  const conn = adoptConnection<T>({ path: shown(addr) }, fd, { codec: o.codec });
+  if (key !== null) {
+    const left = timeout < 0 ? -1 : Math.max(0, timeout - (performance.now() - started));
+    try {
+      await handshake(conn as Connection, key, false, left, signal, 'connect', shown(addr));
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+  }
+  return conn;
+}

@@ -1,0 +1,765 @@
+/**
+ * `Queue`: Python's `multiprocessing.Queue` between unrelated processes, on a
+ * POSIX message queue (`mq_open`) that Python (posix_ipc, ctypes) and C
+ * programs open by the same name.
+ * @module
+ */
+import { binding } from '../core/binding.js';
+import type { Handle, MqWatchCallback } from '../core/binding.js';
+import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
+import type { Codec, CodecOption } from '../core/codec.js';
+import { abortError, closedError, ipcError, IPCError } from '../core/errors.js';
+import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './large-items.js';
+import { explainOpenError, HARD_MSGMAX, HARD_MSGSIZEMAX, mqueueSetting } from './limits.js';
+import {
+  throwIfAborted,
+  validateBoolean,
+  validateInteger,
+  validateMode,
+  validateName,
+  validateOptions,
+  validateSignal,
+  validateTimeout,
+} from '../core/validate.js';
+
+/** The highest message priority plus one (`MQ_PRIO_MAX`, 32768 on Linux). */
+export const MQ_PRIO_MAX: number = binding.MQ_PRIO_MAX;
+
+/**
+ * Rejected or thrown when an item was wanted from an empty queue: `getNowait()`,
+ * `getSync({ timeout })`, and `get({ timeout })` when the time ran out
+ * (Python's `queue.Empty`). `code` is `'ERR_IPC_EMPTY'`.
+ */
+export class Empty extends Error {
+  /** Always `'ERR_IPC_EMPTY'`. */
+  readonly code = 'ERR_IPC_EMPTY';
+  override get name(): string {
+    return 'Empty';
+  }
+}
+
+/**
+ * Rejected or thrown when an item could not be put into a full queue:
+ * `putNowait()`, `putSync({ timeout })`, and `put({ timeout })` when the time ran
+ * out (Python's `queue.Full`). `code` is `'ERR_IPC_FULL'`. After `putMany`,
+ * `sent` says how many of the items did go in before the time ran out.
+ */
+export class Full extends Error {
+  /** Always `'ERR_IPC_FULL'`. */
+  readonly code = 'ERR_IPC_FULL';
+  /** For `putMany`: how many items (from the first) were sent. Otherwise 0. */
+  readonly sent: number;
+  constructor(message?: string, sent = 0) {
+    super(message);
+    this.sent = sent;
+  }
+  override get name(): string {
+    return 'Full';
+  }
+}
+
+/** Options for opening or creating a queue. */
+export interface QueueOptions<T = unknown> {
+  /**
+   * How many messages the queue holds (`mq_maxmsg`), >= 1. Default: the system
+   * default (/proc/sys/fs/mqueue/msg_default, usually 10). Ordinary processes
+   * may not exceed fs.mqueue.msg_max (usually 10). When the queue exists, a
+   * value that differs from its real one is an error.
+   */
+  maxsize?: number;
+  /**
+   * The largest message in bytes (`mq_msgsize`). Default: the system default
+   * (msgsize_default, usually 8192); ordinary processes may not exceed
+   * fs.mqueue.msgsize_max (usually 8192). Larger items still travel, through
+   * side segments. When the queue exists, a value that differs is an error.
+   */
+  maxMessageSize?: number;
+  /** `'json'` (default), `'v8'`, `'raw'`, or `{ encode, decode }`. See the codec module. */
+  codec?: CodecOption<T>;
+  /** Create the queue if it does not exist. Default true. With false, a missing name fails with ENOENT. */
+  create?: boolean;
+  /** Fail with EEXIST if the name already exists (O_EXCL). Default false. */
+  exclusive?: boolean;
+  /** Permission bits for a newly created queue (the umask applies). Default 0o600. */
+  mode?: number;
+}
+
+/** Options for `put`. */
+export interface PutOptions {
+  /** Give up after this many milliseconds: rejects with `Full`. Default: wait forever. */
+  timeout?: number;
+  /** Abort the wait: rejects with `AbortError`, and the item is not sent. */
+  signal?: AbortSignal;
+  /** Message priority, 0 (default) to MQ_PRIO_MAX - 1; higher priorities are received first. */
+  priority?: number;
+}
+
+/** Options for `get`. */
+export interface GetOptions {
+  /** Give up after this many milliseconds: rejects with `Empty`. Default: wait forever. */
+  timeout?: number;
+  /** Abort the wait: rejects with `AbortError`, and nothing is taken from the queue. */
+  signal?: AbortSignal;
+}
+
+/** Options for the blocking forms. */
+export interface SyncOptions {
+  /** Give up after this many milliseconds (then `Full` / `Empty`). Default: wait forever. */
+  timeout?: number;
+}
+
+/** Attributes of the underlying queue, from `mq_getattr`. */
+export interface QueueAttributes {
+  /** The queue's capacity (`mq_maxmsg`). */
+  maxsize: number;
+  /** The largest message in bytes (`mq_msgsize`). */
+  maxMessageSize: number;
+  /** Messages in the queue now (`mq_curmsgs`). */
+  size: number;
+}
+
+interface Message {
+  bytes: Uint8Array;
+  segment: string | undefined;
+}
+
+interface Waiter {
+  reject(err: unknown): void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface Getter extends Waiter {
+  resolve(value: unknown): void;
+  /** 0: one item; n: up to n items, as an array. */
+  max: number;
+}
+
+interface Putter extends Waiter {
+  resolve(): void;
+  messages: Message[];
+  /** Messages before this index were sent. */
+  next: number;
+  priority: number;
+}
+
+const READABLE = 1;
+const WRITABLE = 2;
+const RESOLVED = Promise.resolve();
+/** What #take returns from an empty queue (items may be null or undefined). */
+const NONE: unique symbol = Symbol('none');
+
+function first<W>(set: Set<W>): W | undefined {
+  for (const w of set) return w;
+  return undefined;
+}
+
+/**
+ * A FIFO queue of items between processes, on a POSIX message queue. Python's
+ * `multiprocessing.Queue` semantics (`put` / `get` with timeouts raising
+ * `Full` / `Empty`, `putNowait`, `getNowait`, `qsize`), JavaScript idioms
+ * (Promises, `AbortSignal`, `for await`, `using`).
+ *
+ * ```ts
+ * const q = new Queue<{ id: number }>('jobs', { maxsize: 10 });
+ * await q.put({ id: 1 });
+ * const job = await q.get({ timeout: 1000 }); // Empty after 1 s
+ * ```
+ *
+ * Waiting costs no thread: the queue descriptor is watched with `uv_poll` on
+ * the event loop, and waiters in this process are served in the order they
+ * came. Messages of higher `priority` are received first; equal priorities in
+ * order. Items larger than the queue's `maxMessageSize` travel through a side
+ * segment in /dev/shm (see docs/api.md for the descriptor layout).
+ */
+export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
+  #h: Handle | null;
+  readonly #name: string;
+  readonly #codec: Codec<T>;
+  readonly #maxsize: number;
+  readonly #msgsize: number;
+  readonly #segmentMode: number;
+  readonly #getters = new Set<Getter>();
+  readonly #putters = new Set<Putter>();
+  #events = 0;
+  readonly #onPoll: MqWatchCallback;
+  /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
+  readonly #rx: Buffer;
+  /** The json codec: short items go to mq_send as text, without a Buffer. */
+  readonly #json: boolean;
+
+  /**
+   * Opens the queue `name`, creating it if it is missing. `"jobs"` and `"/jobs"`
+   * name the same queue.
+   * @throws TypeError / RangeError for bad arguments; IPCError from `mq_open`
+   * (EEXIST, ENOENT, EACCES; EINVAL / EMFILE / ENOSPC with a message naming the
+   * limit that was hit), or EINVAL when an existing queue's attributes differ
+   * from `maxsize` / `maxMessageSize`.
+   */
+  constructor(name: string, options?: QueueOptions<T>) {
+    this.#name = validateName(name);
+    const o = validateOptions<QueueOptions<T>>(options);
+    const maxsize = o.maxsize === undefined ? undefined : validateInteger(o.maxsize, 'maxsize', 1, HARD_MSGMAX);
+    const msgsize = o.maxMessageSize === undefined ? undefined : validateInteger(o.maxMessageSize, 'maxMessageSize', 1, HARD_MSGSIZEMAX);
+    this.#codec = resolveCodec<T>(o.codec);
+    const create = validateBoolean(o.create, 'create', true);
+    const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
+    const mode = validateMode(o.mode);
+    let wantMax = 0;
+    let wantSize = 0;
+    if (maxsize !== undefined || msgsize !== undefined) {
+      wantMax = maxsize ?? mqueueSetting('msg_default', 10);
+      wantSize = msgsize ?? mqueueSetting('msgsize_default', 8192);
+    }
+    let h: Handle;
+    try {
+      h = binding.mqOpen(this.#name, create, exclusive, mode, wantMax, wantSize);
+    } catch (err) {
+      throw explainOpenError(
+        err,
+        create,
+        wantMax || mqueueSetting('msg_default', 10),
+        wantSize || mqueueSetting('msgsize_default', 8192),
+      );
+    }
+    const attr = binding.mqAttr(h);
+    if ((maxsize !== undefined && attr.maxmsg !== maxsize) || (msgsize !== undefined && attr.msgsize !== msgsize)) {
+      binding.mqClose(h);
+      throw ipcError(
+        'EINVAL',
+        `the queue exists with maxsize ${attr.maxmsg} and maxMessageSize ${attr.msgsize}, not the requested ` +
+          `maxsize ${maxsize ?? attr.maxmsg} and maxMessageSize ${msgsize ?? attr.msgsize}; open it without them or unlink it first`,
+        'mq_open',
+        this.#name,
+      );
+    }
+    this.#h = h;
+    this.#maxsize = attr.maxmsg;
+    this.#msgsize = attr.msgsize;
+    // Whoever may open the queue may read its side segments, and nobody else.
+    this.#segmentMode = attr.mode ?? mode;
+    this.#onPoll = (status) => this.#serve(status);
+    this.#rx = Buffer.allocUnsafeSlow(attr.msgsize);
+    this.#json = isJsonCodec(this.#codec);
+  }
+
+  #handle(syscall: string): Handle {
+    if (this.#h === null) throw closedError('queue', syscall, this.#name);
+    return this.#h;
+  }
+
+  /** The name as the OS sees it, with its leading slash (`'/jobs'`). */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** The queue's capacity in messages (its real `mq_maxmsg`). */
+  get maxsize(): number {
+    return this.#maxsize;
+  }
+
+  /** The largest message in bytes (its real `mq_msgsize`). Larger items use side segments. */
+  get maxMessageSize(): number {
+    return this.#msgsize;
+  }
+
+  /** True after `close()`. */
+  get closed(): boolean {
+    return this.#h === null;
+  }
+
+  /** The queue's current attributes (`mq_getattr`). */
+  attributes(): QueueAttributes {
+    const a = binding.mqAttr(this.#handle('mq_getattr'));
+    return { maxsize: a.maxmsg, maxMessageSize: a.msgsize, size: a.curmsgs };
+  }
+
+  /** Number of messages in the queue now, from every process (exact, unlike Python's approximation). */
+  qsize(): number {
+    const h = this.#h;
+    if (h === null) throw closedError('queue', 'mq_getattr', this.#name);
+    return binding.mqCurmsgs(h);
+  }
+
+  /** True if the queue holds no message now. */
+  empty(): boolean {
+    return this.qsize() === 0;
+  }
+
+  /** True if the queue holds `maxsize` messages now. */
+  full(): boolean {
+    return this.qsize() >= this.#maxsize;
+  }
+
+  #encode(item: T): Message {
+    const bytes = this.#codec.encode(item);
+    if (bytes.length <= this.#msgsize && !hasMagic(bytes)) return { bytes, segment: undefined };
+    return writeLarge(this.#name, bytes, this.#segmentMode, this.#msgsize);
+  }
+
+  /** Receives one message and decodes it; NONE when the queue is empty. */
+  #take(h: Handle): T | typeof NONE {
+    const n = binding.mqReceiveInto(h, this.#rx);
+    return n < 0 ? NONE : this.#decodeRx(n);
+  }
+
+  /**
+   * Receives and decodes up to `max` messages that are there now, each
+   * through #rx (no Buffer per message). A receive failure after the first
+   * message is left for the next call, so nothing taken is lost; a decode
+   * failure stops there and comes back as `error` (NONE when all went well).
+   */
+  #takeMany(h: Handle, max: number): { items: T[]; taken: number; error: unknown } {
+    const items: T[] = [];
+    let taken = 0;
+    while (taken < max) {
+      let n: number;
+      try {
+        n = binding.mqReceiveInto(h, this.#rx);
+      } catch (err) {
+        if (taken > 0) break;
+        throw err;
+      }
+      if (n < 0) break;
+      taken++;
+      try {
+        items.push(this.#decodeRx(n));
+      } catch (err) {
+        return { items, taken, error: err };
+      }
+    }
+    return { items, taken, error: NONE };
+  }
+
+  /** Decodes the `n` bytes just received into #rx. */
+  #decodeRx(n: number): T {
+    const rx = this.#rx;
+    if (n > LARGE_HEADER && rx[0] === 0 && hasMagic(rx)) {
+      return this.#codec.decode(readLarge(this.#name, rx.subarray(0, n)));
+    }
+    return decodeScratch(this.#codec, rx, n);
+  }
+
+  #decode(bytes: Buffer): T {
+    if (bytes.length > LARGE_HEADER && bytes[0] === 0 && hasMagic(bytes)) {
+      return this.#codec.decode(readLarge(this.#name, bytes));
+    }
+    return this.#codec.decode(bytes);
+  }
+
+  /**
+   * Puts `item` into the queue, waiting while it is full. Rejects with `Full`
+   * if `timeout` ms pass first, with `AbortError` if `signal` aborts (the item
+   * is then not sent). An item that cannot be encoded is rejected before
+   * anything is sent.
+   * ```ts
+   * await q.put({ id: 7 }, { timeout: 500, priority: 1 });
+   * ```
+   */
+  put(item: T, options?: PutOptions): Promise<void> {
+    let msg: Message | undefined;
+    try {
+      const h = this.#h;
+      if (options === undefined && h !== null) {
+        if (this.#json && this.#putters.size === 0) {
+          // UTF-8 takes at most 3 bytes per UTF-16 unit: this text fits a message.
+          const text = jsonText(item);
+          if (text.length * 3 < this.#msgsize) {
+            if (binding.mqSendText(h, text, 0)) return RESOLVED;
+            return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], 0, -1, undefined);
+          }
+        }
+        msg = this.#encode(item);
+        if (this.#putters.size === 0 && binding.mqSend(h, msg.bytes, 0)) return RESOLVED;
+        return this.#waitPut([msg], 0, -1, undefined);
+      }
+      const o = validateOptions<PutOptions>(options);
+      const timeout = validateTimeout(o.timeout);
+      const signal = validateSignal(o.signal);
+      const priority = this.#priority(o.priority);
+      throwIfAborted(signal);
+      const handle = this.#handle('mq_send');
+      if (this.#json && this.#putters.size === 0) {
+        const text = jsonText(item);
+        if (text.length * 3 < this.#msgsize) {
+          if (binding.mqSendText(handle, text, priority)) return RESOLVED;
+          if (timeout === 0) throw this.#full(0);
+          return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], priority, timeout, signal);
+        }
+      }
+      msg = this.#encode(item);
+      if (this.#putters.size === 0 && binding.mqSend(handle, msg.bytes, priority)) return RESOLVED;
+      if (timeout === 0) throw this.#full(0);
+      return this.#waitPut([msg], priority, timeout, signal);
+    } catch (err) {
+      if (msg?.segment !== undefined) removeSegment(msg.segment);
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Puts several items in order, waiting for room as needed: fewer native
+   * calls than one `put` each. On timeout it rejects with `Full` whose `sent`
+   * says how many items went in; on abort, with `AbortError` (items not yet sent
+   * stay unsent). Every item is encoded before the first is sent.
+   */
+  putMany(items: Iterable<T>, options?: PutOptions): Promise<void> {
+    const messages: Message[] = [];
+    try {
+      const o = validateOptions<PutOptions>(options);
+      const timeout = validateTimeout(o.timeout);
+      const signal = validateSignal(o.signal);
+      const priority = this.#priority(o.priority);
+      throwIfAborted(signal);
+      const h = this.#handle('mq_send');
+      for (const item of items) messages.push(this.#encode(item));
+      let next = 0;
+      if (this.#putters.size === 0) {
+        next = binding.mqSendMany(h, messages.map((m) => m.bytes), priority, 0);
+        if (next === messages.length) return RESOLVED;
+      }
+      if (timeout === 0) {
+        for (let i = next; i < messages.length; i++) if (messages[i]!.segment !== undefined) removeSegment(messages[i]!.segment!);
+        throw this.#full(next);
+      }
+      return this.#waitPut(messages, priority, timeout, signal, next);
+    } catch (err) {
+      if (!(err instanceof Full)) for (const m of messages) if (m.segment !== undefined) removeSegment(m.segment);
+      return Promise.reject(err);
+    }
+  }
+
+  /** Puts `item` if there is room now; throws `Full` otherwise. Never waits. */
+  putNowait(item: T, options?: { priority?: number }): void {
+    const h = this.#h;
+    const priority = options === undefined ? 0 : this.#priority(validateOptions<PutOptions>(options).priority);
+    if (h === null) throw closedError('queue', 'mq_send', this.#name);
+    if (this.#json) {
+      const text = jsonText(item);
+      if (text.length * 3 < this.#msgsize) {
+        if (!binding.mqSendText(h, text, priority)) throw this.#full(0);
+        return;
+      }
+    }
+    const msg = this.#encode(item);
+    let sent = false;
+    try {
+      sent = binding.mqSend(h, msg.bytes, priority);
+    } finally {
+      if (!sent && msg.segment !== undefined) removeSegment(msg.segment);
+    }
+    if (!sent) throw this.#full(0);
+  }
+
+  /**
+   * Puts `item`, blocking the calling thread (and its event loop) while the
+   * queue is full; throws `Full` after `timeout` ms. For scripts.
+   */
+  putSync(item: T, options?: SyncOptions & { priority?: number }): void {
+    const o = validateOptions<SyncOptions & { priority?: number }>(options);
+    const timeout = validateTimeout(o.timeout);
+    const priority = this.#priority(o.priority);
+    const h = this.#handle('mq_send');
+    const msg = this.#encode(item);
+    let sent = false;
+    try {
+      sent = binding.mqSendSync(h, msg.bytes, priority, timeout);
+    } finally {
+      if (!sent && msg.segment !== undefined) removeSegment(msg.segment);
+    }
+    if (!sent) throw this.#full(0, timeout);
+  }
+
+  /**
+   * Takes the next item (highest priority first, then oldest), waiting while
+   * the queue is empty. Rejects with `Empty` if `timeout` ms pass first, with
+   * `AbortError` if `signal` aborts; neither takes anything from the queue.
+   * ```ts
+   * const job = await q.get({ signal: AbortSignal.timeout(5000) });
+   * ```
+   */
+  get(options?: GetOptions): Promise<T> {
+    try {
+      const h = this.#h;
+      if (options === undefined && h !== null) {
+        if (this.#getters.size === 0) {
+          const v = this.#take(h);
+          if (v !== NONE) return Promise.resolve(v);
+        }
+        return this.#waitGet(0, -1, undefined) as Promise<T>;
+      }
+      const o = validateOptions<GetOptions>(options);
+      const timeout = validateTimeout(o.timeout);
+      const signal = validateSignal(o.signal);
+      throwIfAborted(signal);
+      const handle = this.#handle('mq_receive');
+      if (this.#getters.size === 0) {
+        const v = this.#take(handle);
+        if (v !== NONE) return Promise.resolve(v);
+      }
+      if (timeout === 0) throw this.#empty(0);
+      return this.#waitGet(0, timeout, signal) as Promise<T>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Waits for at least one item, then takes up to `max` that are there now,
+   * in one native call. Rejects as `get` does.
+   * ```ts
+   * for (const job of await q.getMany(64)) handle(job);
+   * ```
+   */
+  getMany(max: number, options?: GetOptions): Promise<T[]> {
+    try {
+      validateInteger(max, 'max', 1, 2 ** 31 - 1);
+      const o = validateOptions<GetOptions>(options);
+      const timeout = validateTimeout(o.timeout);
+      const signal = validateSignal(o.signal);
+      throwIfAborted(signal);
+      const h = this.#handle('mq_receive');
+      if (this.#getters.size === 0) {
+        const r = this.#takeMany(h, max);
+        if (r.taken > 0) return r.error === NONE ? Promise.resolve(r.items) : Promise.reject(r.error);
+      }
+      if (timeout === 0) throw this.#empty(0);
+      return this.#waitGet(max, timeout, signal) as Promise<T[]>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Takes an item if one is there now; throws `Empty` otherwise. Never waits. */
+  getNowait(): T {
+    const h = this.#h;
+    if (h === null) throw closedError('queue', 'mq_receive', this.#name);
+    const v = this.#take(h);
+    if (v === NONE) throw this.#empty(0);
+    return v;
+  }
+
+  /**
+   * Takes an item, blocking the calling thread (and its event loop) while the
+   * queue is empty; throws `Empty` after `timeout` ms. For scripts.
+   */
+  getSync(options?: SyncOptions): T {
+    const o = validateOptions<SyncOptions>(options);
+    const timeout = validateTimeout(o.timeout);
+    const b = binding.mqReceiveSync(this.#handle('mq_receive'), timeout);
+    if (b === null) throw this.#empty(timeout);
+    return this.#decode(b);
+  }
+
+  /**
+   * Iterates over items as they arrive: `for await (const job of q.iterate({ signal }))`.
+   * Ends when the queue is closed; an abort rejects with `AbortError`.
+   */
+  async *iterate(options?: { signal?: AbortSignal }): AsyncGenerator<T, void, undefined> {
+    const o = validateOptions<{ signal?: AbortSignal }>(options);
+    const signal = validateSignal(o.signal);
+    const getOptions = signal === undefined ? undefined : { signal };
+    for (;;) {
+      if (this.#h === null) return;
+      let item: T;
+      try {
+        item = await this.get(getOptions);
+      } catch (err) {
+        if (this.#h === null && err instanceof IPCError && err.code === 'EBADF') return;
+        throw err;
+      }
+      yield item;
+    }
+  }
+
+  /** `for await (const item of q)`: items as they arrive, until the queue is closed. */
+  [Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    return this.iterate();
+  }
+
+  #priority(value: unknown): number {
+    return validateInteger(value, 'priority', 0, MQ_PRIO_MAX - 1, 0);
+  }
+
+  #empty(timeout: number): Empty {
+    return new Empty(timeout > 0 ? `No item arrived in queue '${this.#name}' within ${timeout} ms` : `Queue '${this.#name}' is empty`);
+  }
+
+  #full(sent: number, timeout = 0): Full {
+    return new Full(timeout > 0 ? `Queue '${this.#name}' stayed full for ${timeout} ms` : `Queue '${this.#name}' is full`, sent);
+  }
+
+  #arm(w: Waiter, set: Set<Waiter>, timeout: number, signal: AbortSignal | undefined, onTimeout: () => unknown): void {
+    if (timeout >= 0) w.timer = setTimeout(() => this.#leave(set, w, onTimeout()), timeout);
+    if (signal !== undefined) {
+      w.onAbort = () => this.#leave(set, w, abortError(signal));
+      signal.addEventListener('abort', w.onAbort, { once: true });
+    }
+    set.add(w);
+    this.#watch();
+  }
+
+  #waitGet(max: number, timeout: number, signal: AbortSignal | undefined): Promise<T | T[]> {
+    return new Promise((resolve, reject) => {
+      const g: Getter = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, signal, onAbort: undefined, max };
+      this.#arm(g, this.#getters as Set<Waiter>, timeout, signal, () => this.#empty(timeout));
+    });
+  }
+
+  #waitPut(messages: Message[], priority: number, timeout: number, signal: AbortSignal | undefined, next = 0): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const p: Putter = { resolve, reject, timer: undefined, signal, onAbort: undefined, messages, next, priority };
+      this.#arm(p, this.#putters as Set<Waiter>, timeout, signal, () => this.#full(p.next, timeout));
+    });
+  }
+
+  #done(set: Set<Waiter>, w: Waiter): void {
+    set.delete(w);
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort);
+  }
+
+  #leave(set: Set<Waiter>, w: Waiter, err: unknown): void {
+    if (!set.has(w)) return;
+    this.#done(set, w);
+    if (set === (this.#putters as Set<Waiter>)) this.#dropUnsent(w as Putter);
+    w.reject(err);
+    this.#watch();
+  }
+
+  #dropUnsent(p: Putter): void {
+    for (let i = p.next; i < p.messages.length; i++) {
+      const seg = p.messages[i]!.segment;
+      if (seg !== undefined) removeSegment(seg);
+    }
+  }
+
+  /**
+   * Tells the native side what the waiters need now. It costs no system call:
+   * the native side keeps watching interest that is no longer wanted until
+   * it fires (and only unrefs the handle), so a caller that awaits get() in a
+   * loop asks again without an epoll_ctl pair or an extra loop turn per message.
+   */
+  #watch(): void {
+    const h = this.#h;
+    if (h === null) return;
+    const events = (this.#getters.size > 0 ? READABLE : 0) | (this.#putters.size > 0 ? WRITABLE : 0);
+    if (events === this.#events) return;
+    binding.mqWatch(h, events, this.#onPoll);
+    this.#events = events;
+  }
+
+  /**
+   * The descriptor is ready: serve waiters in arrival order for as long as the
+   * queue allows. Level-triggered polling calls again while readiness lasts, so
+   * a message that another process takes first costs one empty attempt, never
+   * a lost wake-up.
+   */
+  #serve(status: number): void {
+    const h = this.#h;
+    if (h === null) return;
+    try {
+      if (status < 0) {
+        const { code, description } = binding.strerror(status);
+        throw new IPCError(`${code}: ${description}, uv_poll '${this.#name}'`, code, status, 'uv_poll', this.#name);
+      }
+      // Taking messages makes room for our putters; sending gives our getters
+      // something to take: go round while one side feeds the other.
+      for (let again = true; again; ) {
+        this.#serveGetters(h);
+        again = this.#servePutters(h) && this.#getters.size > 0;
+      }
+    } catch (err) {
+      for (const g of [...this.#getters]) this.#leave(this.#getters as Set<Waiter>, g, err);
+      for (const p of [...this.#putters]) this.#leave(this.#putters as Set<Waiter>, p, err);
+    }
+    this.#watch();
+  }
+
+  /** Hands messages to getters in arrival order until the queue is empty. */
+  #serveGetters(h: Handle): void {
+    const getters = this.#getters as Set<Waiter>;
+    for (let g = first(this.#getters); g !== undefined; g = first(this.#getters)) {
+      let value: unknown;
+      if (g.max === 0) {
+        const n = binding.mqReceiveInto(h, this.#rx);
+        if (n < 0) return;
+        this.#done(getters, g);
+        try {
+          value = this.#decodeRx(n);
+        } catch (err) {
+          g.reject(err);
+          continue;
+        }
+      } else {
+        const r = this.#takeMany(h, g.max);
+        if (r.taken === 0) return;
+        this.#done(getters, g);
+        if (r.error !== NONE) {
+          g.reject(r.error);
+          continue;
+        }
+        value = r.items;
+      }
+      g.resolve(value);
+    }
+  }
+
+  /** Sends putters' messages in arrival order until the queue is full; true if any was sent. */
+  #servePutters(h: Handle): boolean {
+    let sent = false;
+    for (let p = first(this.#putters); p !== undefined; p = first(this.#putters)) {
+      const n =
+        p.messages.length - p.next === 1
+          ? binding.mqSend(h, p.messages[p.next]!.bytes, p.priority)
+            ? 1
+            : 0
+          : binding.mqSendMany(h, p.messages.map((m) => m.bytes), p.priority, p.next);
+      p.next += n;
+      if (n > 0) sent = true;
+      if (p.next < p.messages.length) break;
+      this.#done(this.#putters as Set<Waiter>, p);
+      p.resolve();
+    }
+    return sent;
+  }
+
+  /**
+   * Closes this handle (`mq_close`). Pending `get`s and `put`s in this process
+   * reject with IPCError `EBADF` (unsent items stay unsent); `for await` loops
+   * end. The queue and its messages live on until unlinked. Idempotent.
+   */
+  close(): void {
+    const h = this.#h;
+    if (h === null) return;
+    this.#h = null;
+    for (const g of [...this.#getters]) this.#leave(this.#getters as Set<Waiter>, g, closedError('queue', 'mq_receive', this.#name));
+    for (const p of [...this.#putters]) this.#leave(this.#putters as Set<Waiter>, p, closedError('queue', 'mq_send', this.#name));
+    binding.mqClose(h);
+  }
+
+  /**
+   * Removes the queue's name (`mq_unlink`) and any side segments of large items
+   * still pending. Open handles keep working until closed.
+   */
+  unlink(): void {
+    Queue.unlink(this.#name);
+  }
+
+  /**
+   * Removes the queue `name` (`mq_unlink`) and its pending side segments.
+   * Throws IPCError ENOENT if the queue does not exist (segments are removed
+   * regardless).
+   */
+  static unlink(name: string): void {
+    const n = validateName(name);
+    removeAllSegments(n);
+    binding.mqUnlink(n);
+  }
+
+  /** Same as `close()`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

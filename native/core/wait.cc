@@ -1,0 +1,276 @@
+#include "wait.h"
+
+#include <errno.h>
+
+#include <algorithm>
+
+#include "../addon.h"
+#include "errors.h"
+#include "posix.h"
+
+namespace pipc {
+
+WaitJob::~WaitJob() = default;
+
+void WaitJob::Cancel() {
+  cancelled.store(true);
+  if (succeeded.load()) TakeBack();
+}
+
+void WaitJob::Deliver(Napi::Env env, Napi::Function callback, int r) {
+  if (r == 0 || r == ETIMEDOUT) {
+    callback.Call({env.Null(), Napi::Boolean::New(env, r == 0)});
+  } else {
+    callback.Call({MakeIPCError(env, r, "wait", "").Value(),
+                   Napi::Boolean::New(env, false)});
+  }
+}
+
+namespace {
+
+// What travels from an engine thread to the event loop.
+struct Completion {
+  std::shared_ptr<WaitJob> job;
+};
+
+}  // namespace
+
+WaitEngine::WaitEngine(Napi::Env env) {
+  napi_value name;
+  napi_create_string_utf8(env, "posix-ipc:wait", NAPI_AUTO_LENGTH, &name);
+  napi_status s = napi_create_threadsafe_function(
+      env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, this, CallJs,
+      &tsfn_);
+  if (s != napi_ok) throw Napi::Error::New(env, "cannot create wait engine");
+  napi_unref_threadsafe_function(env, tsfn_);
+}
+
+WaitEngine::~WaitEngine() { Shutdown(); }
+
+void WaitEngine::Submit(Napi::Env env, std::shared_ptr<WaitJob> job,
+                        Napi::Function callback) {
+  napi_create_reference(env, callback, 1, &job->callback_);
+  if (pending_++ == 0 && !referenced_) {
+    napi_ref_threadsafe_function(env, tsfn_);
+    referenced_ = true;
+  }
+  std::unique_lock<std::mutex> lk(mu_);
+  ReapLocked();
+  if (!idle_.empty()) {
+    Worker* w = idle_.back();
+    idle_.pop_back();
+    w->job = std::move(job);
+    w->cv.notify_one();
+    return;
+  }
+  if (workers_.size() < kMaxThreads) {
+    workers_.emplace_back();
+    Worker* w = &workers_.back();
+    w->job = std::move(job);
+    w->thread = std::thread([this, w] { ThreadMain(w); });
+    return;
+  }
+  queue_.push_back(std::move(job));
+}
+
+void WaitEngine::ReapLocked() {
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->exited) {
+      it->thread.join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+size_t WaitEngine::ThreadCount() {
+  std::lock_guard<std::mutex> lk(mu_);
+  ReapLocked();
+  return workers_.size();
+}
+
+void WaitEngine::ThreadMain(Worker* self) {
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    if (!self->job) {
+      if (stopping_) break;
+      if (!queue_.empty()) {
+        self->job = std::move(queue_.front());
+        queue_.pop_front();
+      } else {
+        idle_.push_back(self);
+        bool got = self->cv.wait_for(
+            lk, std::chrono::nanoseconds(kIdleExitNs),
+            [&] { return self->job != nullptr || stopping_; });
+        if (!got || (stopping_ && !self->job)) {
+          auto it = std::find(idle_.begin(), idle_.end(), self);
+          if (it != idle_.end()) idle_.erase(it);
+          if (!self->job) break;
+        }
+        continue;
+      }
+    }
+    JobPtr job = std::move(self->job);
+    self->job = nullptr;
+    lk.unlock();
+    bool finished = RunJob(job);
+    lk.lock();
+    if (!finished) queue_.push_back(std::move(job));
+  }
+  self->exited = true;
+}
+
+bool WaitEngine::RunJob(const JobPtr& job) {
+  int r;
+  for (;;) {
+    if (job->cancelled.load()) {
+      r = ECANCELED;
+      break;
+    }
+    int64_t now = MonotonicNs();
+    if (job->deadline_ns >= 0 && now >= job->deadline_ns) {
+      r = ETIMEDOUT;
+      break;
+    }
+    int64_t until = now + kSliceNs;
+    bool last = false;
+    if (job->deadline_ns >= 0 && job->deadline_ns <= until) {
+      until = job->deadline_ns;
+      last = true;
+    }
+    r = job->WaitUntil(until);
+    if (r == 0) {
+      // Paired with Cancel(): one of the two sees the other's flag.
+      job->succeeded.store(true);
+      if (job->cancelled.load()) job->TakeBack();
+      break;
+    }
+    if (r != ETIMEDOUT || last) break;
+    // The slice ended: give the turn to a job that has no thread, if any.
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_) {
+      r = ECANCELED;
+      break;
+    }
+    if (!queue_.empty()) return false;
+  }
+  Finish(job, r);
+  return true;
+}
+
+void WaitEngine::Finish(const JobPtr& job, int r) {
+  job->result = r;
+  auto* c = new Completion{job};
+  if (napi_call_threadsafe_function(tsfn_, c, napi_tsfn_nonblocking) !=
+      napi_ok) {
+    // The environment is going away: nobody will take what was acquired.
+    if (r == 0) job->TakeBack();
+    delete c;
+  }
+}
+
+void WaitEngine::CallJs(napi_env env, napi_value, void* context,
+                        void* data) {
+  std::unique_ptr<Completion> c(static_cast<Completion*>(data));
+  WaitJob* job = c->job.get();
+  if (env == nullptr) {
+    // Teardown: JavaScript is gone, give back what the job took.
+    if (job->result == 0) job->TakeBack();
+    return;
+  }
+  auto* engine = static_cast<WaitEngine*>(context);
+  if (--engine->pending_ == 0 && engine->referenced_) {
+    napi_unref_threadsafe_function(env, engine->tsfn_);
+    engine->referenced_ = false;
+  }
+  napi_ref ref = job->callback_;
+  job->callback_ = nullptr;
+  if (job->cancelled.load()) {
+    if (job->result == 0) job->TakeBack();
+    if (ref != nullptr) napi_delete_reference(env, ref);
+    return;
+  }
+  napi_value cb = nullptr;
+  if (ref != nullptr) {
+    napi_get_reference_value(env, ref, &cb);
+    napi_delete_reference(env, ref);
+  }
+  if (cb == nullptr) {
+    if (job->result == 0) job->TakeBack();
+    return;
+  }
+  try {
+    job->Deliver(Napi::Env(env), Napi::Function(env, cb), job->result);
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+  }
+}
+
+void WaitEngine::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    for (auto& w : workers_) {
+      if (w.job) w.job->cancelled = true;
+      w.cv.notify_one();
+    }
+    // Queued jobs never ran to success: nothing to undo.
+    queue_.clear();
+  }
+  for (auto& w : workers_) {
+    if (w.thread.joinable()) w.thread.join();
+  }
+  workers_.clear();
+  idle_.clear();
+}
+
+// JavaScript side ------------------------------------------------------------
+
+namespace {
+
+void FinalizeToken(napi_env, void* data, void*) {
+  delete static_cast<std::shared_ptr<WaitJob>*>(data);
+}
+
+Napi::Value CancelWait(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "not a wait token");
+  }
+  auto* job = info[0].As<Napi::External<std::shared_ptr<WaitJob>>>().Data();
+  (*job)->Cancel();
+  return info.Env().Undefined();
+}
+
+Napi::Value EngineStats(const Napi::CallbackInfo& info) {
+  WaitEngine* e = AddonData::Get(info.Env())->engine.get();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("threads", Napi::Number::New(info.Env(), e->ThreadCount()));
+  o.Set("pending", Napi::Number::New(info.Env(), e->Pending()));
+  o.Set("spinNs", Napi::Number::New(info.Env(), e->spin_ns()));
+  return o;
+}
+
+Napi::Value SetSpin(const Napi::CallbackInfo& info) {
+  WaitEngine* e = AddonData::Get(info.Env())->engine.get();
+  e->set_spin_ns(info[0].As<Napi::Number>().Int64Value());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+Napi::Value JobToken(Napi::Env env, std::shared_ptr<WaitJob> job) {
+  napi_value ext;
+  auto* holder = new std::shared_ptr<WaitJob>(std::move(job));
+  napi_create_external(env, holder, FinalizeToken, nullptr, &ext);
+  return Napi::Value(env, ext);
+}
+
+void InitWait(Napi::Env env, Napi::Object exports) {
+  exports.Set("cancelWait", Napi::Function::New(env, CancelWait));
+  exports.Set("engineStats", Napi::Function::New(env, EngineStats));
+  exports.Set("setSpin", Napi::Function::New(env, SetSpin));
+}
+
+}  // namespace pipc

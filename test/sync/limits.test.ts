@@ -1,0 +1,95 @@
+// Permissions as an unprivileged user, and leaks over many open/close cycles.
+import { readFileSync, statSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { describe, expect, it } from 'vitest';
+import { Semaphore } from '../../lib/index.js';
+import { expectOk, fdCount, IS_ROOT, runNodeUnprivileged, sleep, namesRemovedAfterEach } from '../helpers/index.js';
+
+const { name } = namesRemovedAfterEach('x', (n) => Semaphore.unlink(n));
+
+/**
+ * How many times the semaphore file /dev/shm/sem.<name> is mapped into this
+ * process (glibc shares one mapping per name). Matched by inode: glibc maps a
+ * temporary file before linking it, so the path in /proc/self/maps differs.
+ */
+function semMappings(n: string): number {
+  const ino = String(statSync(`/dev/shm/sem.${n}`).ino);
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('/dev/shm/') && l.split(/\s+/)[4] === ino).length;
+}
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+describe('permissions (unprivileged user, uid 65534 via setpriv when root)', () => {
+  it('a 0600 semaphore made by another user cannot be opened: EACCES', async () => {
+    const n = name('perm');
+    const s = new Semaphore(n);
+    try {
+      expect(statSync(`/dev/shm/sem.${n}`).mode & 0o777).toBe(0o600);
+      const r = expectOk(await runNodeUnprivileged('sync/worker.mjs', ['open', n, '0']));
+      if (IS_ROOT) expect(r.stdout.trim()).toBe('IPCError EACCES sem_open');
+      else expect(r.stdout.trim()).toBe('ok value=1'); // same user: allowed
+    } finally {
+      s.close();
+    }
+  });
+
+  it('a semaphore created 0o666 (umask 0) is open to other users', async () => {
+    const n = name('open666');
+    const old = process.umask(0);
+    let s: Semaphore;
+    try {
+      s = new Semaphore(n, { mode: 0o666, initialValue: 4 });
+    } finally {
+      process.umask(old);
+    }
+    try {
+      const r = expectOk(await runNodeUnprivileged('sync/worker.mjs', ['open', n, '0']));
+      expect(r.stdout.trim()).toBe('ok value=4');
+    } finally {
+      s.close();
+    }
+  });
+
+  it('an unprivileged user creates its own semaphores', async () => {
+    const n = name('own');
+    const r = expectOk(await runNodeUnprivileged('sync/worker.mjs', ['open', n, '1']));
+    expect(r.stdout.trim()).toBe('ok value=0');
+    const st = statSync(`/dev/shm/sem.${n}`);
+    expect(st.mode & 0o777).toBe(0o600);
+    if (IS_ROOT) expect(st.uid).toBe(65534);
+  });
+});
+
+describe('leaks', () => {
+  it('100,000 open/close cycles grow neither descriptors nor mappings', () => {
+    const n = name('cycle');
+    const keep = new Semaphore(n);
+    const fds = fdCount();
+    expect(semMappings(n)).toBe(1);
+    for (let i = 0; i < 100_000; i++) {
+      const s = new Semaphore(n);
+      s.close();
+    }
+    expect(fdCount()).toBe(fds);
+    expect(semMappings(n)).toBe(1);
+    keep.close();
+    expect(semMappings(n)).toBe(0);
+  });
+
+  it('handles dropped without close() are closed by the finalizer', async () => {
+    const n = name('gc');
+    (function drop() {
+      for (let i = 0; i < 2000; i++) new Semaphore(n).tryAcquire();
+    })();
+    expect(semMappings(n)).toBe(1);
+    for (let i = 0; i < 10 && semMappings(n) > 0; i++) {
+      gc();
+      await sleep(20);
+    }
+    expect(semMappings(n)).toBe(0);
+  });
+});
