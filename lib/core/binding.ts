@@ -157,7 +157,10 @@ const require = createRequire(import.meta.url);
 const load = require('node-gyp-build') as (dir: string) => unknown;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export const binding = load(root) as Binding;
+// POSIX_IPC_BINDING=/path/to/posix_ipc.node loads that build instead (the
+// sanitizer build of scripts/test-asan.sh, a baseline in a benchmark).
+const override = process.env.POSIX_IPC_BINDING;
+export const binding = (override ? require(override) : load(root)) as Binding;
 
 /** The engine's default spin before sleeping (see POSIX_IPC_SPIN_US). */
 export const DEFAULT_SPIN_US = 0;

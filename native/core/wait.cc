@@ -231,15 +231,12 @@ void WaitEngine::Shutdown() {
 namespace {
 
 void FinalizeToken(napi_env, void* data, void*) {
-  delete static_cast<std::shared_ptr<WaitJob>*>(data);
+  delete static_cast<WaitJobPtr*>(data);
 }
 
+// cancelWait(token): idempotent, and harmless once the job has finished.
 Napi::Value CancelWait(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) {
-    throw Napi::TypeError::New(info.Env(), "not a wait token");
-  }
-  auto* job = info[0].As<Napi::External<std::shared_ptr<WaitJob>>>().Data();
-  (*job)->Cancel();
+  Unwrap<WaitJobPtr>(info[0])->Cancel();
   return info.Env().Undefined();
 }
 
@@ -261,10 +258,8 @@ Napi::Value SetSpin(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Value JobToken(Napi::Env env, std::shared_ptr<WaitJob> job) {
-  napi_value ext;
-  auto* holder = new std::shared_ptr<WaitJob>(std::move(job));
-  napi_create_external(env, holder, FinalizeToken, nullptr, &ext);
-  return Napi::Value(env, ext);
+  return Wrap(env, new WaitJobPtr(std::move(job)), FinalizeToken,
+              [](WaitJobPtr* h) { delete h; });
 }
 
 void InitWait(Napi::Env env, Napi::Object exports) {

@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "handle.h"
+
 namespace pipc {
 
 class WaitEngine;
@@ -108,6 +110,14 @@ class WaitEngine {
   napi_threadsafe_function tsfn_ = nullptr;
   size_t pending_ = 0;  // JS thread only
   bool referenced_ = false;
+};
+
+// What a wait token (the handle returned to JavaScript for cancelWait) holds.
+using WaitJobPtr = std::shared_ptr<WaitJob>;
+
+template <>
+struct HandleTraits<WaitJobPtr> {
+  static constexpr HandleKind kind = HandleKind::kWaitToken;
 };
 
 // Registers the engine's exports (cancelWait, engineStats, setSpin).
