@@ -25,10 +25,6 @@
 
 namespace pipc {
 
-namespace {
-
-struct MqRegistry;
-
 struct Mq {
   mqd_t mqd = -1;
   std::string name;
@@ -46,16 +42,9 @@ struct Mq {
   int active = 0;
   napi_env env = nullptr;
   napi_ref callback = nullptr;
-  MqRegistry* registry = nullptr;
+  // The environment's state, which lists the queue until it is closed.
+  AddonData* owner = nullptr;
 };
-
-// Queues open in one environment, closed by its cleanup hook so that a worker
-// thread's loop has no handle of ours left when it is closed.
-struct MqRegistry {
-  std::unordered_set<Mq*> open;
-};
-
-}  // namespace
 
 template <>
 struct HandleTraits<Mq> {
@@ -88,18 +77,11 @@ void CloseMq(Mq* mq) {
     mq_close(mq->mqd);
     mq->mqd = -1;
   }
-  if (mq->registry != nullptr) {
-    mq->registry->open.erase(mq);
-    mq->registry = nullptr;
+  if (mq->owner != nullptr) {
+    mq->owner->queues.erase(mq);
+    mq->owner = nullptr;
   }
   std::vector<char>().swap(mq->buf);
-}
-
-void Cleanup(void* arg) {
-  auto* reg = static_cast<MqRegistry*>(arg);
-  std::vector<Mq*> all(reg->open.begin(), reg->open.end());
-  for (Mq* mq : all) CloseMq(mq);
-  delete reg;
 }
 
 void FinalizeMq(napi_env, void* data, void*) {
@@ -207,9 +189,8 @@ Napi::Value MqOpen(const Napi::CallbackInfo& info) {
     CloseMq(m);
     delete m;
   });
-  auto* reg = static_cast<MqRegistry*>(info.Data());
-  reg->open.insert(mq);
-  mq->registry = reg;
+  mq->owner = AddonData::Get(env);
+  mq->owner->queues.insert(mq);
   return handle;
 }
 
@@ -565,10 +546,15 @@ Napi::Value MqUnlink(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// Teardown (AddonData::Teardown, step 2): a worker thread's loop must have no
+// handle of ours left when it is closed.
+void CloseQueues(AddonData* data) {
+  std::vector<Mq*> all(data->queues.begin(), data->queues.end());
+  for (Mq* mq : all) CloseMq(mq);
+}
+
 void InitMq(Napi::Env env, Napi::Object exports) {
-  auto* reg = new MqRegistry();
-  napi_add_env_cleanup_hook(env, Cleanup, reg);
-  exports.Set("mqOpen", Napi::Function::New(env, MqOpen, "mqOpen", reg));
+  exports.Set("mqOpen", Napi::Function::New(env, MqOpen));
   exports.Set("mqAttr", Napi::Function::New(env, MqAttr));
   SetRawFunction(env, exports, "mqCurmsgs", MqCurmsgs);
   SetRawFunction(env, exports, "mqSend", MqSend);

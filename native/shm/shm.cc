@@ -44,6 +44,9 @@ struct OpenParams {
   const uint8_t* init = nullptr;
   size_t init_len = 0;
   WhenSmaller when_smaller = WhenSmaller::kMapAsIs;
+  // kWait: how long to wait for a racing creator to size the segment (a
+  // policy of lib/shm, passed in).
+  int64_t size_wait_ns = 0;
 };
 
 struct OpenResult {
@@ -53,11 +56,6 @@ struct OpenResult {
   int err = 0;
   const char* syscall = nullptr;
 };
-
-// How long an opener waits for a racing creator to give the segment its size:
-// the creator is between its shm_open and its pwrite/ftruncate, microseconds
-// apart, so this only matters if the creator died in between.
-constexpr int64_t kSizeWaitNs = 1000LL * 1000 * 1000;
 
 bool Fail(OpenResult* r, const char* syscall, int err) {
   r->syscall = syscall;
@@ -130,7 +128,7 @@ bool OpenSegment(const OpenParams& p, OpenResult* r) {
       ok = FileSize(fd, &size) || Fail(r, "fstat", errno);
     }
   } else if (size < p.size && p.when_smaller == WhenSmaller::kWait) {
-    const int64_t stop = MonotonicNs() + kSizeWaitNs;
+    const int64_t stop = MonotonicNs() + p.size_wait_ns;
     while (size < p.size && MonotonicNs() < stop) {
       timespec ts = {0, 1000 * 1000};
       nanosleep(&ts, nullptr);
@@ -183,7 +181,8 @@ void FinalizeHandle(napi_env env, void* data, void*) {
   delete h;
 }
 
-// shmOpen(name, create, exclusive, readOnly, mode, size, init, whenSmaller)
+// shmOpen(name, create, exclusive, readOnly, mode, size, init, whenSmaller,
+//         sizeWaitMs)
 //   -> [handle, created, size]
 Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -204,6 +203,9 @@ Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
     p.init_len = init.ByteLength();
   }
   p.when_smaller = static_cast<WhenSmaller>(info[7].As<Napi::Number>().Int32Value());
+  if (p.when_smaller == WhenSmaller::kWait) {
+    p.size_wait_ns = static_cast<int64_t>(info[8].As<Napi::Number>().DoubleValue() * 1e6);
+  }
 
   OpenResult r;
   if (!OpenSegment(p, &r)) ThrowIPCError(env, r.err, r.syscall, p.name);

@@ -151,8 +151,10 @@ napi_value SemValue(napi_env env, napi_callback_info cbinfo) {
 }
 
 // Blocks the calling thread until the semaphore is taken or deadline_ns passes
-// (-1: no deadline). Returns 0, ETIMEDOUT, or an errno.
-int WaitBlocking(sem_t* sem, int64_t deadline_ns) {
+// (-1: no deadline). Returns 0, ETIMEDOUT, or an errno; EINTR only if
+// `interruptible` (an engine thread, interrupted by the engine), else a
+// signal's EINTR is retried.
+int WaitBlocking(sem_t* sem, int64_t deadline_ns, bool interruptible) {
   for (;;) {
     int r;
     if (deadline_ns < 0) {
@@ -162,7 +164,7 @@ int WaitBlocking(sem_t* sem, int64_t deadline_ns) {
       r = sem_clockwait(sem, CLOCK_MONOTONIC, &ts);
     }
     if (r == 0) return 0;
-    if (errno != EINTR) return errno;
+    if (errno != EINTR || interruptible) return errno;
   }
 }
 
@@ -173,7 +175,7 @@ Napi::Value SemWaitSync(const Napi::CallbackInfo& info) {
   double timeout = info[1].As<Napi::Number>().DoubleValue();
   int64_t deadline =
       timeout < 0 ? -1 : MonotonicNs() + static_cast<int64_t>(timeout * 1e6);
-  int r = WaitBlocking(s->sem, deadline);
+  int r = WaitBlocking(s->sem, deadline, false);
   if (r == ETIMEDOUT) return Napi::Boolean::New(env, false);
   if (r != 0) ThrowIPCError(env, r, "sem_clockwait", s->name);
   return Napi::Boolean::New(env, true);
@@ -195,10 +197,10 @@ class SemWaitJob : public WaitJob {
       spin_ns_ = 0;
       do {
         if (sem_trywait(s_->sem) == 0) return 0;
-        for (int i = 0; i < 64; i++) __builtin_ia32_pause();
+        for (int i = 0; i < 64; i++) cpu_relax();
       } while (MonotonicNs() < stop);
     }
-    return WaitBlocking(s_->sem, until_ns);
+    return WaitBlocking(s_->sem, until_ns, true);
   }
 
   void Undo() override { sem_post(s_->sem); }
