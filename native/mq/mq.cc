@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../addon.h"
+#include "../core/args.h"
 #include "../core/errors.h"
 #include "../core/handle.h"
 #include "../core/posix.h"
@@ -106,7 +107,10 @@ inline bool GetBytes(napi_env env, napi_value v, const char** data,
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "message must be a Uint8Array");
     return false;
   }
-  *data = static_cast<const char*>(p);
+  // An empty array may have no backing store at all (nullptr), and mq_send
+  // and mq_receive take a pointer declared nonnull (UBSan reports it).
+  static char empty;
+  *data = p != nullptr ? static_cast<const char*>(p) : &empty;
   return true;
 }
 
@@ -216,11 +220,9 @@ Napi::Value MqAttr(const Napi::CallbackInfo& info) {
 
 // mqCurmsgs(h) -> number. Plain N-API: qsize() is cheap and often polled.
 napi_value MqCurmsgs(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_getattr");
-  if (mq == nullptr) return nullptr;
+  HandleCall<Mq, 1> call(env, cbinfo, "mq_getattr");
+  if (call.self == nullptr) return nullptr;
+  Mq* mq = call.self;
   mq_attr attr{};
   if (mq_getattr(mq->mqd, &attr) == -1) {
     return ThrowIPCErrorC(env, errno, "mq_getattr", mq->name);
@@ -243,11 +245,10 @@ inline napi_value SendResult(napi_env env, Mq* mq, const char* data,
 
 // mqSend(h, bytes, priority) -> boolean: false when the queue is full.
 napi_value MqSend(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_send");
-  if (mq == nullptr) return nullptr;
+  HandleCall<Mq, 3> call(env, cbinfo, "mq_send");
+  if (call.self == nullptr) return nullptr;
+  Mq* mq = call.self;
+  napi_value* argv = call.argv;
   const char* data;
   size_t len;
   if (!GetBytes(env, argv[1], &data, &len)) return nullptr;
@@ -261,11 +262,10 @@ napi_value MqSend(napi_env env, napi_callback_info cbinfo) {
 // when the queue is full. The caller ensures 3 * text.length < mq_msgsize,
 // so the text always fits; a text that would not is EMSGSIZE, never cut.
 napi_value MqSendText(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_send");
-  if (mq == nullptr) return nullptr;
+  HandleCall<Mq, 3> call(env, cbinfo, "mq_send");
+  if (call.self == nullptr) return nullptr;
+  Mq* mq = call.self;
+  napi_value* argv = call.argv;
   size_t units = 0;
   if (napi_get_value_string_utf16(env, argv[1], nullptr, 0, &units) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "message must be a string");
@@ -284,11 +284,10 @@ napi_value MqSendText(napi_env env, napi_callback_info cbinfo) {
 // mqSendMany(h, arrayOfBytes, priority, start) -> how many were sent from
 // index `start` on before the queue was full.
 napi_value MqSendMany(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_send");
-  if (mq == nullptr) return nullptr;
+  HandleCall<Mq, 4> call(env, cbinfo, "mq_send");
+  if (call.self == nullptr) return nullptr;
+  Mq* mq = call.self;
+  napi_value* argv = call.argv;
   uint32_t prio = 0, start = 0, length = 0;
   napi_get_value_uint32(env, argv[2], &prio);
   napi_get_value_uint32(env, argv[3], &start);
@@ -312,11 +311,9 @@ napi_value MqSendMany(napi_env env, napi_callback_info cbinfo) {
 
 // mqReceive(h) -> Buffer, or null when the queue is empty.
 napi_value MqReceive(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_receive");
-  if (mq == nullptr) return nullptr;
+  HandleCall<Mq, 1> call(env, cbinfo, "mq_receive");
+  if (call.self == nullptr) return nullptr;
+  Mq* mq = call.self;
   ssize_t n = ReceiveOnce(mq);
   napi_value result;
   if (n == -EAGAIN) {
@@ -334,11 +331,10 @@ napi_value MqReceive(napi_env env, napi_callback_info cbinfo) {
 // the Queue and reused): no Buffer is allocated per message; JavaScript
 // decodes it (or copies it out) before the next receive.
 napi_value MqReceiveInto(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_receive");
-  if (mq == nullptr) return nullptr;
+  HandleCall<Mq, 2> call(env, cbinfo, "mq_receive");
+  if (call.self == nullptr) return nullptr;
+  Mq* mq = call.self;
+  napi_value* argv = call.argv;
   const char* data;
   size_t len;
   if (!GetBytes(env, argv[1], &data, &len)) return nullptr;
@@ -359,11 +355,10 @@ napi_value MqReceiveInto(napi_env env, napi_callback_info cbinfo) {
 
 // mqReceiveMany(h, max) -> Buffer[] (empty when the queue is empty).
 napi_value MqReceiveMany(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_receive");
-  if (mq == nullptr) return nullptr;
+  HandleCall<Mq, 2> call(env, cbinfo, "mq_receive");
+  if (call.self == nullptr) return nullptr;
+  Mq* mq = call.self;
+  napi_value* argv = call.argv;
   uint32_t max = 0;
   napi_get_value_uint32(env, argv[1], &max);
   napi_value arr;
@@ -387,11 +382,9 @@ napi_value MqReceiveMany(napi_env env, napi_callback_info cbinfo) {
 
 // mqLastPriority(h) -> the priority of the message last received.
 napi_value MqLastPriority(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_receive");
-  if (mq == nullptr) return nullptr;
+  HandleCall<Mq, 1> call(env, cbinfo, "mq_receive");
+  if (call.self == nullptr) return nullptr;
+  Mq* mq = call.self;
   napi_value result;
   napi_create_uint32(env, mq->last_priority, &result);
   return result;
@@ -536,13 +529,8 @@ Napi::Value MqClose(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value MqUnlink(const Napi::CallbackInfo& info) {
-  std::string name = info[0].As<Napi::String>().Utf8Value();
-  if (mq_unlink(name.c_str()) == -1) {
-    ThrowIPCError(info.Env(), errno, "mq_unlink", name);
-  }
-  return info.Env().Undefined();
+  return CallWithName(info, mq_unlink, "mq_unlink");
 }
-
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "../addon.h"
+#include "../core/args.h"
 #include "../core/errors.h"
 #include "../core/posix.h"
 
@@ -278,9 +279,7 @@ Napi::Value ShmClose(const Napi::CallbackInfo& info) {
 
 // shmUnlink(name)
 Napi::Value ShmUnlink(const Napi::CallbackInfo& info) {
-  std::string name = info[0].As<Napi::String>().Utf8Value();
-  if (shm_unlink(name.c_str()) == -1) ThrowIPCError(info.Env(), errno, "shm_unlink", name);
-  return info.Env().Undefined();
+  return CallWithName(info, shm_unlink, "shm_unlink");
 }
 
 // ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <sched.h>
 
 #include "../addon.h"
+#include "../core/args.h"
 #include "../core/errors.h"
 #include "../core/posix.h"
 #include "../core/wait.h"
@@ -117,14 +118,11 @@ Napi::Value SemBind(const Napi::CallbackInfo& info) {
 
 // semPost(h) -> undefined, or semPost(h, n) posting n times.
 napi_value SemPost(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  SemPtr* h = UnwrapOpen<SemPtr>(env, argv[0], "sem_post");
-  if (h == nullptr) return nullptr;
-  Sem* s = h->get();
+  HandleCall<SemPtr, 2> call(env, cbinfo, "sem_post");
+  if (call.self == nullptr) return nullptr;
+  Sem* s = call.self->get();
   uint32_t n = 1;
-  if (argc > 1) napi_get_value_uint32(env, argv[1], &n);
+  if (call.argc > 1) napi_get_value_uint32(env, call.argv[1], &n);
   for (uint32_t i = 0; i < n; i++) {
     if (sem_post(s->sem) == -1) {
       return ThrowIPCErrorC(env, errno, "sem_post", s->name);
@@ -135,12 +133,9 @@ napi_value SemPost(napi_env env, napi_callback_info cbinfo) {
 
 // semValue(h) -> number
 napi_value SemValue(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  SemPtr* h = UnwrapOpen<SemPtr>(env, argv[0], "sem_getvalue");
-  if (h == nullptr) return nullptr;
-  Sem* s = h->get();
+  HandleCall<SemPtr, 1> call(env, cbinfo, "sem_getvalue");
+  if (call.self == nullptr) return nullptr;
+  Sem* s = call.self->get();
   int v = 0;
   if (sem_getvalue(s->sem, &v) == -1) {
     return ThrowIPCErrorC(env, errno, "sem_getvalue", s->name);
@@ -231,13 +226,8 @@ Napi::Value SemClose(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SemUnlink(const Napi::CallbackInfo& info) {
-  std::string name = info[0].As<Napi::String>().Utf8Value();
-  if (sem_unlink(name.c_str()) == -1) {
-    ThrowIPCError(info.Env(), errno, "sem_unlink", name);
-  }
-  return info.Env().Undefined();
+  return CallWithName(info, sem_unlink, "sem_unlink");
 }
-
 
 }  // namespace
 
