@@ -88,20 +88,20 @@ napi_value WrapHandle(napi_env env, T* obj, napi_finalize finalize,
 }
 
 // The object behind a handle of T's kind, or nullptr with a pending
-// TypeError "Illegal invocation". Cost: napi_typeof, the tag check, the
-// external's pointer.
+// TypeError "Illegal invocation". napi_get_value_external refuses anything
+// that is not an external (without throwing: the tag check would throw on
+// null and undefined); the tag check then refuses every external but ours of
+// this kind, before the pointer is used.
 template <typename T>
 inline T* UnwrapHandle(napi_env env, napi_value v) {
-  napi_valuetype type;
-  if (v == nullptr || napi_typeof(env, v, &type) != napi_ok ||
-      type != napi_external) {
+  void* data = nullptr;
+  if (v == nullptr || napi_get_value_external(env, v, &data) != napi_ok) {
     return handle_detail::IllegalInvocation(env);
   }
   const napi_type_tag tag = handle_detail::TagOf<T>();
   bool ours = false;
-  void* data = nullptr;
   if (napi_check_object_type_tag(env, v, &tag, &ours) != napi_ok || !ours ||
-      napi_get_value_external(env, v, &data) != napi_ok || data == nullptr) {
+      data == nullptr) {
     return handle_detail::IllegalInvocation(env);
   }
   return static_cast<T*>(data);
