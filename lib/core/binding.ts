@@ -10,9 +10,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IPCError } from './errors.js';
 
-/** An opaque native handle (an external). */
+/**
+ * An opaque native handle: an external tagged with its kind (native/core/handle.h).
+ * Passing one to a function of another kind throws TypeError "Illegal invocation".
+ */
 export type Handle = { readonly __handle: unique symbol };
-/** An opaque token for an in-flight wait on the engine's threads. */
+/** An opaque token (a tagged handle) for an in-flight wait on the engine's threads. */
 export type WaitToken = { readonly __wait: unique symbol };
 /** callback(err, succeeded): succeeded is false when the wait timed out. */
 export type WaitCallback = (err: IPCError | null, ok: boolean) => void;
@@ -40,7 +43,7 @@ export interface SemBinding {
   readonly SEM_VALUE_MAX: number;
 }
 
-// Message queues (native/mq.cc)
+// Message queues (native/mq/mq.cc)
 /** mq_getattr plus the queue's owner and permission bits (fstat). */
 export interface MqAttr {
   maxmsg: number;
@@ -81,7 +84,7 @@ export interface MqBinding {
   readonly MQ_PRIO_MAX: number;
 }
 
-// Shared memory (native/shm.cc)
+// Shared memory (native/shm/shm.cc)
 /** A value an atomic operation takes or returns: number up to 32 bits, bigint for 64. */
 export type ShmScalar = number | bigint;
 
@@ -117,16 +120,16 @@ export interface ShmBinding {
   /** Detaches every ArrayBuffer handed out and unmaps. Idempotent. */
   shmClose(h: Handle): void;
   shmUnlink(name: string): void;
-  /** Atomics on `count` elements of `type` (native/shm.h ElemType, 0 int8 ... 7 uint64) at byteOffset. */
+  /** Atomics on `count` elements of `type` (native/shm/shm.h ElemType, 0 int8 ... 7 uint64) at byteOffset. */
   shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: true): ShmOps<[]>;
   shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: false): ShmOps<[index: number]>;
   readonly SHM_PAGE_SIZE: number;
 }
 
-// Pipes, FIFOs and sockets (native/pipe.cc)
+// Pipes, FIFOs and sockets (native/pipe/pipe.cc)
 /** callback(err, fd, prefix): fd -1 on timeout; prefix is a byte already read from the FIFO, or -1. */
 export type FifoOpenCallback = (err: IPCError | null, fd: number, prefix: number) => void;
-/** Pipes, FIFOs and AF_UNIX sockets (native/pipe.cc). */
+/** Pipes, FIFOs and AF_UNIX sockets (native/pipe/pipe.cc). */
 export interface PipeBinding {
   pipeSocketpair(): [number, number];
   pipePipe(): [number, number];
