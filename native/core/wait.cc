@@ -35,7 +35,8 @@ struct Completion {
   std::shared_ptr<WaitJob> job;
 };
 
-// kWakeSignal (wait.h): its only effect is to make a blocking call return EINTR.
+// The wake signal (wait.h): its only effect is to make a blocking call return
+// EINTR.
 extern "C" void OnWakeSignal(int) {}
 
 // The signal, installed once per process; 0 when unavailable. Real-time

@@ -11,7 +11,7 @@
 // with a descriptor (no eventfd to add to its wait), and posting it to wake
 // our waiter could wake another process's instead. So the engine interrupts
 // the thread, not the object: cancel and teardown send the running thread a
-// signal of our own (kWakeSignal, a real-time signal whose handler does
+// signal of our own (SIGRTMIN + 7, a real-time signal whose handler does
 // nothing, installed without SA_RESTART), which makes whatever blocking call
 // it is in (sem_clockwait, ppoll, nanosleep, futex) return EINTR; the job
 // returns EINTR and the engine re-checks cancellation and teardown. Parked
@@ -122,7 +122,7 @@ class WaitEngine {
   bool RunJob(const JobPtr& job);
   void Finish(const JobPtr& job, int result);
   void ReapLocked();
-  // Sends kWakeSignal to the thread (mu_ held: it is not joined yet).
+  // Sends the wake signal to the thread (mu_ held: it is not joined yet).
   void InterruptLocked(Worker& w);
   static void CallJs(napi_env env, napi_value js_cb, void* context, void* data);
 
