@@ -57,11 +57,54 @@ export function validateName(name: unknown, argName = 'name', reserved = 0): str
   return '/' + bare;
 }
 
-/** Validates that `value` is a plain options object (or undefined/null). */
-export function validateOptions<T extends object>(value: unknown, argName = 'options'): Partial<T> {
+/** Levenshtein distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  const al = a.toLowerCase();
+  const bl = b.toLowerCase();
+  let prev = Array.from({ length: bl.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= al.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= bl.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (al[i - 1] === bl[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[bl.length]!;
+}
+
+/** The known key closest to `key`, if it is close enough to be a typo. */
+export function nearestKey(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = distance(key, k);
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined;
+}
+
+/**
+ * Validates that `value` is a plain options object (or undefined/null). With
+ * `knownKeys`, a key that is not one of them is a TypeError
+ * (`ERR_INVALID_ARG_VALUE`) naming the nearest known key: a misspelt option
+ * (`{ intialValue: 3 }`, `{ timeOut: 50 }`) must not be silently ignored.
+ */
+export function validateOptions<T extends object>(value: unknown, knownKeys?: readonly string[], argName = 'options'): Partial<T> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type object. Received ${describe(value)}`);
+  }
+  if (knownKeys !== undefined) {
+    for (const key in value) {
+      if (!knownKeys.includes(key)) {
+        const near = nearestKey(key, knownKeys);
+        const hint = near === undefined ? `known options are ${knownKeys.join(', ')}` : `did you mean ${near}?`;
+        throw typeError('ERR_INVALID_ARG_VALUE', `The "${argName}" argument has an unknown option "${key}": ${hint}`);
+      }
+    }
   }
   return value as Partial<T>;
 }

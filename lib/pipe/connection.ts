@@ -8,7 +8,9 @@ import { Socket } from 'node:net';
 import { binding } from '../core/binding.js';
 import { resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
-import { abortError, closedError, ipcError } from '../core/errors.js';
+import { closedError, ipcError } from '../core/errors.js';
+import { LoopRef, WaitList } from '../core/waitlist.js';
+import type { Waiter } from '../core/waitlist.js';
 import { encodeHeader, eofError, fromNodeError, isEof, MAX_FRAME, sysError } from './frame.js';
 import {
   typeError,
@@ -76,6 +78,7 @@ export function socketFd(socket: Socket): number {
 }
 
 const RESOLVED = Promise.resolve();
+const NOT_READY = { value: false };
 // An end dropped without close() before it was ever used (say, one meant for
 // a child that never started) gives its descriptor back when collected. Once
 // libuv drives the descriptor, the open handle keeps the connection alive,
@@ -112,19 +115,6 @@ interface Request {
   max: number;
   into: Buffer | undefined;
   offset: number;
-  resolve(value: unknown): void;
-  reject(err: unknown): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
-interface Poller {
-  resolve(ready: boolean): void;
-  reject(err: unknown): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
 }
 
 function describe(value: unknown): string {
@@ -176,15 +166,20 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   // The parsed header of the frame at the front, while it is incomplete.
   #hdrLen = 0;
   #hdrSize = -1;
-  #reqs: Request[] = [];
-  readonly #pollers = new Set<Poller>();
+  // Pending receives and polls; the socket is referenced while either waits.
+  readonly #loop = new LoopRef();
+  readonly #reqs = new WaitList<unknown, Request>({
+    onTimeout: (_req, ms) => ({ error: ipcError('ETIMEDOUT', `no message within ${ms} ms`, 'recv', this.#path) }),
+    onChange: () => this.#flow(),
+    loop: this.#loop,
+  });
+  readonly #pollers = new WaitList<boolean>({ onTimeout: () => NOT_READY, onChange: () => this.#flow(), loop: this.#loop });
   // The end of the read side: EOF, or the error that ended it.
   #ended = false;
   #readErr: unknown = null;
   #writeErr: unknown = null;
   #writes = 0;
   #paused = false;
-  #refed = false;
   // The frame being assembled (its payload so far, and its header to put back
   // in front when it is complete).
   #asm: Buffer | null = null;
@@ -296,7 +291,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       s.on('end', () => this.#end(null));
       s.resume();
     }
-    s.unref();
+    this.#loop.attach(s);
     this.#flow();
   }
 
@@ -312,7 +307,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     if (n === 0) return;
     this.#asmGot += n;
     if (this.#asmGot === this.#asm!.length) this.#assembled();
-    if (this.#reqs.length > 0 || this.#pollers.size > 0) this.#pump();
+    if (this.#reqs.size > 0 || this.#pollers.size > 0) this.#pump();
     else this.#flow();
   }
 
@@ -345,7 +340,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       this.#chunks.push(rest);
       this.#avail += n - off;
     }
-    if (this.#reqs.length > 0 || this.#pollers.size > 0) this.#pump();
+    if (this.#reqs.size > 0 || this.#pollers.size > 0) this.#pump();
     else this.#flow();
   }
 
@@ -442,14 +437,13 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
 
   #pump(): void {
     try {
-      while (this.#reqs.length > 0 && this.#header()) {
-        const req = this.#reqs[0]!;
+      for (let w = this.#reqs.first(); w !== undefined && this.#header(); w = this.#reqs.first()) {
+        const req = w.data;
         const size = this.#hdrSize;
         if (size > req.max) {
           // Refused before reading it: the frame stays first in line.
-          this.#reqs.shift();
-          this.#settle(req);
-          req.reject(
+          this.#reqs.reject(
+            w,
             ipcError(
               'EMSGSIZE',
               req.kind === KIND_INTO
@@ -468,9 +462,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
         this.#take(this.#hdrLen);
         const data = this.#take(size);
         this.#hdrSize = -1;
-        this.#reqs.shift();
-        this.#settle(req);
-        this.#deliver(req, data);
+        this.#deliver(w, data);
       }
     } catch (err) {
       // A corrupt stream: nothing after it can be trusted.
@@ -481,7 +473,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       this.#asm = null;
       this.#asmTarget = null;
     }
-    if (this.#ended && this.#reqs.length > 0) {
+    if (this.#ended && this.#reqs.size > 0) {
       let err = this.#readErr;
       if (err === null) {
         const partial = this.#avail + (this.#asm === null ? 0 : this.#hdrLen + this.#asmGot);
@@ -490,53 +482,43 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
             ? eofError(this.#path)
             : sysError(104, 'recv', this.#path, `the peer closed the connection in the middle of a message (${partial} bytes of it arrived)`);
       }
-      for (const req of this.#reqs.splice(0)) {
-        this.#settle(req);
-        req.reject(err);
-      }
+      this.#reqs.rejectAll(err);
     }
     if (this.#pollers.size > 0 && (this.#avail > 0 || this.#asm !== null || this.#ended)) {
-      for (const p of [...this.#pollers]) this.#leavePoll(p, true);
+      for (const p of this.#pollers.all()) this.#pollers.resolve(p, true);
     }
     this.#flow();
   }
 
-  #deliver(req: Request, data: Buffer): void {
+  #deliver(w: Waiter<unknown, Request>, data: Buffer): void {
+    const req = w.data;
     if (req.kind === KIND_BYTES) {
-      req.resolve(data);
+      this.#reqs.resolve(w, data);
     } else if (req.kind === KIND_OBJECT) {
       let item: T;
       try {
         item = this.#codec.decode(data);
       } catch (err) {
-        req.reject(err);
+        this.#reqs.reject(w, err);
         return;
       }
-      req.resolve(item);
+      this.#reqs.resolve(w, item);
     } else {
       data.copy(req.into!, req.offset);
-      req.resolve(data.length);
+      this.#reqs.resolve(w, data.length);
     }
   }
 
-  /** Reads while someone waits (or a little ahead); keeps the loop alive only while someone waits. */
+  /** Reads while someone waits (or a little ahead). The wait lists keep the loop alive meanwhile. */
   #flow(): void {
     const s = this.#sock;
     if (s === null || !this.#readable) return;
-    if (this.#reqs.length > 0 || this.#pollers.size > 0) {
-      if (!this.#refed) {
-        this.#refed = true;
-        s.ref();
-      }
+    if (this.#reqs.size > 0 || this.#pollers.size > 0) {
       if (this.#paused) {
         this.#paused = false;
         s.resume();
       }
     } else {
-      if (this.#refed) {
-        this.#refed = false;
-        s.unref();
-      }
       if (!this.#idleCheck && !this.#paused && this.#avail >= READ_AHEAD) {
         // Decided a moment later: a loop that awaits one message after
         // another asks again within microtasks, and stopping and restarting
@@ -550,17 +532,12 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   readonly #onIdleCheck = (): void => {
     this.#idleCheck = false;
     const s = this.#sock;
-    if (s === null || this.#closed || this.#reqs.length > 0 || this.#pollers.size > 0) return;
+    if (s === null || this.#closed || this.#reqs.size > 0 || this.#pollers.size > 0) return;
     if (!this.#paused && this.#avail >= READ_AHEAD) {
       this.#paused = true;
       s.pause();
     }
   };
-
-  #settle(w: Request | Poller): void {
-    if (w.timer !== undefined) clearTimeout(w.timer);
-    if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort);
-  }
 
   #checkRead(syscall: string): void {
     if (this.#closed) throw closedError('connection', syscall, this.#path);
@@ -573,40 +550,9 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     const signal = validateSignal(o.signal);
     throwIfAborted(signal);
     this.#socket();
-    return new Promise((resolve, reject) => {
-      const req: Request = {
-        kind,
-        max,
-        into,
-        offset,
-        resolve: resolve as (v: unknown) => void,
-        reject,
-        timer: undefined,
-        signal,
-        onAbort: undefined,
-      };
-      if (timeout >= 0) {
-        req.timer = setTimeout(
-          () => this.#leave(req, ipcError('ETIMEDOUT', `no message within ${timeout} ms`, 'recv', this.#path)),
-          timeout,
-        );
-      }
-      if (signal !== undefined) {
-        req.onAbort = () => this.#leave(req, abortError(signal));
-        signal.addEventListener('abort', req.onAbort, { once: true });
-      }
-      this.#reqs.push(req);
-      this.#pump();
-    });
-  }
-
-  #leave(req: Request, err: unknown): void {
-    const i = this.#reqs.indexOf(req);
-    if (i < 0) return;
-    this.#reqs.splice(i, 1);
-    this.#settle(req);
-    req.reject(err);
-    this.#flow();
+    const p = this.#reqs.wait({ kind, max, into, offset }, timeout, signal) as Promise<never>;
+    this.#pump();
+    return p;
   }
 
   /**
@@ -675,27 +621,10 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       if (this.#avail > 0 || this.#asm !== null || this.#ended) return Promise.resolve(true);
       if (binding.pipePollIn(this.#fd, 0)) return Promise.resolve(true);
       if (ms === 0) return Promise.resolve(false);
-      return new Promise<boolean>((resolve, reject) => {
-        const p: Poller = { resolve, reject, timer: undefined, signal, onAbort: undefined };
-        if (ms > 0) p.timer = setTimeout(() => this.#leavePoll(p, false), ms);
-        if (signal !== undefined) {
-          p.onAbort = () => this.#leavePoll(p, abortError(signal));
-          signal.addEventListener('abort', p.onAbort, { once: true });
-        }
-        this.#pollers.add(p);
-        this.#flow();
-      });
+      return this.#pollers.wait(undefined, ms, signal);
     } catch (err) {
       return Promise.reject(err);
     }
-  }
-
-  #leavePoll(p: Poller, outcome: boolean | unknown): void {
-    if (!this.#pollers.delete(p)) return;
-    this.#settle(p);
-    if (typeof outcome === 'boolean') p.resolve(outcome);
-    else p.reject(outcome);
-    this.#flow();
   }
 
   /**
@@ -807,11 +736,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     if (this.#closed) return;
     this.#closed = true;
     const err = closedError('connection', 'recv', this.#path);
-    for (const req of this.#reqs.splice(0)) {
-      this.#settle(req);
-      req.reject(err);
-    }
-    for (const p of [...this.#pollers]) this.#leavePoll(p, err);
+    this.#reqs.rejectAll(err);
+    this.#pollers.rejectAll(err);
     this.#chunks = [];
     this.#avail = 0;
     this.#asm = null;

@@ -8,7 +8,9 @@ import { binding } from '../core/binding.js';
 import { resolveCodec } from '../core/codec.js';
 import type { ConnectionOptions } from './connection.js';
 import { Connection, adoptConnection } from './connection.js';
-import { abortError, ipcError } from '../core/errors.js';
+import { ipcError } from '../core/errors.js';
+import { WaitList } from '../core/waitlist.js';
+import type { WaitToken } from '../core/binding.js';
 import { sysError } from './frame.js';
 import {
   throwIfAborted,
@@ -19,6 +21,9 @@ import {
   validateSignal,
   validateTimeout,
 } from '../core/validate.js';
+
+/** Longer deadlines than this (about 31 years, in ms) are waited for as no deadline. */
+const FOREVER_MS = 1e12;
 
 /** Options for `Pipe()`. */
 export interface PipeOptions<T = unknown> {
@@ -136,36 +141,29 @@ export class NamedPipe {
       const write = mode === 'w';
       const make = (fd: number, prefix: number): Connection<T> =>
         adoptConnection<T>({ path: p, prefix, readable: !write, writable: write }, fd, connOpts);
-      return new Promise<Connection<T>>((resolve, reject) => {
-        let settled = false;
-        let onAbort: (() => void) | undefined;
-        const r = binding.pipeFifoOpen(p, write, timeout, (err, fd, prefix) => {
-          if (settled) {
-            if (fd >= 0) make(fd, -1).close();
-            return;
-          }
-          settled = true;
-          if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort);
-          if (err !== null) reject(err);
-          else if (fd < 0) reject(ipcError('ETIMEDOUT', `nobody opened the other side within ${timeout} ms`, 'open', p));
-          else resolve(make(fd, prefix));
-        });
-        if (r.token === undefined) {
-          settled = true;
-          resolve(make(r.fd, r.prefix));
+      // The native wait keeps the deadline (monotonic); only the abort and
+      // the one settlement are ours. Past ~31 years a deadline is "never".
+      let token: WaitToken | undefined;
+      const open = new WaitList<Connection<T>>({
+        onTimeout: () => ({ error: null }),
+        onLeave: () => {
+          if (token !== undefined) binding.cancelWait(token);
+        },
+      });
+      const r = binding.pipeFifoOpen(p, write, timeout > FOREVER_MS ? -1 : timeout, (err, fd, prefix) => {
+        const w = open.first();
+        if (w === undefined) {
+          if (fd >= 0) make(fd, -1).close();
           return;
         }
-        const token = r.token;
-        if (signal !== undefined) {
-          onAbort = () => {
-            if (settled) return;
-            settled = true;
-            binding.cancelWait(token);
-            reject(abortError(signal));
-          };
-          signal.addEventListener('abort', onAbort, { once: true });
-        }
+        token = undefined;
+        if (err !== null) open.reject(w, err);
+        else if (fd < 0) open.reject(w, ipcError('ETIMEDOUT', `nobody opened the other side within ${timeout} ms`, 'open', p));
+        else open.resolve(w, make(fd, prefix));
       });
+      if (r.token === undefined) return Promise.resolve(make(r.fd, r.prefix));
+      token = r.token;
+      return open.wait(undefined, -1, signal);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -8,7 +8,8 @@ import { binding } from '../core/binding.js';
 import type { Handle, MqWatchCallback } from '../core/binding.js';
 import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
-import { abortError, closedError, ipcError, IPCError } from '../core/errors.js';
+import { closedError, ipcError, IPCError } from '../core/errors.js';
+import { WaitList } from '../core/waitlist.js';
 import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './large-items.js';
 import { explainOpenError, HARD_MSGMAX, HARD_MSGSIZEMAX, mqueueSetting } from './limits.js';
 import {
@@ -123,21 +124,12 @@ interface Message {
   segment: string | undefined;
 }
 
-interface Waiter {
-  reject(err: unknown): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
-interface Getter extends Waiter {
-  resolve(value: unknown): void;
+interface Getter {
   /** 0: one item; n: up to n items, as an array. */
   max: number;
 }
 
-interface Putter extends Waiter {
-  resolve(): void;
+interface Putter {
   messages: Message[];
   /** Messages before this index were sent. */
   next: number;
@@ -149,11 +141,6 @@ const WRITABLE = 2;
 const RESOLVED = Promise.resolve();
 /** What #take returns from an empty queue (items may be null or undefined). */
 const NONE: unique symbol = Symbol('none');
-
-function first<W>(set: Set<W>): W | undefined {
-  for (const w of set) return w;
-  return undefined;
-}
 
 /**
  * A FIFO queue of items between processes, on a POSIX message queue. Python's
@@ -180,8 +167,15 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   readonly #maxsize: number;
   readonly #msgsize: number;
   readonly #segmentMode: number;
-  readonly #getters = new Set<Getter>();
-  readonly #putters = new Set<Putter>();
+  readonly #getters = new WaitList<unknown, Getter>({
+    onTimeout: (_g, ms) => ({ error: this.#empty(ms) }),
+    onChange: () => this.#watch(),
+  });
+  readonly #putters = new WaitList<void, Putter>({
+    onTimeout: (p, ms) => ({ error: this.#full(p.next, ms) }),
+    onLeave: (p) => this.#dropUnsent(p),
+    onChange: () => this.#watch(),
+  });
   #events = 0;
   readonly #onPoll: MqWatchCallback;
   /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
@@ -590,42 +584,12 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     return new Full(timeout > 0 ? `Queue '${this.#name}' stayed full for ${timeout} ms` : `Queue '${this.#name}' is full`, sent);
   }
 
-  #arm(w: Waiter, set: Set<Waiter>, timeout: number, signal: AbortSignal | undefined, onTimeout: () => unknown): void {
-    if (timeout >= 0) w.timer = setTimeout(() => this.#leave(set, w, onTimeout()), timeout);
-    if (signal !== undefined) {
-      w.onAbort = () => this.#leave(set, w, abortError(signal));
-      signal.addEventListener('abort', w.onAbort, { once: true });
-    }
-    set.add(w);
-    this.#watch();
-  }
-
   #waitGet(max: number, timeout: number, signal: AbortSignal | undefined): Promise<T | T[]> {
-    return new Promise((resolve, reject) => {
-      const g: Getter = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, signal, onAbort: undefined, max };
-      this.#arm(g, this.#getters as Set<Waiter>, timeout, signal, () => this.#empty(timeout));
-    });
+    return this.#getters.wait({ max }, timeout, signal) as Promise<T | T[]>;
   }
 
   #waitPut(messages: Message[], priority: number, timeout: number, signal: AbortSignal | undefined, next = 0): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const p: Putter = { resolve, reject, timer: undefined, signal, onAbort: undefined, messages, next, priority };
-      this.#arm(p, this.#putters as Set<Waiter>, timeout, signal, () => this.#full(p.next, timeout));
-    });
-  }
-
-  #done(set: Set<Waiter>, w: Waiter): void {
-    set.delete(w);
-    if (w.timer !== undefined) clearTimeout(w.timer);
-    if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort);
-  }
-
-  #leave(set: Set<Waiter>, w: Waiter, err: unknown): void {
-    if (!set.has(w)) return;
-    this.#done(set, w);
-    if (set === (this.#putters as Set<Waiter>)) this.#dropUnsent(w as Putter);
-    w.reject(err);
-    this.#watch();
+    return this.#putters.wait({ messages, next, priority }, timeout, signal);
   }
 
   #dropUnsent(p: Putter): void {
@@ -671,45 +635,45 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
         again = this.#servePutters(h) && this.#getters.size > 0;
       }
     } catch (err) {
-      for (const g of [...this.#getters]) this.#leave(this.#getters as Set<Waiter>, g, err);
-      for (const p of [...this.#putters]) this.#leave(this.#putters as Set<Waiter>, p, err);
+      this.#getters.rejectAll(err);
+      this.#putters.rejectAll(err);
     }
     this.#watch();
   }
 
   /** Hands messages to getters in arrival order until the queue is empty. */
   #serveGetters(h: Handle): void {
-    const getters = this.#getters as Set<Waiter>;
-    for (let g = first(this.#getters); g !== undefined; g = first(this.#getters)) {
+    const getters = this.#getters;
+    for (let g = getters.first(); g !== undefined; g = getters.first()) {
       let value: unknown;
-      if (g.max === 0) {
+      if (g.data.max === 0) {
         const n = binding.mqReceiveInto(h, this.#rx);
         if (n < 0) return;
-        this.#done(getters, g);
         try {
           value = this.#decodeRx(n);
         } catch (err) {
-          g.reject(err);
+          getters.reject(g, err);
           continue;
         }
       } else {
-        const r = this.#takeMany(h, g.max);
+        const r = this.#takeMany(h, g.data.max);
         if (r.taken === 0) return;
-        this.#done(getters, g);
         if (r.error !== NONE) {
-          g.reject(r.error);
+          getters.reject(g, r.error);
           continue;
         }
         value = r.items;
       }
-      g.resolve(value);
+      getters.resolve(g, value);
     }
   }
 
   /** Sends putters' messages in arrival order until the queue is full; true if any was sent. */
   #servePutters(h: Handle): boolean {
     let sent = false;
-    for (let p = first(this.#putters); p !== undefined; p = first(this.#putters)) {
+    const putters = this.#putters;
+    for (let w = putters.first(); w !== undefined; w = putters.first()) {
+      const p = w.data;
       const n =
         p.messages.length - p.next === 1
           ? binding.mqSend(h, p.messages[p.next]!.bytes, p.priority)
@@ -719,8 +683,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       p.next += n;
       if (n > 0) sent = true;
       if (p.next < p.messages.length) break;
-      this.#done(this.#putters as Set<Waiter>, p);
-      p.resolve();
+      putters.resolve(w, undefined);
     }
     return sent;
   }
@@ -734,8 +697,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     const h = this.#h;
     if (h === null) return;
     this.#h = null;
-    for (const g of [...this.#getters]) this.#leave(this.#getters as Set<Waiter>, g, closedError('queue', 'mq_receive', this.#name));
-    for (const p of [...this.#putters]) this.#leave(this.#putters as Set<Waiter>, p, closedError('queue', 'mq_send', this.#name));
+    this.#getters.rejectAll(closedError('queue', 'mq_receive', this.#name));
+    this.#putters.rejectAll(closedError('queue', 'mq_send', this.#name));
     binding.mqClose(h);
   }
 
