@@ -4,7 +4,7 @@
  * @module
  */
 // Errors and semaphores
-export { IPCError, AbortError } from './core/errors.js';
+export { IPCError, AbortError, ErrorCode } from './core/errors.js';
 export { Semaphore, BoundedSemaphore, Lock, SEM_VALUE_MAX } from './sync/semaphore.js';
 export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } from './sync/semaphore.js';
 // Queues (POSIX message queues)

@@ -4,17 +4,9 @@
  * @internal
  * @module
  */
-import { abortError } from './errors.js';
+import { abortError, rangeError, typeError } from './errors.js';
 
-/** A TypeError carrying Node's `code` (e.g. `ERR_INVALID_ARG_TYPE`). */
-export function typeError(code: string, message: string): TypeError {
-  return Object.assign(new TypeError(message), { code });
-}
-
-/** A RangeError carrying Node's `code` (e.g. `ERR_OUT_OF_RANGE`). */
-export function rangeError(code: string, message: string): RangeError {
-  return Object.assign(new RangeError(message), { code });
-}
+export { rangeError, typeError };
 
 function describe(value: unknown): string {
   if (value === null) return 'null';

@@ -196,6 +196,7 @@ export class WaitList<R, D = undefined> {
 }
 
 const SLEEP_DONE: TimeoutOutcome<void> = { value: undefined };
+const ignore = (): void => {};
 
 /** Resolves after `ms` (any finite length); rejects with AbortError when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -215,21 +216,29 @@ export interface Deadline {
 export function deadline(timeout: number, parent: AbortSignal | undefined): Deadline {
   const ac = new AbortController();
   let timedOut = false;
+  let disposed = false;
   const list = new WaitList<void>({
     onTimeout: () => {
       timedOut = true;
       ac.abort(new Error('timed out'));
       return SLEEP_DONE;
     },
+    // The parent aborted (or dispose() ended the wait).
+    onLeave: () => {
+      if (!disposed && parent?.aborted === true) ac.abort(parent.reason);
+    },
   });
-  // The wait is only for its timer and the parent's abort; its promise is ours.
-  list.wait(undefined, timeout, parent).catch((err: unknown) => ac.abort(parent?.reason ?? err));
+  // The wait is only for its timer and the parent's abort: nobody awaits it.
+  list.wait(undefined, timeout, parent).catch(ignore);
   return {
     signal: ac.signal,
     get timedOut() {
       return timedOut;
     },
-    dispose: () => list.rejectAll(null),
+    dispose: () => {
+      disposed = true;
+      list.rejectAll(null);
+    },
   };
 }
 

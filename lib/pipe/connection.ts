@@ -6,12 +6,12 @@
  */
 import { Socket } from 'node:net';
 import { binding } from '../core/binding.js';
-import { resolveCodec } from '../core/codec.js';
+import { jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
-import { closedError, ipcError } from '../core/errors.js';
+import { closedError, eofError, fromNodeError, ipcError, isEof } from '../core/errors.js';
 import { LoopRef, WaitList } from '../core/waitlist.js';
 import type { Waiter } from '../core/waitlist.js';
-import { encodeHeader, eofError, fromNodeError, isEof, MAX_FRAME, sysError } from './frame.js';
+import { encodeHeader, MAX_FRAME } from './frame.js';
 import {
   typeError,
   rangeError,
@@ -479,8 +479,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
         const partial = this.#avail + (this.#asm === null ? 0 : this.#hdrLen + this.#asmGot);
         err =
           partial === 0
-            ? eofError(this.#path)
-            : sysError(104, 'recv', this.#path, `the peer closed the connection in the middle of a message (${partial} bytes of it arrived)`);
+            ? eofError('recv', this.#path)
+            : ipcError('ECONNRESET', `the peer closed the connection in the middle of a message (${partial} bytes of it arrived)`, 'recv', this.#path);
       }
       this.#reqs.rejectAll(err);
     }
@@ -638,8 +638,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       this.#checkWrite();
       if (this.#json) {
         // The default codec, framed in one buffer without an intermediate copy.
-        const text = JSON.stringify(item);
-        if (text !== undefined && text.length <= COPY_MAX / 3) {
+        const text = jsonText(item);
+        if (text.length <= COPY_MAX / 3) {
           const n = Buffer.byteLength(text);
           const b = Buffer.allocUnsafe(4 + n);
           b.writeInt32BE(n, 0);

@@ -14,9 +14,8 @@ import { binding } from '../core/binding.js';
 import { resolveCodec } from '../core/codec.js';
 import type { ConnectionOptions } from './connection.js';
 import { Connection, adoptConnection, socketFd } from './connection.js';
-import { AbortError, abortError, closedError, ipcError } from '../core/errors.js';
+import { AbortError, abortError, closedError, ErrorCode, fromNodeError, ipcError } from '../core/errors.js';
 import { deadline, LoopRef, sleep, WaitList } from '../core/waitlist.js';
-import { fromNodeError } from './frame.js';
 import {
   throwIfAborted,
   typeError,
@@ -33,7 +32,7 @@ import {
  * speak the protocol (Python's `multiprocessing.AuthenticationError`).
  */
 export class AuthenticationError extends Error {
-  readonly code = 'ERR_IPC_AUTHENTICATION';
+  readonly code = ErrorCode.AUTHENTICATION;
   override get name(): string {
     return 'AuthenticationError';
   }

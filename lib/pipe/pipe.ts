@@ -8,10 +8,9 @@ import { binding } from '../core/binding.js';
 import { resolveCodec } from '../core/codec.js';
 import type { ConnectionOptions } from './connection.js';
 import { Connection, adoptConnection } from './connection.js';
-import { ipcError } from '../core/errors.js';
+import { ipcError, sysError } from '../core/errors.js';
 import { WaitList } from '../core/waitlist.js';
 import type { WaitToken } from '../core/binding.js';
-import { sysError } from './frame.js';
 import {
   throwIfAborted,
   typeError,

@@ -21,8 +21,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync, constants as fsConstants } from 'node:fs';
-import { constants as osConstants } from 'node:os';
-import { IPCError } from '../core/errors.js';
+import { fromNodeError, ipcError } from '../core/errors.js';
 import { NAME_MAX, rangeError } from '../core/validate.js';
 
 /** The first 8 bytes of a descriptor message. */
@@ -41,11 +40,7 @@ export function segmentPrefix(queueName: string): string {
 
 /** An fs error as an IPCError, keeping errno and naming the segment. */
 function fsError(err: unknown, syscall: string, name: string): unknown {
-  const e = err as NodeJS.ErrnoException;
-  if (typeof e?.code !== 'string') return err;
-  const errno = (osConstants.errno as Record<string, number>)[e.code] ?? 0;
-  const description = e.message.replace(/^[A-Z]+: /, '').replace(/,.*$/, '');
-  return new IPCError(`${e.code}: ${description}, ${syscall} '${name}'`, e.code, -errno, syscall, name);
+  return fromNodeError(err, syscall, name);
 }
 
 /** True if `bytes` starts with the descriptor magic. */
@@ -111,13 +106,7 @@ export function readLarge(queueName: string, descriptor: Buffer): Buffer {
   const file = segment.slice(1);
   const prefix = segmentPrefix(queueName);
   if (!segment.startsWith('/') || !file.startsWith(prefix) || !SUFFIX.test(file.slice(prefix.length))) {
-    throw new IPCError(
-      `EINVAL: descriptor names '${segment}', not a side segment of this queue, mq_receive '${queueName}'`,
-      'EINVAL',
-      -osConstants.errno.EINVAL,
-      'mq_receive',
-      queueName,
-    );
+    throw ipcError('EINVAL', `descriptor names '${segment}', not a side segment of this queue`, 'mq_receive', queueName);
   }
   let data: Buffer;
   try {
@@ -128,13 +117,7 @@ export function readLarge(queueName: string, descriptor: Buffer): Buffer {
     removeSegment(segment);
   }
   if (BigInt(data.length) !== length) {
-    throw new IPCError(
-      `EIO: side segment holds ${data.length} bytes, the descriptor announced ${length}, read '${segment}'`,
-      'EIO',
-      -osConstants.errno.EIO,
-      'read',
-      segment,
-    );
+    throw ipcError('EIO', `side segment holds ${data.length} bytes, the descriptor announced ${length}`, 'read', segment);
   }
   return data;
 }

@@ -8,7 +8,7 @@ import { binding } from '../core/binding.js';
 import type { Handle, MqWatchCallback } from '../core/binding.js';
 import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
-import { closedError, ipcError, IPCError } from '../core/errors.js';
+import { closedError, ErrorCode, ipcError, IPCError, sysError } from '../core/errors.js';
 import { WaitList } from '../core/waitlist.js';
 import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './large-items.js';
 import { explainOpenError, HARD_MSGMAX, HARD_MSGSIZEMAX, mqueueSetting } from './limits.js';
@@ -33,7 +33,7 @@ export const MQ_PRIO_MAX: number = binding.MQ_PRIO_MAX;
  */
 export class Empty extends Error {
   /** Always `'ERR_IPC_EMPTY'`. */
-  readonly code = 'ERR_IPC_EMPTY';
+  readonly code = ErrorCode.EMPTY;
   override get name(): string {
     return 'Empty';
   }
@@ -47,7 +47,7 @@ export class Empty extends Error {
  */
 export class Full extends Error {
   /** Always `'ERR_IPC_FULL'`. */
-  readonly code = 'ERR_IPC_FULL';
+  readonly code = ErrorCode.FULL;
   /** For `putMany`: how many items (from the first) were sent. Otherwise 0. */
   readonly sent: number;
   constructor(message?: string, sent = 0) {
@@ -624,10 +624,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     const h = this.#h;
     if (h === null) return;
     try {
-      if (status < 0) {
-        const { code, description } = binding.strerror(status);
-        throw new IPCError(`${code}: ${description}, uv_poll '${this.#name}'`, code, status, 'uv_poll', this.#name);
-      }
+      if (status < 0) throw sysError(-status, 'uv_poll', this.#name);
       // Taking messages makes room for our putters; sending gives our getters
       // something to take: go round while one side feeds the other.
       for (let again = true; again; ) {

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { markAsUntransferable } from 'node:worker_threads';
 import { binding } from '../core/binding.js';
 import type { Handle, ShmOps } from '../core/binding.js';
-import { IPCError, closedError, ipcError } from '../core/errors.js';
+import { ErrorCode, IPCError, closedError, ipcError, rangeError } from '../core/errors.js';
 import { Lock } from '../sync/semaphore.js';
 import { typeInfo } from './typecodes.js';
 import type { ScalarOf, TypeInfo, Typecode, TypedArrayOf } from './typecodes.js';
@@ -34,7 +34,6 @@ export type { Typecode, BigIntTypecode, ScalarOf, TypedArrayOf } from './typecod
 const SEM_PREFIX = 4; // the lock of Value/SharedArray NAME is /dev/shm/sem.NAME
 /** The largest Buffer this runtime makes (4 GiB on Node 20): the largest segment we create or view. */
 const MAX_SIZE = bufferConstants.MAX_LENGTH;
-const EACCES = 13;
 const WHEN_SMALLER_MAP_AS_IS = 0;
 const WHEN_SMALLER_GROW = 1;
 const WHEN_SMALLER_WAIT = 2;
@@ -48,7 +47,7 @@ function randomName(): string {
 }
 
 function readOnlyError(path: string): IPCError {
-  return new IPCError(`EACCES: segment is mapped read-only, write '${path}'`, 'EACCES', -EACCES, 'write', path);
+  return ipcError('EACCES', 'segment is mapped read-only', 'write', path);
 }
 
 interface OpenRequest {
@@ -102,7 +101,7 @@ class Segment {
   arrayBuffer(): ArrayBuffer {
     if (this.#ab === null) {
       if (this.size > MAX_SIZE) {
-        throw Object.assign(new RangeError(`The segment '${this.name}' is ${this.size} bytes; one Buffer can hold at most ${MAX_SIZE} on this runtime (buffer.constants.MAX_LENGTH)`), { code: 'ERR_BUFFER_TOO_LARGE' });
+        throw rangeError('ERR_BUFFER_TOO_LARGE', `The segment '${this.name}' is ${this.size} bytes; one Buffer can hold at most ${MAX_SIZE} on this runtime (buffer.constants.MAX_LENGTH)`);
       }
       const ab = binding.shmBuffer(this.handle('mmap'), MAX_SIZE);
       // Transferring it to a worker would move the memory out of reach of
@@ -226,7 +225,7 @@ export class SharedMemory implements Disposable {
     let size = 0;
     if (create) {
       if (o.size === undefined) {
-        throw Object.assign(new RangeError('The "size" option is required to create a segment: an integer >= 1 (bytes)'), { code: 'ERR_OUT_OF_RANGE' });
+        throw rangeError('ERR_OUT_OF_RANGE', 'The "size" option is required to create a segment: an integer >= 1 (bytes)');
       }
       size = validateSize(o.size);
     } else if (o.size !== undefined) {
@@ -404,7 +403,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
     }
     const bytes = count * this.info.size;
     if (bytes > MAX_SIZE) {
-      throw Object.assign(new RangeError(`A ${kind} of ${count} '${this.info.code}' elements is ${bytes} bytes; at most ${MAX_SIZE} fit one Buffer on this runtime`), { code: 'ERR_OUT_OF_RANGE' });
+      throw rangeError('ERR_OUT_OF_RANGE', `A ${kind} of ${count} '${this.info.code}' elements is ${bytes} bytes; at most ${MAX_SIZE} fit one Buffer on this runtime`);
     }
     this.#seg = new Segment({
       name: osName,
@@ -482,7 +481,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
     const a = this.atom;
     if (a === null) {
       if (this.cells === null) throw closedError(this.constructor.name, 'atomic', this.#seg.name);
-      throw typeError('ERR_IPC_NOT_INTEGER', `Atomic operations need an integer typecode; '${this.info.code}' is floating point`);
+      throw typeError(ErrorCode.NOT_INTEGER, `Atomic operations need an integer typecode; '${this.info.code}' is floating point`);
     }
     if (write && this.#seg.readOnly) throw readOnlyError(this.#seg.name);
     return a;
@@ -507,7 +506,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
   getLock(): Lock {
     if (this.#lockOption instanceof Lock) return this.#lockOption;
     if (this.#lockOption === false) {
-      throw typeError('ERR_IPC_NO_LOCK', `This ${this.constructor.name} was made with lock: false and has no lock`);
+      throw typeError(ErrorCode.NO_LOCK, `This ${this.constructor.name} was made with lock: false and has no lock`);
     }
     if (this.cells === null) throw closedError(this.constructor.name, 'sem_open', this.#seg.name);
     if (this.#lock === null) this.#lock = new Lock(this.#seg.name, { mode: this.#mode });
