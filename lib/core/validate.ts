@@ -49,6 +49,20 @@ export function validateName(name: unknown, argName = 'name', reserved = 0): str
   return '/' + bare;
 }
 
+/**
+ * The option keys of an options type, for `validateOptions`: the compiler
+ * checks that the list names every key of `T` and nothing else, so an option
+ * added to the type cannot be forgotten here.
+ * ```ts
+ * const KEYS = keysOf<PipeOptions>()('duplex', 'codec');
+ * ```
+ */
+export function keysOf<T extends object>() {
+  return <const K extends keyof T & string>(
+    ...keys: [Exclude<keyof T, K>] extends [never] ? K[] : ['missing option key', Exclude<keyof T, K>]
+  ): readonly string[] => keys as readonly string[];
+}
+
 /** Levenshtein distance, for "did you mean" hints. */
 function distance(a: string, b: string): number {
   const al = a.toLowerCase();

@@ -18,6 +18,7 @@ import {
   throwIfAborted,
   validateBoolean,
   validateInteger,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
@@ -77,6 +78,9 @@ export function socketFd(socket: Socket): number {
   return typeof fd === 'number' ? fd : -1;
 }
 
+const CONNECTION_KEYS = keysOf<ConnectionOptions>()('codec', 'readable', 'writable');
+const RECV_KEYS = keysOf<RecvOptions>()('timeout', 'signal');
+const POLL_KEYS = keysOf<{ signal?: AbortSignal }>()('signal');
 const RESOLVED = Promise.resolve();
 const NOT_READY = { value: false };
 // An end dropped without close() before it was ever used (say, one meant for
@@ -203,7 +207,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   constructor(fd: number, options?: ConnectionOptions<T>) {
     const adopt = adopting;
     adopting = null;
-    const o = validateOptions<ConnectionOptions<T>>(options);
+    const o = validateOptions<ConnectionOptions<T>>(options, CONNECTION_KEYS);
     this.#codec = resolveCodec<T>(o.codec);
     this.#json = o.codec === undefined || o.codec === 'json';
     this.#path = adopt?.path;
@@ -545,7 +549,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   }
 
   #request(kind: number, max: number, into: Buffer | undefined, offset: number, options: unknown): Promise<never> {
-    const o = validateOptions<RecvOptions>(options);
+    const o = validateOptions<RecvOptions>(options, RECV_KEYS);
     const timeout = validateTimeout(o.timeout);
     const signal = validateSignal(o.signal);
     throwIfAborted(signal);
@@ -615,7 +619,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     try {
       this.#checkRead('poll');
       const ms = validateTimeout(timeout);
-      const signal = validateSignal(validateOptions<{ signal?: AbortSignal }>(options).signal);
+      const signal = validateSignal(validateOptions<{ signal?: AbortSignal }>(options, POLL_KEYS).signal);
       throwIfAborted(signal);
       this.#socket();
       if (this.#avail > 0 || this.#asm !== null || this.#ended) return Promise.resolve(true);

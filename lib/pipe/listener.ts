@@ -22,6 +22,7 @@ import {
   rangeError,
   validateInteger,
   validateMode,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
@@ -216,9 +217,8 @@ export interface AcceptOptions {
   signal?: AbortSignal;
 }
 
-const ACCEPT_KEYS = ['timeout', 'signal'] as const;
-const CLIENT_KEYS = ['authkey', 'timeout', 'signal', 'codec'] as const;
-const LISTENER_KEYS = ['authkey', 'backlog', 'mode', 'codec', 'handshakeTimeout', 'maxPending'] as const;
+const ACCEPT_KEYS = keysOf<AcceptOptions>()('timeout', 'signal');
+const LISTENER_KEYS = keysOf<ListenerOptions>()('authkey', 'backlog', 'mode', 'codec', 'handshakeTimeout', 'maxPending');
 const DEFAULT_HANDSHAKE_TIMEOUT = 5000;
 const DEFAULT_MAX_PENDING = 64;
 
@@ -462,6 +462,8 @@ export interface ClientOptions<T = unknown> {
  * Rejects with IPCError `ENOENT` / `ECONNREFUSED` when nobody listens,
  * {@link AuthenticationError} when the keys differ.
  */
+const CLIENT_KEYS = keysOf<ClientOptions>()('authkey', 'timeout', 'signal', 'codec');
+
 export async function Client<T = unknown>(address: string, options?: ClientOptions<T>): Promise<Connection<T>> {
   const addr = validateAddress(address);
   const o = validateOptions<ClientOptions<T>>(options, CLIENT_KEYS);

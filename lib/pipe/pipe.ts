@@ -16,6 +16,7 @@ import {
   typeError,
   validateBoolean,
   validateMode,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
@@ -51,7 +52,7 @@ export interface PipeOptions<T = unknown> {
  * @throws IPCError (`EMFILE`, `ENFILE`) from `socketpair`/`pipe`.
  */
 export function Pipe<T = unknown>(options?: PipeOptions<T>): [Connection<T>, Connection<T>] {
-  const o = validateOptions<PipeOptions<T>>(options);
+  const o = validateOptions<PipeOptions<T>>(options, PIPE_KEYS);
   const duplex = validateBoolean(o.duplex, 'duplex', true);
   // A bad codec fails before any descriptor exists.
   resolveCodec(o.codec);
@@ -75,6 +76,10 @@ export interface NamedPipeOpenOptions<T = unknown> {
   /** The connection's codec. Default `'json'`. */
   codec?: ConnectionOptions<T>['codec'];
 }
+
+const PIPE_KEYS = keysOf<PipeOptions>()('duplex', 'codec');
+const CREATE_KEYS = keysOf<NamedPipeCreateOptions>()('mode');
+const OPEN_KEYS = keysOf<NamedPipeOpenOptions>()('timeout', 'signal', 'codec');
 
 function validatePath(path: unknown): string {
   if (typeof path !== 'string') {
@@ -100,7 +105,7 @@ export class NamedPipe {
    */
   static create(path: string, options?: NamedPipeCreateOptions): void {
     const p = validatePath(path);
-    const mode = validateMode(validateOptions<NamedPipeCreateOptions>(options).mode);
+    const mode = validateMode(validateOptions<NamedPipeCreateOptions>(options, CREATE_KEYS).mode);
     binding.pipeMkfifo(p, mode);
   }
 
@@ -122,7 +127,7 @@ export class NamedPipe {
       if (mode !== 'r' && mode !== 'w') {
         throw typeError('ERR_INVALID_ARG_VALUE', `The "mode" argument must be 'r' or 'w'. Received ${typeof mode === 'string' ? `'${mode}'` : typeof mode}`);
       }
-      const o = validateOptions<NamedPipeOpenOptions<T>>(options);
+      const o = validateOptions<NamedPipeOpenOptions<T>>(options, OPEN_KEYS);
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       const connOpts = { codec: o.codec };

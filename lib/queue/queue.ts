@@ -18,6 +18,7 @@ import {
   validateInteger,
   validateMode,
   validateName,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
@@ -136,6 +137,14 @@ interface Putter {
   priority: number;
 }
 
+const QUEUE_KEYS = keysOf<QueueOptions>()('maxsize', 'maxMessageSize', 'codec', 'create', 'exclusive', 'mode');
+const PUT_KEYS = keysOf<PutOptions>()('timeout', 'signal', 'priority');
+const PUT_NOWAIT_KEYS = keysOf<{ priority?: number }>()('priority');
+const PUT_SYNC_KEYS = keysOf<SyncOptions & { priority?: number }>()('timeout', 'priority');
+const GET_KEYS = keysOf<GetOptions>()('timeout', 'signal');
+const SYNC_KEYS = keysOf<SyncOptions>()('timeout');
+const ITERATE_KEYS = keysOf<{ signal?: AbortSignal }>()('signal');
+
 const READABLE = 1;
 const WRITABLE = 2;
 const RESOLVED = Promise.resolve();
@@ -193,7 +202,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    */
   constructor(name: string, options?: QueueOptions<T>) {
     this.#name = validateName(name);
-    const o = validateOptions<QueueOptions<T>>(options);
+    const o = validateOptions<QueueOptions<T>>(options, QUEUE_KEYS);
     const maxsize = o.maxsize === undefined ? undefined : validateInteger(o.maxsize, 'maxsize', 1, HARD_MSGMAX);
     const msgsize = o.maxMessageSize === undefined ? undefined : validateInteger(o.maxMessageSize, 'maxMessageSize', 1, HARD_MSGSIZEMAX);
     this.#codec = resolveCodec<T>(o.codec);
@@ -368,7 +377,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
         if (this.#putters.size === 0 && binding.mqSend(h, msg.bytes, 0)) return RESOLVED;
         return this.#waitPut([msg], 0, -1, undefined);
       }
-      const o = validateOptions<PutOptions>(options);
+      const o = validateOptions<PutOptions>(options, PUT_KEYS);
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       const priority = this.#priority(o.priority);
@@ -401,7 +410,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   putMany(items: Iterable<T>, options?: PutOptions): Promise<void> {
     const messages: Message[] = [];
     try {
-      const o = validateOptions<PutOptions>(options);
+      const o = validateOptions<PutOptions>(options, PUT_KEYS);
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       const priority = this.#priority(o.priority);
@@ -427,7 +436,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   /** Puts `item` if there is room now; throws `Full` otherwise. Never waits. */
   putNowait(item: T, options?: { priority?: number }): void {
     const h = this.#h;
-    const priority = options === undefined ? 0 : this.#priority(validateOptions<PutOptions>(options).priority);
+    const priority = options === undefined ? 0 : this.#priority(validateOptions<PutOptions>(options, PUT_NOWAIT_KEYS).priority);
     if (h === null) throw closedError('queue', 'mq_send', this.#name);
     if (this.#json) {
       const text = jsonText(item);
@@ -451,7 +460,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * queue is full; throws `Full` after `timeout` ms. For scripts.
    */
   putSync(item: T, options?: SyncOptions & { priority?: number }): void {
-    const o = validateOptions<SyncOptions & { priority?: number }>(options);
+    const o = validateOptions<SyncOptions & { priority?: number }>(options, PUT_SYNC_KEYS);
     const timeout = validateTimeout(o.timeout);
     const priority = this.#priority(o.priority);
     const h = this.#handle('mq_send');
@@ -483,7 +492,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
         }
         return this.#waitGet(0, -1, undefined) as Promise<T>;
       }
-      const o = validateOptions<GetOptions>(options);
+      const o = validateOptions<GetOptions>(options, GET_KEYS);
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       throwIfAborted(signal);
@@ -509,7 +518,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   getMany(max: number, options?: GetOptions): Promise<T[]> {
     try {
       validateInteger(max, 'max', 1, 2 ** 31 - 1);
-      const o = validateOptions<GetOptions>(options);
+      const o = validateOptions<GetOptions>(options, GET_KEYS);
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       throwIfAborted(signal);
@@ -539,7 +548,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * queue is empty; throws `Empty` after `timeout` ms. For scripts.
    */
   getSync(options?: SyncOptions): T {
-    const o = validateOptions<SyncOptions>(options);
+    const o = validateOptions<SyncOptions>(options, SYNC_KEYS);
     const timeout = validateTimeout(o.timeout);
     const b = binding.mqReceiveSync(this.#handle('mq_receive'), timeout);
     if (b === null) throw this.#empty(timeout);
@@ -551,7 +560,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * Ends when the queue is closed; an abort rejects with `AbortError`.
    */
   async *iterate(options?: { signal?: AbortSignal }): AsyncGenerator<T, void, undefined> {
-    const o = validateOptions<{ signal?: AbortSignal }>(options);
+    const o = validateOptions<{ signal?: AbortSignal }>(options, ITERATE_KEYS);
     const signal = validateSignal(o.signal);
     const getOptions = signal === undefined ? undefined : { signal };
     for (;;) {

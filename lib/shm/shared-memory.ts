@@ -26,6 +26,7 @@ import {
   validateInteger,
   validateMode,
   validateName,
+  keysOf,
   validateOptions,
 } from '../core/validate.js';
 
@@ -37,6 +38,9 @@ const MAX_SIZE = bufferConstants.MAX_LENGTH;
 const WHEN_SMALLER_MAP_AS_IS = 0;
 const WHEN_SMALLER_GROW = 1;
 const WHEN_SMALLER_WAIT = 2;
+
+const SHARED_MEMORY_KEYS = keysOf<SharedMemoryOptions>()('create', 'size', 'exclusive', 'mode', 'readOnly');
+const CELLS_KEYS = keysOf<SharedCellsOptions>()('name', 'lock', 'create', 'exclusive', 'mode', 'readOnly');
 
 /** The size of a memory page: mappings are made of whole pages. */
 export const PAGE_SIZE: number = binding.SHM_PAGE_SIZE;
@@ -209,7 +213,10 @@ export class SharedMemory implements Disposable {
       options = name;
       name = undefined;
     }
-    const o = validateOptions<SharedMemoryOptions>(options);
+    if (options !== null && typeof options === 'object' && 'name' in options) {
+      throw typeError('ERR_INVALID_ARG_VALUE', `The "options" argument has an unknown option "name": pass the name as the first argument, new SharedMemory(name, { size })`);
+    }
+    const o = validateOptions<SharedMemoryOptions>(options, SHARED_MEMORY_KEYS);
     const named = name !== undefined && name !== null;
     const osName = named ? validateName(name) : undefined;
     const create = validateBoolean(o.create, 'create', !named);
@@ -384,7 +391,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
   /** @internal */
   protected constructor(kind: string, typecode: T, count: number, init: Uint8Array | null, options: SharedCellsOptions | undefined) {
     this.info = typeInfo(typecode);
-    const o = validateOptions<SharedCellsOptions>(options);
+    const o = validateOptions<SharedCellsOptions>(options, CELLS_KEYS);
     const named = o.name !== undefined && o.name !== null;
     const osName = named ? validateName(o.name, 'name', SEM_PREFIX) : undefined;
     const readOnly = validateBoolean(o.readOnly, 'readOnly', false);
