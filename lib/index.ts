@@ -23,8 +23,8 @@ export type {
   TypedArrayOf,
 } from './shm/shared-memory.js';
 // Pipes, FIFOs and sockets
-export { Connection } from './pipe/connection.js';
-export type { ConnectionOptions, RecvOptions } from './pipe/connection.js';
+export { Connection, RECV_MAX_LENGTH } from './pipe/connection.js';
+export type { ConnectionOptions, RecvOptions, RecvMessageOptions } from './pipe/connection.js';
 export { Pipe, NamedPipe } from './pipe/pipe.js';
 export type { PipeOptions, NamedPipeCreateOptions, NamedPipeOpenOptions } from './pipe/pipe.js';
 export { Listener, Client, AuthenticationError } from './pipe/listener.js';
