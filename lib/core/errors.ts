@@ -145,6 +145,16 @@ export function fromNodeError(err: unknown, syscall: string, path?: string): unk
   return err;
 }
 
+/** How a wrong argument is shown in a message, as Node's own `Received ...`. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return `type string ('${value.length > 28 ? value.slice(0, 25) + '...' : value}')`;
+  if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
+  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  if (typeof value === 'bigint') return `type bigint (${value}n)`;
+  return `type ${typeof value} (${String(value)})`;
+}
+
 /** A TypeError carrying a `code` (Node's `ERR_INVALID_ARG_TYPE`, or one of {@link ErrorCode}). */
 export function typeError(code: string, message: string, options?: { cause?: unknown }): TypeError {
   return Object.assign(new TypeError(message, options), { code });

@@ -4,50 +4,11 @@
  * @internal
  * @module
  */
-import { abortError, rangeError, typeError } from './errors.js';
+import { abortError, describeValue, rangeError, typeError } from './errors.js';
 
 export { rangeError, typeError };
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return `type string ('${value.length > 28 ? value.slice(0, 25) + '...' : value}')`;
-  if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
-  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
-  return `type ${typeof value} (${String(value)})`;
-}
-
-/** NAME_MAX on Linux: the longest file name under /dev/shm or /dev/mqueue. */
-export const NAME_MAX = 255;
-
-/**
- * Validates an IPC object name and returns it with its one leading slash, as
- * the OS functions take it. `"jobs"` and `"/jobs"` are the same object.
- * `reserved` is what the OS adds to the file name (4 for glibc's "sem.").
- */
-export function validateName(name: unknown, argName = 'name', reserved = 0): string {
-  if (typeof name !== 'string') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type string. Received ${describe(name)}`);
-  }
-  const bare = name.startsWith('/') ? name.slice(1) : name;
-  if (bare.length === 0) {
-    throw typeError('ERR_INVALID_ARG_VALUE', `The "${argName}" argument must not be empty (nor a lone "/")`);
-  }
-  if (bare.includes('/')) {
-    throw typeError('ERR_INVALID_ARG_VALUE', `The "${argName}" argument may have one leading "/" and no other. Received '${name}'`);
-  }
-  if (bare.includes('\0')) {
-    throw typeError('ERR_INVALID_ARG_VALUE', `The "${argName}" argument must not contain null bytes`);
-  }
-  if (bare === '.' || bare === '..') {
-    throw typeError('ERR_INVALID_ARG_VALUE', `The "${argName}" argument must not be "." or ".."`);
-  }
-  const max = NAME_MAX - reserved;
-  const bytes = Buffer.byteLength(bare);
-  if (bytes > max) {
-    throw rangeError('ERR_OUT_OF_RANGE', `The "${argName}" argument is ${bytes} bytes long; at most ${max} are allowed`);
-  }
-  return '/' + bare;
-}
+// Naming rules live in names.ts; re-exported for the callers that import them from here.
+export { NAME_MAX, validateName } from './names.js';
 
 /**
  * The option keys of an options type, for `validateOptions`: the compiler
@@ -101,7 +62,7 @@ export function nearestKey(key: string, known: readonly string[]): string | unde
 export function validateOptions<T extends object>(value: unknown, knownKeys?: readonly string[], argName = 'options'): Partial<T> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type object. Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type object. Received ${describeValue(value)}`);
   }
   if (knownKeys !== undefined) {
     for (const key in value) {
@@ -118,7 +79,7 @@ export function validateOptions<T extends object>(value: unknown, knownKeys?: re
 export function validateBoolean(value: unknown, argName: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be of type boolean. Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be of type boolean. Received ${describeValue(value)}`);
   }
   return value;
 }
@@ -127,7 +88,7 @@ export function validateBoolean(value: unknown, argName: string, fallback: boole
 export function validateInteger(value: unknown, argName: string, min: number, max: number, fallback?: number): number {
   if (value === undefined && fallback !== undefined) return fallback;
   if (typeof value !== 'number') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type number. Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type number. Received ${describeValue(value)}`);
   }
   if (!Number.isInteger(value)) {
     throw rangeError('ERR_OUT_OF_RANGE', `The value of "${argName}" is out of range. It must be an integer. Received ${String(value)}`);
@@ -150,7 +111,7 @@ export function validateMode(value: unknown, fallback = 0o600): number {
 export function validateTimeout(value: unknown, argName = 'timeout'): number {
   if (value === undefined || value === null || value === Infinity) return -1;
   if (typeof value !== 'number') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be of type number (milliseconds). Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be of type number (milliseconds). Received ${describeValue(value)}`);
   }
   if (Number.isNaN(value) || value < 0) {
     throw rangeError('ERR_OUT_OF_RANGE', `The value of "${argName}" is out of range. It must be a number of milliseconds >= 0. Received ${String(value)}`);
@@ -162,7 +123,7 @@ export function validateTimeout(value: unknown, argName = 'timeout'): number {
 export function validateSignal(value: unknown, argName = 'signal'): AbortSignal | undefined {
   if (value === undefined || value === null) return undefined;
   if (!(value instanceof AbortSignal)) {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be an instance of AbortSignal. Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be an instance of AbortSignal. Received ${describeValue(value)}`);
   }
   return value;
 }
@@ -174,6 +135,6 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 
 export function validateFunction(value: unknown, argName: string): void {
   if (typeof value !== 'function') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be a function. Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be a function. Received ${describeValue(value)}`);
   }
 }

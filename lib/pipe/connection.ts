@@ -8,7 +8,7 @@ import { Socket } from 'node:net';
 import { binding } from '../core/binding.js';
 import { jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
-import { closedError, eofError, fromNodeError, ipcError, isEof } from '../core/errors.js';
+import { closedError, describeValue, eofError, fromNodeError, ipcError, isEof } from '../core/errors.js';
 import { LoopRef, WaitList } from '../core/waitlist.js';
 import type { Waiter } from '../core/waitlist.js';
 import { encodeHeader, MAX_FRAME } from './frame.js';
@@ -132,12 +132,6 @@ interface Request {
   offset: number;
 }
 
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
-  return `type ${typeof value} (${String(value)})`;
-}
-
 /** A Buffer over the bytes of any ArrayBufferView or ArrayBuffer, or a TypeError. */
 function bytesOf(value: unknown, argName: string): Buffer {
   if (Buffer.isBuffer(value)) return value;
@@ -145,7 +139,7 @@ function bytesOf(value: unknown, argName: string): Buffer {
   if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return Buffer.from(value);
   throw typeError(
     'ERR_INVALID_ARG_TYPE',
-    `The "${argName}" argument must be a Buffer, TypedArray, DataView or ArrayBuffer. Received ${describe(value)}`,
+    `The "${argName}" argument must be a Buffer, TypedArray, DataView or ArrayBuffer. Received ${describeValue(value)}`,
   );
 }
 

@@ -8,9 +8,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { statSync, unlinkSync } from 'node:fs';
 import { Server, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { binding } from '../core/binding.js';
+import { randomSocketPath, shownAddress, validateSocketAddress } from '../core/names.js';
 import { resolveCodec } from '../core/codec.js';
 import type { ConnectionOptions } from './connection.js';
 import { Connection, adoptConnection, socketFd } from './connection.js';
@@ -159,31 +158,6 @@ function validateAuthkey(value: unknown): Buffer | null {
   return key;
 }
 
-// sockaddr_un.sun_path holds 108 bytes: a path and its NUL, or NUL + name.
-const SUN_PATH = 108;
-
-function validateAddress(value: unknown): string {
-  if (typeof value !== 'string') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "address" argument must be of type string. Received ${value === null ? 'null' : typeof value}`);
-  }
-  const abstract = value.startsWith('\0');
-  if (value.length === 0 || value === '\0') throw typeError('ERR_INVALID_ARG_VALUE', 'The "address" argument must not be empty');
-  if (!abstract && value.includes('\0')) {
-    throw typeError('ERR_INVALID_ARG_VALUE', 'The "address" argument must not contain null bytes (except a leading one for an abstract name)');
-  }
-  const bytes = Buffer.byteLength(value);
-  const max = abstract ? SUN_PATH : SUN_PATH - 1;
-  if (bytes > max) {
-    throw rangeError('ERR_OUT_OF_RANGE', `The "address" argument is ${bytes} bytes long; an AF_UNIX address holds at most ${max}`);
-  }
-  return value;
-}
-
-/** How an address appears in messages: abstract names as "@name". */
-function shown(address: string): string {
-  return address.startsWith('\0') ? '@' + address.slice(1) : address;
-}
-
 /** Options for `new Listener()`. */
 export interface ListenerOptions<T = unknown> {
   /** Require clients to prove they know this key (Python's `authkey`). Default: no handshake. */
@@ -258,7 +232,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
   // The listening socket keeps the process alive only while an accept() waits.
   readonly #loop = new LoopRef();
   readonly #waiters = new WaitList<Ready<T>>({
-    onTimeout: (_w, ms) => ({ error: ipcError('ETIMEDOUT', `no connection within ${ms} ms`, 'accept', shown(this.#address)) }),
+    onTimeout: (_w, ms) => ({ error: ipcError('ETIMEDOUT', `no connection within ${ms} ms`, 'accept', shownAddress(this.#address)) }),
     loop: this.#loop,
   });
   #closed = false;
@@ -273,7 +247,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
    */
   constructor(address?: string, options?: ListenerOptions<T>) {
     const addr =
-      address === undefined ? join(tmpdir(), `pipc-listener-${process.pid}-${randomBytes(6).toString('hex')}.sock`) : validateAddress(address);
+      address === undefined ? randomSocketPath() : validateSocketAddress(address);
     const o = validateOptions<ListenerOptions<T>>(options, LISTENER_KEYS);
     this.#authkey = validateAuthkey(o.authkey);
     const backlog = validateInteger(o.backlog, 'backlog', 0, 65535, 16);
@@ -291,7 +265,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
     // Incoming sockets stay unread until accept() takes them (or their handshake starts).
     this.#server = new Server({ pauseOnConnect: true, allowHalfOpen: true });
     this.#server.on('connection', (s: Socket) => this.#onConnection(s));
-    this.#server.on('error', (err) => this.#fail(fromNodeError(err, 'accept', shown(addr))));
+    this.#server.on('error', (err) => this.#fail(fromNodeError(err, 'accept', shownAddress(addr))));
     this.#server.listen({ fd, backlog });
     this.#loop.attach(this.#server);
   }
@@ -321,7 +295,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
   /** Runs a client's handshake now, beside the others, within the handshake deadline. */
   #authenticate(s: Socket, key: Buffer): void {
     s.removeListener('error', ignore);
-    const path = shown(this.#address);
+    const path = shownAddress(this.#address);
     const conn = adoptConnection<T>({ socket: s, path }, socketFd(s), { codec: this.#codec });
     this.#shaking.add(conn);
     handshake(conn as Connection, key, true, this.#handshakeTimeout, undefined, 'accept', path).then(
@@ -360,7 +334,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
     this.#held -= 1;
     if ('conn' in r) return r.conn;
     r.socket.removeListener('error', ignore);
-    return adoptConnection<T>({ socket: r.socket, path: shown(this.#address) }, socketFd(r.socket), { codec: this.#codec });
+    return adoptConnection<T>({ socket: r.socket, path: shownAddress(this.#address) }, socketFd(r.socket), { codec: this.#codec });
   }
 
   #fail(err: unknown): void {
@@ -382,7 +356,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
     const timeout = validateTimeout(o.timeout);
     const signal = validateSignal(o.signal);
     throwIfAborted(signal);
-    if (this.#closed) throw closedError('listener', 'accept', shown(this.#address));
+    if (this.#closed) throw closedError('listener', 'accept', shownAddress(this.#address));
     const r = this.#ready.shift();
     if (r !== undefined) return this.#take(r);
     if (this.#error !== null) throw this.#error;
@@ -397,7 +371,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#waiters.rejectAll(closedError('listener', 'accept', shown(this.#address)));
+    this.#waiters.rejectAll(closedError('listener', 'accept', shownAddress(this.#address)));
     for (const r of this.#ready.splice(0)) {
       if ('socket' in r) r.socket.destroy();
       else if ('conn' in r) r.conn.close();
@@ -465,7 +439,7 @@ export interface ClientOptions<T = unknown> {
 const CLIENT_KEYS = keysOf<ClientOptions>()('authkey', 'timeout', 'signal', 'codec');
 
 export async function Client<T = unknown>(address: string, options?: ClientOptions<T>): Promise<Connection<T>> {
-  const addr = validateAddress(address);
+  const addr = validateSocketAddress(address);
   const o = validateOptions<ClientOptions<T>>(options, CLIENT_KEYS);
   const key = validateAuthkey(o.authkey);
   const timeout = validateTimeout(o.timeout);
@@ -478,16 +452,16 @@ export async function Client<T = unknown>(address: string, options?: ClientOptio
   // for in the event loop, so try again a little later, up to the deadline.
   for (let delay = 1; fd < 0; delay = Math.min(delay * 2, 50)) {
     if (timeout >= 0 && performance.now() - started >= timeout) {
-      throw ipcError('ETIMEDOUT', `could not connect within ${timeout} ms`, 'connect', shown(addr));
+      throw ipcError('ETIMEDOUT', `could not connect within ${timeout} ms`, 'connect', shownAddress(addr));
     }
     await sleep(delay, signal);
     fd = binding.pipeUnixConnect(addr);
   }
-  const conn = adoptConnection<T>({ path: shown(addr) }, fd, { codec: o.codec });
+  const conn = adoptConnection<T>({ path: shownAddress(addr) }, fd, { codec: o.codec });
   if (key !== null) {
     const left = timeout < 0 ? -1 : Math.max(0, timeout - (performance.now() - started));
     try {
-      await handshake(conn as Connection, key, false, left, signal, 'connect', shown(addr));
+      await handshake(conn as Connection, key, false, left, signal, 'connect', shownAddress(addr));
     } catch (err) {
       conn.close();
       throw err;

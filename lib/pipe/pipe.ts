@@ -5,6 +5,7 @@
  */
 import { statSync } from 'node:fs';
 import { binding } from '../core/binding.js';
+import { validatePath } from '../core/names.js';
 import { resolveCodec } from '../core/codec.js';
 import type { ConnectionOptions } from './connection.js';
 import { Connection, adoptConnection } from './connection.js';
@@ -80,15 +81,6 @@ export interface NamedPipeOpenOptions<T = unknown> {
 const PIPE_KEYS = keysOf<PipeOptions>()('duplex', 'codec');
 const CREATE_KEYS = keysOf<NamedPipeCreateOptions>()('mode');
 const OPEN_KEYS = keysOf<NamedPipeOpenOptions>()('timeout', 'signal', 'codec');
-
-function validatePath(path: unknown): string {
-  if (typeof path !== 'string') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "path" argument must be of type string. Received ${path === null ? 'null' : typeof path}`);
-  }
-  if (path.length === 0) throw typeError('ERR_INVALID_ARG_VALUE', 'The "path" argument must not be empty');
-  if (path.includes('\0')) throw typeError('ERR_INVALID_ARG_VALUE', 'The "path" argument must not contain null bytes');
-  return path;
-}
 
 /**
  * Named pipes (FIFOs): a file-system name that unrelated processes open, one

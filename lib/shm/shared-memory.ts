@@ -12,9 +12,9 @@
  * @module
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
 import { markAsUntransferable } from 'node:worker_threads';
 import { binding } from '../core/binding.js';
+import { randomSegmentName, validateSemaphoreName } from '../core/names.js';
 import type { Handle } from '../core/binding.js';
 import { ErrorCode, IPCError, closedError, ipcError, rangeError } from '../core/errors.js';
 import { Lock } from '../sync/semaphore.js';
@@ -35,7 +35,6 @@ export type { Typecode, BigIntTypecode, ScalarOf, TypedArrayOf } from './typecod
 /** The integer typed arrays JavaScript's Atomics accept. */
 type AtomicView = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
 
-const SEM_PREFIX = 4; // the lock of Value/SharedArray NAME is /dev/shm/sem.NAME
 /** The largest Buffer this runtime makes (4 GiB on Node 20): the largest segment we create or view. */
 const MAX_SIZE = bufferConstants.MAX_LENGTH;
 const WHEN_SMALLER_MAP_AS_IS = 0;
@@ -48,10 +47,6 @@ const CELLS_KEYS = keysOf<SharedCellsOptions>()('name', 'lock', 'create', 'exclu
 /** The size of a memory page: mappings are made of whole pages. */
 export const PAGE_SIZE: number = binding.SHM_PAGE_SIZE;
 
-/** Python's `SharedMemory(create=True)` names: "psm_" and 8 hex digits. */
-function randomName(): string {
-  return `/psm_${randomBytes(4).toString('hex')}`;
-}
 
 function readOnlyError(path: string): IPCError {
   return ipcError('EACCES', 'segment is mapped read-only', 'write', path);
@@ -84,7 +79,7 @@ class Segment {
     if (name === undefined) {
       // Random names collide only by bad luck; try again as Python does.
       for (let attempt = 0; result === undefined; attempt++) {
-        name = randomName();
+        name = randomSegmentName();
         try {
           result = binding.shmOpen(name, true, true, false, req.mode, req.size, req.init, WHEN_SMALLER_MAP_AS_IS);
         } catch (err) {
@@ -402,7 +397,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
     this.info = typeInfo(typecode);
     const o = validateOptions<SharedCellsOptions>(options, CELLS_KEYS);
     const named = o.name !== undefined && o.name !== null;
-    const osName = named ? validateName(o.name, 'name', SEM_PREFIX) : undefined;
+    const osName = named ? validateSemaphoreName(o.name) : undefined;
     const readOnly = validateBoolean(o.readOnly, 'readOnly', false);
     const create = validateBoolean(o.create, 'create', !readOnly);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
@@ -578,7 +573,7 @@ function unlinkLockQuietly(osName: string): void {
 }
 
 function unlinkCells(name: string): void {
-  const osName = validateName(name, 'name', SEM_PREFIX);
+  const osName = validateSemaphoreName(name);
   unlinkLockQuietly(osName);
   binding.shmUnlink(osName);
 }
