@@ -5,13 +5,15 @@
  * @module
  */
 import { binding } from '../core/binding.js';
-import type { Handle, MqWatchCallback } from '../core/binding.js';
 import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
-import { closedError, ErrorCode, ipcError, IPCError, sysError } from '../core/errors.js';
+import { closedError, ErrorCode, IPCError, sysError } from '../core/errors.js';
 import { WaitList } from '../core/waitlist.js';
 import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './large-items.js';
-import { explainOpenError, HARD_MSGMAX, HARD_MSGSIZEMAX, mqueueSetting } from './limits.js';
+import { HARD_MSGMAX, HARD_MSGSIZEMAX } from './limits.js';
+import { MqTransport } from './mq.js';
+import { READABLE, WRITABLE } from './transport.js';
+import type { QueueTransport, ReadyCallback } from './transport.js';
 import {
   throwIfAborted,
   validateBoolean,
@@ -145,8 +147,6 @@ const GET_KEYS = keysOf<GetOptions>()('timeout', 'signal');
 const SYNC_KEYS = keysOf<SyncOptions>()('timeout');
 const ITERATE_KEYS = keysOf<{ signal?: AbortSignal }>()('signal');
 
-const READABLE = 1;
-const WRITABLE = 2;
 const RESOLVED = Promise.resolve();
 /** What #take returns from an empty queue (items may be null or undefined). */
 const NONE: unique symbol = Symbol('none');
@@ -170,7 +170,8 @@ const NONE: unique symbol = Symbol('none');
  * segment in /dev/shm (see docs/api.md for the descriptor layout).
  */
 export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
-  #h: Handle | null;
+  /** The transport; null once closed. */
+  #h: QueueTransport | null;
   readonly #name: string;
   readonly #codec: Codec<T>;
   readonly #maxsize: number;
@@ -186,7 +187,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     onChange: () => this.#watch(),
   });
   #events = 0;
-  readonly #onPoll: MqWatchCallback;
+  readonly #onPoll: ReadyCallback;
   /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
   readonly #rx: Buffer;
   /** The json codec: short items go to mq_send as text, without a Buffer. */
@@ -209,45 +210,18 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const mode = validateMode(o.mode);
-    let wantMax = 0;
-    let wantSize = 0;
-    if (maxsize !== undefined || msgsize !== undefined) {
-      wantMax = maxsize ?? mqueueSetting('msg_default', 10);
-      wantSize = msgsize ?? mqueueSetting('msgsize_default', 8192);
-    }
-    let h: Handle;
-    try {
-      h = binding.mqOpen(this.#name, create, exclusive, mode, wantMax, wantSize);
-    } catch (err) {
-      throw explainOpenError(
-        err,
-        create,
-        wantMax || mqueueSetting('msg_default', 10),
-        wantSize || mqueueSetting('msgsize_default', 8192),
-      );
-    }
-    const attr = binding.mqAttr(h);
-    if ((maxsize !== undefined && attr.maxmsg !== maxsize) || (msgsize !== undefined && attr.msgsize !== msgsize)) {
-      binding.mqClose(h);
-      throw ipcError(
-        'EINVAL',
-        `the queue exists with maxsize ${attr.maxmsg} and maxMessageSize ${attr.msgsize}, not the requested ` +
-          `maxsize ${maxsize ?? attr.maxmsg} and maxMessageSize ${msgsize ?? attr.msgsize}; open it without them or unlink it first`,
-        'mq_open',
-        this.#name,
-      );
-    }
-    this.#h = h;
-    this.#maxsize = attr.maxmsg;
-    this.#msgsize = attr.msgsize;
+    const t = new MqTransport({ name: this.#name, create, exclusive, mode, maxsize, maxMessageSize: msgsize });
+    this.#h = t;
+    this.#maxsize = t.maxsize;
+    this.#msgsize = t.maxMessageSize;
     // Whoever may open the queue may read its side segments, and nobody else.
-    this.#segmentMode = attr.mode ?? mode;
+    this.#segmentMode = t.mode;
     this.#onPoll = (status) => this.#serve(status);
-    this.#rx = Buffer.allocUnsafeSlow(attr.msgsize);
+    this.#rx = Buffer.allocUnsafeSlow(t.maxMessageSize);
     this.#json = isJsonCodec(this.#codec);
   }
 
-  #handle(syscall: string): Handle {
+  #handle(syscall: string): QueueTransport {
     if (this.#h === null) throw closedError('queue', syscall, this.#name);
     return this.#h;
   }
@@ -274,15 +248,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
 
   /** The queue's current attributes (`mq_getattr`). */
   attributes(): QueueAttributes {
-    const a = binding.mqAttr(this.#handle('mq_getattr'));
-    return { maxsize: a.maxmsg, maxMessageSize: a.msgsize, size: a.curmsgs };
+    return this.#handle('mq_getattr').attributes();
   }
 
   /** Number of messages in the queue now, from every process (exact, unlike Python's approximation). */
   qsize(): number {
     const h = this.#h;
     if (h === null) throw closedError('queue', 'mq_getattr', this.#name);
-    return binding.mqCurmsgs(h);
+    return h.size();
   }
 
   /** True if the queue holds no message now. */
@@ -302,8 +275,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   /** Receives one message and decodes it; NONE when the queue is empty. */
-  #take(h: Handle): T | typeof NONE {
-    const n = binding.mqReceiveInto(h, this.#rx);
+  #take(h: QueueTransport): T | typeof NONE {
+    const n = h.receiveInto(this.#rx);
     return n < 0 ? NONE : this.#decodeRx(n);
   }
 
@@ -313,13 +286,13 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * message is left for the next call, so nothing taken is lost; a decode
    * failure stops there and comes back as `error` (NONE when all went well).
    */
-  #takeMany(h: Handle, max: number): { items: T[]; taken: number; error: unknown } {
+  #takeMany(h: QueueTransport, max: number): { items: T[]; taken: number; error: unknown } {
     const items: T[] = [];
     let taken = 0;
     while (taken < max) {
       let n: number;
       try {
-        n = binding.mqReceiveInto(h, this.#rx);
+        n = h.receiveInto(this.#rx);
       } catch (err) {
         if (taken > 0) break;
         throw err;
@@ -369,12 +342,12 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
           // UTF-8 takes at most 3 bytes per UTF-16 unit: this text fits a message.
           const text = jsonText(item);
           if (text.length * 3 < this.#msgsize) {
-            if (binding.mqSendText(h, text, 0)) return RESOLVED;
+            if (h.sendText(text, 0)) return RESOLVED;
             return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], 0, -1, undefined);
           }
         }
         msg = this.#encode(item);
-        if (this.#putters.size === 0 && binding.mqSend(h, msg.bytes, 0)) return RESOLVED;
+        if (this.#putters.size === 0 && h.send(msg.bytes, 0)) return RESOLVED;
         return this.#waitPut([msg], 0, -1, undefined);
       }
       const o = validateOptions<PutOptions>(options, PUT_KEYS);
@@ -386,13 +359,13 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       if (this.#json && this.#putters.size === 0) {
         const text = jsonText(item);
         if (text.length * 3 < this.#msgsize) {
-          if (binding.mqSendText(handle, text, priority)) return RESOLVED;
+          if (handle.sendText(text, priority)) return RESOLVED;
           if (timeout === 0) throw this.#full(0);
           return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], priority, timeout, signal);
         }
       }
       msg = this.#encode(item);
-      if (this.#putters.size === 0 && binding.mqSend(handle, msg.bytes, priority)) return RESOLVED;
+      if (this.#putters.size === 0 && handle.send(msg.bytes, priority)) return RESOLVED;
       if (timeout === 0) throw this.#full(0);
       return this.#waitPut([msg], priority, timeout, signal);
     } catch (err) {
@@ -419,7 +392,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       for (const item of items) messages.push(this.#encode(item));
       let next = 0;
       if (this.#putters.size === 0) {
-        next = binding.mqSendMany(h, messages.map((m) => m.bytes), priority, 0);
+        next = h.sendMany(messages.map((m) => m.bytes), priority, 0);
         if (next === messages.length) return RESOLVED;
       }
       if (timeout === 0) {
@@ -441,14 +414,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     if (this.#json) {
       const text = jsonText(item);
       if (text.length * 3 < this.#msgsize) {
-        if (!binding.mqSendText(h, text, priority)) throw this.#full(0);
+        if (!h.sendText(text, priority)) throw this.#full(0);
         return;
       }
     }
     const msg = this.#encode(item);
     let sent = false;
     try {
-      sent = binding.mqSend(h, msg.bytes, priority);
+      sent = h.send(msg.bytes, priority);
     } finally {
       if (!sent && msg.segment !== undefined) removeSegment(msg.segment);
     }
@@ -467,7 +440,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     const msg = this.#encode(item);
     let sent = false;
     try {
-      sent = binding.mqSendSync(h, msg.bytes, priority, timeout);
+      sent = h.sendSync(msg.bytes, priority, timeout);
     } finally {
       if (!sent && msg.segment !== undefined) removeSegment(msg.segment);
     }
@@ -550,7 +523,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   getSync(options?: SyncOptions): T {
     const o = validateOptions<SyncOptions>(options, SYNC_KEYS);
     const timeout = validateTimeout(o.timeout);
-    const b = binding.mqReceiveSync(this.#handle('mq_receive'), timeout);
+    const b = this.#handle('mq_receive').receiveSync(timeout);
     if (b === null) throw this.#empty(timeout);
     return this.#decode(b);
   }
@@ -619,7 +592,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     if (h === null) return;
     const events = (this.#getters.size > 0 ? READABLE : 0) | (this.#putters.size > 0 ? WRITABLE : 0);
     if (events === this.#events) return;
-    binding.mqWatch(h, events, this.#onPoll);
+    h.watch(events, this.#onPoll);
     this.#events = events;
   }
 
@@ -648,12 +621,12 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   /** Hands messages to getters in arrival order until the queue is empty. */
-  #serveGetters(h: Handle): void {
+  #serveGetters(h: QueueTransport): void {
     const getters = this.#getters;
     for (let g = getters.first(); g !== undefined; g = getters.first()) {
       let value: unknown;
       if (g.data.max === 0) {
-        const n = binding.mqReceiveInto(h, this.#rx);
+        const n = h.receiveInto(this.#rx);
         if (n < 0) return;
         try {
           value = this.#decodeRx(n);
@@ -675,17 +648,17 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   /** Sends putters' messages in arrival order until the queue is full; true if any was sent. */
-  #servePutters(h: Handle): boolean {
+  #servePutters(h: QueueTransport): boolean {
     let sent = false;
     const putters = this.#putters;
     for (let w = putters.first(); w !== undefined; w = putters.first()) {
       const p = w.data;
       const n =
         p.messages.length - p.next === 1
-          ? binding.mqSend(h, p.messages[p.next]!.bytes, p.priority)
+          ? h.send(p.messages[p.next]!.bytes, p.priority)
             ? 1
             : 0
-          : binding.mqSendMany(h, p.messages.map((m) => m.bytes), p.priority, p.next);
+          : h.sendMany(p.messages.map((m) => m.bytes), p.priority, p.next);
       p.next += n;
       if (n > 0) sent = true;
       if (p.next < p.messages.length) break;
@@ -705,7 +678,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     this.#h = null;
     this.#getters.rejectAll(closedError('queue', 'mq_receive', this.#name));
     this.#putters.rejectAll(closedError('queue', 'mq_send', this.#name));
-    binding.mqClose(h);
+    h.close();
   }
 
   /**
@@ -724,7 +697,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   static unlink(name: string): void {
     const n = validateName(name);
     removeAllSegments(n);
-    binding.mqUnlink(n);
+    MqTransport.unlink(n);
   }
 
   /** Same as `close()`. */
