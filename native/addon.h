@@ -8,6 +8,16 @@
 #include <set>
 #include <unordered_set>
 
+// binding.gyp says whether native/mq is built; a build without it (another
+// build system) gets the platform's answer.
+#ifndef PIPC_HAVE_MQ
+#ifdef __linux__
+#define PIPC_HAVE_MQ 1
+#else
+#define PIPC_HAVE_MQ 0
+#endif
+#endif
+
 namespace pipc {
 
 class WaitEngine;
