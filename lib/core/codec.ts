@@ -12,6 +12,7 @@
  * - `{ encode, decode }`: your own.
  * @module
  */
+import { isUtf8 } from 'node:buffer';
 import * as v8 from 'node:v8';
 import { encodeError, ErrorCode, typeError } from './errors.js';
 
@@ -42,9 +43,16 @@ const json: Codec = {
     return Buffer.from(jsonText(item), 'utf8');
   },
   decode(bytes) {
-    return JSON.parse(bytes.toString('utf8'));
+    return JSON.parse(utf8(bytes, bytes.length));
   },
 };
+
+/** The text of bytes[0..n]; invalid UTF-8 is an error (as Python's decode), never U+FFFD. */
+function utf8(bytes: Buffer, n: number): string {
+  const view = n === bytes.length ? bytes : bytes.subarray(0, n);
+  if (!isUtf8(view)) throw new TypeError(`The message is not valid UTF-8 (${n} bytes)`);
+  return bytes.toString('utf8', 0, n);
+}
 
 const structured: Codec = {
   encode(item) {
@@ -89,7 +97,7 @@ export function isJsonCodec(codec: Codec<any>): boolean {
  * @internal
  */
 export function decodeScratch<T>(codec: Codec<T>, scratch: Buffer, n: number): T {
-  if (codec === (json as Codec<T>)) return JSON.parse(scratch.toString('utf8', 0, n)) as T;
+  if (codec === (json as Codec<T>)) return JSON.parse(utf8(scratch, n)) as T;
   const copy = Buffer.allocUnsafe(n);
   scratch.copy(copy, 0, 0, n);
   return codec.decode(copy);
