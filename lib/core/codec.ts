@@ -22,8 +22,12 @@ export interface Codec<T = unknown> {
   decode(bytes: Buffer): T;
 }
 
-/** How items are encoded: a built-in name or a custom codec. */
-export type CodecOption<T = unknown> = 'json' | 'v8' | 'raw' | Codec<T>;
+/**
+ * How items are encoded: a built-in name or a custom codec. `'raw'` gives
+ * Buffers, so it is accepted only where the item type admits a Buffer
+ * (`Queue<Buffer>`, `Queue<unknown>`), never for `Queue<string>`.
+ */
+export type CodecOption<T = unknown> = 'json' | 'v8' | Codec<T> | ([Buffer] extends [T] ? 'raw' : never);
 
 /** The JSON text of `item`, as the json codec encodes it (TypeError if JSON cannot express it). @internal */
 export function jsonText(item: unknown): string {

@@ -438,6 +438,8 @@ export interface ClientOptions<T = unknown> {
  */
 const CLIENT_KEYS = keysOf<ClientOptions>()('authkey', 'timeout', 'signal', 'codec');
 
+export function Client(address: string, options: Omit<ClientOptions<Buffer>, 'codec'> & { codec: 'raw' }): Promise<Connection<Buffer>>;
+export function Client<T = unknown>(address: string, options?: ClientOptions<T>): Promise<Connection<T>>;
 export async function Client<T = unknown>(address: string, options?: ClientOptions<T>): Promise<Connection<T>> {
   const addr = validateSocketAddress(address);
   const o = validateOptions<ClientOptions<T>>(options, CLIENT_KEYS);

@@ -52,6 +52,8 @@ export interface PipeOptions<T = unknown> {
  * ```
  * @throws IPCError (`EMFILE`, `ENFILE`) from `socketpair`/`pipe`.
  */
+export function Pipe(options: Omit<PipeOptions<Buffer>, 'codec'> & { codec: 'raw' }): [Connection<Buffer>, Connection<Buffer>];
+export function Pipe<T = unknown>(options?: PipeOptions<T>): [Connection<T>, Connection<T>];
 export function Pipe<T = unknown>(options?: PipeOptions<T>): [Connection<T>, Connection<T>] {
   const o = validateOptions<PipeOptions<T>>(options, PIPE_KEYS);
   const duplex = validateBoolean(o.duplex, 'duplex', true);

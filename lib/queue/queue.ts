@@ -193,7 +193,7 @@ const NONE: unique symbol = Symbol('none');
  * order. Items larger than the queue's `maxMessageSize` travel through a side
  * segment in /dev/shm (see docs/api.md for the descriptor layout).
  */
-export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
+class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** The transport; null once closed. */
   #h: QueueTransport | null;
   readonly #name: string;
@@ -753,7 +753,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * still pending. Open handles keep working until closed.
    */
   unlink(): void {
-    Queue.unlink(this.#name);
+    QueueClass.unlink(this.#name);
   }
 
   /**
@@ -772,3 +772,30 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     this.close();
   }
 }
+
+/** Options that make a queue of Buffers: `codec: 'raw'`. */
+export type RawQueueOptions = Omit<QueueOptions<Buffer>, 'codec'> & { codec: 'raw' };
+
+/**
+ * The constructor of {@link Queue}: the codec drives the item type. With
+ * `codec: 'raw'` items are Buffers (`Queue<Buffer>`); otherwise they are
+ * what you say (`new Queue<Job>(...)`), and `'raw'` is refused for an item
+ * type that a Buffer is not.
+ */
+export interface QueueConstructor {
+  new (name: string, options: RawQueueOptions): Queue<Buffer>;
+  new <T = unknown>(name: string, options?: QueueOptions<T>): Queue<T>;
+  readonly prototype: Queue<unknown>;
+  /**
+   * Removes the queue `name` (`mq_unlink`) and its pending side segments.
+   * Throws IPCError ENOENT if the queue does not exist (segments are removed
+   * regardless).
+   */
+  unlink(name: string): void;
+}
+
+/** A queue of items of type `T` (see the class documentation above). */
+export type Queue<T = unknown> = QueueClass<T>;
+// The class keeps its name for stack traces and `constructor.name`.
+Object.defineProperty(QueueClass, 'name', { value: 'Queue' });
+export const Queue: QueueConstructor = QueueClass;
