@@ -130,3 +130,37 @@ export function validatePath(path: unknown): string {
   if (path.includes('\0')) throw typeError('ERR_INVALID_ARG_VALUE', 'The "path" argument must not contain null bytes');
   return path;
 }
+
+/** Where the mqueue file system is mounted, when it is. */
+export const MQUEUE_DIR = '/dev/mqueue';
+
+// A side segment's file: pipc-mq.<queue>.<pid>-<seq>-<hex> (newSegmentFile).
+const SIDE_SEGMENT_FILE = /^pipc-mq\.(.+)\.(\d+)-\d+-[0-9a-f]+$/;
+
+/** What an entry of /dev/shm is, by the rules above. */
+export type ShmEntryKind = 'semaphore' | 'segment' | 'side-segment' | 'fifo' | 'socket' | 'symlink' | 'directory' | 'other';
+
+/** An entry of /dev/shm, classified. */
+export interface ShmEntryClass {
+  kind: ShmEntryKind;
+  /** The name a user passes to the library for it (no leading slash). */
+  name: string;
+  /** For a side segment: its queue's name (no slash) and the writer's pid. */
+  queue?: string;
+  pid?: number;
+}
+
+/** Classifies /dev/shm/<file> from its name and its lstat (a symlink is never followed). */
+export function classifyShmEntry(file: string, st: import('node:fs').Stats): ShmEntryClass {
+  if (st.isSymbolicLink()) return { kind: 'symlink', name: file };
+  if (st.isFIFO()) return { kind: 'fifo', name: file };
+  if (st.isSocket()) return { kind: 'socket', name: file };
+  if (st.isDirectory()) return { kind: 'directory', name: file };
+  if (!st.isFile()) return { kind: 'other', name: file };
+  if (file.startsWith(SEM_FILE_PREFIX) && file.length > SEM_FILE_PREFIX.length) {
+    return { kind: 'semaphore', name: file.slice(SEM_FILE_PREFIX.length) };
+  }
+  const side = SIDE_SEGMENT_FILE.exec(file);
+  if (side !== null) return { kind: 'side-segment', name: file, queue: side[1]!, pid: Number(side[2]) };
+  return { kind: 'segment', name: file };
+}
