@@ -19,8 +19,7 @@ import {
   validateMode,
   keysOf,
   validateOptions,
-  validateSignal,
-  validateTimeout,
+  validateWaitOptions,
 } from '../core/validate.js';
 
 /** Longer deadlines than this (about 31 years, in ms) are waited for as no deadline. */
@@ -121,9 +120,7 @@ export class NamedPipe {
       if (mode !== 'r' && mode !== 'w') {
         throw typeError('ERR_INVALID_ARG_VALUE', `The "mode" argument must be 'r' or 'w'. Received ${typeof mode === 'string' ? `'${mode}'` : typeof mode}`);
       }
-      const o = validateOptions<NamedPipeOpenOptions<T>>(options, OPEN_KEYS);
-      const timeout = validateTimeout(o.timeout);
-      const signal = validateSignal(o.signal);
+      const { o, timeout, signal } = validateWaitOptions<NamedPipeOpenOptions<T>>(options, OPEN_KEYS);
       const connOpts = { codec: o.codec };
       // A bad codec fails now, not after the wait.
       resolveCodec(o.codec);

@@ -24,6 +24,7 @@ import {
   validateOptions,
   validateSignal,
   validateTimeout,
+  validateWaitOptions,
 } from '../core/validate.js';
 
 /** The highest message priority plus one (`MQ_PRIO_MAX`, 32768 on Linux). */
@@ -406,9 +407,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
         if (this.#putters.size === 0 && h.send(msg.bytes, 0)) return RESOLVED;
         return this.#waitPut([msg], 0, -1, undefined);
       }
-      const o = validateOptions<PutOptions>(options, PUT_KEYS);
-      const timeout = validateTimeout(o.timeout);
-      const signal = validateSignal(o.signal);
+      const { o, timeout, signal } = validateWaitOptions<PutOptions>(options, PUT_KEYS);
       const priority = this.#priority(o.priority);
       throwIfAborted(signal);
       const handle = this.#handle('mq_send');
@@ -439,9 +438,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   putMany(items: Iterable<T>, options?: PutOptions): Promise<void> {
     const messages: Message[] = [];
     try {
-      const o = validateOptions<PutOptions>(options, PUT_KEYS);
-      const timeout = validateTimeout(o.timeout);
-      const signal = validateSignal(o.signal);
+      const { o, timeout, signal } = validateWaitOptions<PutOptions>(options, PUT_KEYS);
       const priority = this.#priority(o.priority);
       throwIfAborted(signal);
       const h = this.#handle('mq_send');
@@ -521,9 +518,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
         }
         return this.#waitGet(0, -1, undefined) as Promise<T>;
       }
-      const o = validateOptions<GetOptions>(options, GET_KEYS);
-      const timeout = validateTimeout(o.timeout);
-      const signal = validateSignal(o.signal);
+      const { timeout, signal } = validateWaitOptions<GetOptions>(options, GET_KEYS);
       throwIfAborted(signal);
       const handle = this.#handle('mq_receive');
       if (this.#getters.size === 0) {
@@ -547,9 +542,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   getMany(max: number, options?: GetOptions): Promise<T[]> {
     try {
       validateInteger(max, 'max', 1, 2 ** 31 - 1);
-      const o = validateOptions<GetOptions>(options, GET_KEYS);
-      const timeout = validateTimeout(o.timeout);
-      const signal = validateSignal(o.signal);
+      const { timeout, signal } = validateWaitOptions<GetOptions>(options, GET_KEYS);
       throwIfAborted(signal);
       const h = this.#handle('mq_receive');
       if (this.#getters.size === 0) {
