@@ -4,12 +4,12 @@
  * @module
  */
 // Errors and semaphores
-export { IPCError, AbortError, ErrorCode } from './core/errors.js';
+export { IPCError, AbortError, DecodeError, ErrorCode } from './core/errors.js';
 export { Semaphore, BoundedSemaphore, Lock, SEM_VALUE_MAX } from './sync/semaphore.js';
 export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } from './sync/semaphore.js';
 // Queues (POSIX message queues)
 export { Queue, Empty, Full, MQ_PRIO_MAX } from './queue/queue.js';
-export type { QueueOptions, PutOptions, GetOptions, SyncOptions, QueueAttributes } from './queue/queue.js';
+export type { QueueOptions, PutOptions, GetOptions, SyncOptions, QueueAttributes, IterateOptions, OnDecodeError } from './queue/queue.js';
 // Shared memory
 export { SharedMemory, SharedCells, Value, SharedArray, PAGE_SIZE } from './shm/shared-memory.js';
 export type {

@@ -12,6 +12,7 @@
  * - `{ encode, decode }`: your own.
  * @module
  */
+import { isUtf8 } from 'node:buffer';
 import * as v8 from 'node:v8';
 import { encodeError, ErrorCode, typeError } from './errors.js';
 
@@ -21,8 +22,12 @@ export interface Codec<T = unknown> {
   decode(bytes: Buffer): T;
 }
 
-/** How items are encoded: a built-in name or a custom codec. */
-export type CodecOption<T = unknown> = 'json' | 'v8' | 'raw' | Codec<T>;
+/**
+ * How items are encoded: a built-in name or a custom codec. `'raw'` gives
+ * Buffers, so it is accepted only where the item type admits a Buffer
+ * (`Queue<Buffer>`, `Queue<unknown>`), never for `Queue<string>`.
+ */
+export type CodecOption<T = unknown> = 'json' | 'v8' | Codec<T> | ([Buffer] extends [T] ? 'raw' : never);
 
 /** The JSON text of `item`, as the json codec encodes it (TypeError if JSON cannot express it). @internal */
 export function jsonText(item: unknown): string {
@@ -42,9 +47,16 @@ const json: Codec = {
     return Buffer.from(jsonText(item), 'utf8');
   },
   decode(bytes) {
-    return JSON.parse(bytes.toString('utf8'));
+    return JSON.parse(utf8(bytes, bytes.length));
   },
 };
+
+/** The text of bytes[0..n]; invalid UTF-8 is an error (as Python's decode), never U+FFFD. */
+function utf8(bytes: Buffer, n: number): string {
+  const view = n === bytes.length ? bytes : bytes.subarray(0, n);
+  if (!isUtf8(view)) throw new TypeError(`The message is not valid UTF-8 (${n} bytes)`);
+  return bytes.toString('utf8', 0, n);
+}
 
 const structured: Codec = {
   encode(item) {
@@ -89,7 +101,7 @@ export function isJsonCodec(codec: Codec<any>): boolean {
  * @internal
  */
 export function decodeScratch<T>(codec: Codec<T>, scratch: Buffer, n: number): T {
-  if (codec === (json as Codec<T>)) return JSON.parse(scratch.toString('utf8', 0, n)) as T;
+  if (codec === (json as Codec<T>)) return JSON.parse(utf8(scratch, n)) as T;
   const copy = Buffer.allocUnsafe(n);
   scratch.copy(copy, 0, 0, n);
   return codec.decode(copy);

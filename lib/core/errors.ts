@@ -42,6 +42,32 @@ export class IPCError extends Error {
   }
 }
 
+/**
+ * A message arrived that the codec could not decode (not JSON, invalid
+ * UTF-8, a custom decoder that threw). The message is consumed; its bytes,
+ * its queue's name and its priority are here, and the codec's error is the
+ * `cause`. `code` is `'ERR_IPC_DECODE'`.
+ */
+export class DecodeError extends Error {
+  /** Always `'ERR_IPC_DECODE'`. */
+  readonly code = ErrorCode.DECODE;
+  /** The queue's name, with its leading slash. */
+  readonly queue: string;
+  /** The message's priority. */
+  readonly priority: number;
+  /** The message's bytes (after following a side segment). */
+  readonly bytes: Buffer;
+  constructor(message: string, details: { queue: string; priority: number; bytes: Buffer; cause?: unknown }) {
+    super(message, { cause: details.cause });
+    this.queue = details.queue;
+    this.priority = details.priority;
+    this.bytes = details.bytes;
+  }
+  override get name(): string {
+    return 'DecodeError';
+  }
+}
+
 /** Thrown (rejected) when an `AbortSignal` stops a wait. Same shape as Node's. */
 export class AbortError extends Error {
   readonly code = 'ABORT_ERR';

@@ -119,6 +119,19 @@ export function validateTimeout(value: unknown, argName = 'timeout'): number {
   return value;
 }
 
+/**
+ * The options of a wait: the object (its keys checked), its `timeout` (ms;
+ * -1: forever) and its `signal`. The caller throws an already aborted
+ * signal's AbortError when its other checks are done (`throwIfAborted`).
+ */
+export function validateWaitOptions<T extends { timeout?: number; signal?: AbortSignal }>(
+  options: unknown,
+  knownKeys: readonly string[],
+): { o: Partial<T>; timeout: number; signal: AbortSignal | undefined } {
+  const o = validateOptions<T>(options, knownKeys);
+  return { o, timeout: validateTimeout(o.timeout), signal: validateSignal(o.signal) };
+}
+
 /** Validates an AbortSignal option; throws its AbortError at once if already aborted. */
 export function validateSignal(value: unknown, argName = 'signal'): AbortSignal | undefined {
   if (value === undefined || value === null) return undefined;

@@ -23,6 +23,7 @@ import {
   validateOptions,
   validateSignal,
   validateTimeout,
+  validateWaitOptions,
 } from '../core/validate.js';
 
 /** Options for `new Connection(fd)` (and the factories that make connections). */
@@ -428,9 +429,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   }
 
   #request(kind: number, max: number, into: Buffer | undefined, offset: number, options: unknown, keys = RECV_KEYS): Promise<never> {
-    const o = validateOptions<RecvOptions>(options, keys);
-    const timeout = validateTimeout(o.timeout);
-    const signal = validateSignal(o.signal);
+    const { timeout, signal } = validateWaitOptions<RecvOptions>(options, keys);
     throwIfAborted(signal);
     this.#socket();
     const p = this.#reqs.wait({ kind, max, into, offset }, timeout, signal) as Promise<never>;

@@ -25,6 +25,7 @@ import {
   validateOptions,
   validateSignal,
   validateTimeout,
+  validateWaitOptions,
 } from '../core/validate.js';
 
 /**
@@ -352,9 +353,7 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
    * serving. Concurrent calls take different clients.
    */
   async accept(options?: AcceptOptions): Promise<Connection<T>> {
-    const o = validateOptions<AcceptOptions>(options, ACCEPT_KEYS);
-    const timeout = validateTimeout(o.timeout);
-    const signal = validateSignal(o.signal);
+    const { timeout, signal } = validateWaitOptions<AcceptOptions>(options, ACCEPT_KEYS);
     throwIfAborted(signal);
     if (this.#closed) throw closedError('listener', 'accept', shownAddress(this.#address));
     const r = this.#ready.shift();
@@ -438,12 +437,12 @@ export interface ClientOptions<T = unknown> {
  */
 const CLIENT_KEYS = keysOf<ClientOptions>()('authkey', 'timeout', 'signal', 'codec');
 
+export function Client(address: string, options: Omit<ClientOptions<Buffer>, 'codec'> & { codec: 'raw' }): Promise<Connection<Buffer>>;
+export function Client<T = unknown>(address: string, options?: ClientOptions<T>): Promise<Connection<T>>;
 export async function Client<T = unknown>(address: string, options?: ClientOptions<T>): Promise<Connection<T>> {
   const addr = validateSocketAddress(address);
-  const o = validateOptions<ClientOptions<T>>(options, CLIENT_KEYS);
+  const { o, timeout, signal } = validateWaitOptions<ClientOptions<T>>(options, CLIENT_KEYS);
   const key = validateAuthkey(o.authkey);
-  const timeout = validateTimeout(o.timeout);
-  const signal = validateSignal(o.signal);
   resolveCodec(o.codec);
   throwIfAborted(signal);
   const started = performance.now();

@@ -19,8 +19,7 @@ import {
   validateMode,
   keysOf,
   validateOptions,
-  validateSignal,
-  validateTimeout,
+  validateWaitOptions,
 } from '../core/validate.js';
 
 /** Longer deadlines than this (about 31 years, in ms) are waited for as no deadline. */
@@ -52,6 +51,8 @@ export interface PipeOptions<T = unknown> {
  * ```
  * @throws IPCError (`EMFILE`, `ENFILE`) from `socketpair`/`pipe`.
  */
+export function Pipe(options: Omit<PipeOptions<Buffer>, 'codec'> & { codec: 'raw' }): [Connection<Buffer>, Connection<Buffer>];
+export function Pipe<T = unknown>(options?: PipeOptions<T>): [Connection<T>, Connection<T>];
 export function Pipe<T = unknown>(options?: PipeOptions<T>): [Connection<T>, Connection<T>] {
   const o = validateOptions<PipeOptions<T>>(options, PIPE_KEYS);
   const duplex = validateBoolean(o.duplex, 'duplex', true);
@@ -119,9 +120,7 @@ export class NamedPipe {
       if (mode !== 'r' && mode !== 'w') {
         throw typeError('ERR_INVALID_ARG_VALUE', `The "mode" argument must be 'r' or 'w'. Received ${typeof mode === 'string' ? `'${mode}'` : typeof mode}`);
       }
-      const o = validateOptions<NamedPipeOpenOptions<T>>(options, OPEN_KEYS);
-      const timeout = validateTimeout(o.timeout);
-      const signal = validateSignal(o.signal);
+      const { o, timeout, signal } = validateWaitOptions<NamedPipeOpenOptions<T>>(options, OPEN_KEYS);
       const connOpts = { codec: o.codec };
       // A bad codec fails now, not after the wait.
       resolveCodec(o.codec);

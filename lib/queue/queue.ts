@@ -7,7 +7,7 @@
 import { binding } from '../core/binding.js';
 import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
-import { closedError, ErrorCode, IPCError, sysError } from '../core/errors.js';
+import { closedError, DecodeError, describeValue, ErrorCode, IPCError, sysError, typeError } from '../core/errors.js';
 import { WaitList } from '../core/waitlist.js';
 import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './large-items.js';
 import { HARD_MSGMAX, HARD_MSGSIZEMAX } from './limits.js';
@@ -24,6 +24,7 @@ import {
   validateOptions,
   validateSignal,
   validateTimeout,
+  validateWaitOptions,
 } from '../core/validate.js';
 
 /** The highest message priority plus one (`MQ_PRIO_MAX`, 32768 on Linux). */
@@ -86,6 +87,24 @@ export interface QueueOptions<T = unknown> {
   exclusive?: boolean;
   /** Permission bits for a newly created queue (the umask applies). Default 0o600. */
   mode?: number;
+  /**
+   * What `for await (const item of q)` does with a message the codec cannot
+   * decode (a {@link DecodeError}; the message is consumed either way):
+   * `'throw'` (default) ends the loop with it, `'skip'` goes on to the next
+   * message, a function is called with it and the loop goes on.
+   */
+  onDecodeError?: OnDecodeError;
+}
+
+/** See {@link QueueOptions.onDecodeError}. */
+export type OnDecodeError = 'throw' | 'skip' | ((err: DecodeError) => void);
+
+/** Options for `iterate()`. */
+export interface IterateOptions {
+  /** Abort the loop: it rejects with `AbortError`. */
+  signal?: AbortSignal;
+  /** Overrides the queue's {@link QueueOptions.onDecodeError} for this loop. */
+  onDecodeError?: OnDecodeError;
 }
 
 /** Options for `put`. */
@@ -139,13 +158,19 @@ interface Putter {
   priority: number;
 }
 
-const QUEUE_KEYS = keysOf<QueueOptions>()('maxsize', 'maxMessageSize', 'codec', 'create', 'exclusive', 'mode');
+const QUEUE_KEYS = keysOf<QueueOptions>()('maxsize', 'maxMessageSize', 'codec', 'create', 'exclusive', 'mode', 'onDecodeError');
 const PUT_KEYS = keysOf<PutOptions>()('timeout', 'signal', 'priority');
 const PUT_NOWAIT_KEYS = keysOf<{ priority?: number }>()('priority');
 const PUT_SYNC_KEYS = keysOf<SyncOptions & { priority?: number }>()('timeout', 'priority');
 const GET_KEYS = keysOf<GetOptions>()('timeout', 'signal');
 const SYNC_KEYS = keysOf<SyncOptions>()('timeout');
-const ITERATE_KEYS = keysOf<{ signal?: AbortSignal }>()('signal');
+const ITERATE_KEYS = keysOf<IterateOptions>()('signal', 'onDecodeError');
+
+function validateOnDecodeError(value: unknown): OnDecodeError {
+  if (value === undefined) return 'throw';
+  if (value === 'throw' || value === 'skip' || typeof value === 'function') return value as OnDecodeError;
+  throw typeError('ERR_INVALID_ARG_VALUE', `The "onDecodeError" option must be 'throw', 'skip' or a function. Received ${describeValue(value)}`);
+}
 
 const RESOLVED = Promise.resolve();
 /** What #take returns from an empty queue (items may be null or undefined). */
@@ -169,7 +194,7 @@ const NONE: unique symbol = Symbol('none');
  * order. Items larger than the queue's `maxMessageSize` travel through a side
  * segment in /dev/shm (see docs/api.md for the descriptor layout).
  */
-export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
+class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** The transport; null once closed. */
   #h: QueueTransport | null;
   readonly #name: string;
@@ -192,6 +217,9 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   readonly #rx: Buffer;
   /** The json codec: short items go to mq_send as text, without a Buffer. */
   readonly #json: boolean;
+  /** A DecodeError that stopped a batch after some items were delivered: the next receive reports it. */
+  #undelivered: unknown = NONE;
+  readonly #onDecodeError: OnDecodeError;
 
   /**
    * Opens the queue `name`, creating it if it is missing. `"jobs"` and `"/jobs"`
@@ -219,6 +247,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     this.#onPoll = (status) => this.#serve(status);
     this.#rx = Buffer.allocUnsafeSlow(t.maxMessageSize);
     this.#json = isJsonCodec(this.#codec);
+    this.#onDecodeError = validateOnDecodeError(o.onDecodeError);
   }
 
   #handle(syscall: string): QueueTransport {
@@ -276,6 +305,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
 
   /** Receives one message and decodes it; NONE when the queue is empty. */
   #take(h: QueueTransport): T | typeof NONE {
+    if (this.#undelivered !== NONE) throw this.#takeUndelivered();
     const n = h.receiveInto(this.#rx);
     return n < 0 ? NONE : this.#decodeRx(n);
   }
@@ -287,6 +317,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * failure stops there and comes back as `error` (NONE when all went well).
    */
   #takeMany(h: QueueTransport, max: number): { items: T[]; taken: number; error: unknown } {
+    if (this.#undelivered !== NONE) return { items: [], taken: 1, error: this.#takeUndelivered() };
     const items: T[] = [];
     let taken = 0;
     while (taken < max) {
@@ -302,26 +333,52 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       try {
         items.push(this.#decodeRx(n));
       } catch (err) {
-        return { items, taken, error: err };
+        if (items.length === 0) return { items, taken, error: err };
+        // Deliver what decoded; the next receive reports the bad message.
+        this.#undelivered = err;
+        break;
       }
     }
     return { items, taken, error: NONE };
   }
 
-  /** Decodes the `n` bytes just received into #rx. */
-  #decodeRx(n: number): T {
-    const rx = this.#rx;
-    if (n > LARGE_HEADER && rx[0] === 0 && hasMagic(rx)) {
-      return this.#codec.decode(readLarge(this.#name, rx.subarray(0, n)));
-    }
-    return decodeScratch(this.#codec, rx, n);
+  #takeUndelivered(): unknown {
+    const err = this.#undelivered;
+    this.#undelivered = NONE;
+    return err;
   }
 
-  #decode(bytes: Buffer): T {
-    if (bytes.length > LARGE_HEADER && bytes[0] === 0 && hasMagic(bytes)) {
-      return this.#codec.decode(readLarge(this.#name, bytes));
+  /** Decodes the `n` bytes just received into #rx. @throws DecodeError */
+  #decodeRx(n: number): T {
+    const rx = this.#rx;
+    if (n > LARGE_HEADER && rx[0] === 0 && hasMagic(rx)) return this.#decode(rx.subarray(0, n));
+    try {
+      return decodeScratch(this.#codec, rx, n);
+    } catch (err) {
+      throw this.#decodeError(Buffer.from(rx.subarray(0, n)), err);
     }
-    return this.#codec.decode(bytes);
+  }
+
+  /** Decodes a received message (a descriptor is followed to its side segment). @throws DecodeError */
+  #decode(bytes: Buffer): T {
+    const data = bytes.length > LARGE_HEADER && bytes[0] === 0 && hasMagic(bytes) ? readLarge(this.#name, bytes) : bytes;
+    try {
+      return this.#codec.decode(data);
+    } catch (err) {
+      throw this.#decodeError(data === bytes ? Buffer.from(bytes) : data, err);
+    }
+  }
+
+  /** The error for the message just received, which the codec refused. */
+  #decodeError(bytes: Buffer, cause: unknown): DecodeError {
+    const priority = this.#h?.lastPriority() ?? 0;
+    const why = cause instanceof Error ? cause.message : String(cause);
+    return new DecodeError(`Cannot decode a message of ${bytes.length} bytes from queue '${this.#name}' (priority ${priority}): ${why}`, {
+      queue: this.#name,
+      priority,
+      bytes,
+      cause,
+    });
   }
 
   /**
@@ -350,9 +407,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
         if (this.#putters.size === 0 && h.send(msg.bytes, 0)) return RESOLVED;
         return this.#waitPut([msg], 0, -1, undefined);
       }
-      const o = validateOptions<PutOptions>(options, PUT_KEYS);
-      const timeout = validateTimeout(o.timeout);
-      const signal = validateSignal(o.signal);
+      const { o, timeout, signal } = validateWaitOptions<PutOptions>(options, PUT_KEYS);
       const priority = this.#priority(o.priority);
       throwIfAborted(signal);
       const handle = this.#handle('mq_send');
@@ -383,9 +438,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   putMany(items: Iterable<T>, options?: PutOptions): Promise<void> {
     const messages: Message[] = [];
     try {
-      const o = validateOptions<PutOptions>(options, PUT_KEYS);
-      const timeout = validateTimeout(o.timeout);
-      const signal = validateSignal(o.signal);
+      const { o, timeout, signal } = validateWaitOptions<PutOptions>(options, PUT_KEYS);
       const priority = this.#priority(o.priority);
       throwIfAborted(signal);
       const h = this.#handle('mq_send');
@@ -465,9 +518,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
         }
         return this.#waitGet(0, -1, undefined) as Promise<T>;
       }
-      const o = validateOptions<GetOptions>(options, GET_KEYS);
-      const timeout = validateTimeout(o.timeout);
-      const signal = validateSignal(o.signal);
+      const { timeout, signal } = validateWaitOptions<GetOptions>(options, GET_KEYS);
       throwIfAborted(signal);
       const handle = this.#handle('mq_receive');
       if (this.#getters.size === 0) {
@@ -491,9 +542,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   getMany(max: number, options?: GetOptions): Promise<T[]> {
     try {
       validateInteger(max, 'max', 1, 2 ** 31 - 1);
-      const o = validateOptions<GetOptions>(options, GET_KEYS);
-      const timeout = validateTimeout(o.timeout);
-      const signal = validateSignal(o.signal);
+      const { timeout, signal } = validateWaitOptions<GetOptions>(options, GET_KEYS);
       throwIfAborted(signal);
       const h = this.#handle('mq_receive');
       if (this.#getters.size === 0) {
@@ -530,11 +579,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
 
   /**
    * Iterates over items as they arrive: `for await (const job of q.iterate({ signal }))`.
-   * Ends when the queue is closed; an abort rejects with `AbortError`.
+   * Ends when the queue is closed; an abort rejects with `AbortError`. A
+   * message that cannot be decoded is handled as `onDecodeError` says
+   * (default: the queue's option, else `'throw'`).
    */
-  async *iterate(options?: { signal?: AbortSignal }): AsyncGenerator<T, void, undefined> {
-    const o = validateOptions<{ signal?: AbortSignal }>(options, ITERATE_KEYS);
+  async *iterate(options?: IterateOptions): AsyncGenerator<T, void, undefined> {
+    const o = validateOptions<IterateOptions>(options, ITERATE_KEYS);
     const signal = validateSignal(o.signal);
+    const onDecodeError = o.onDecodeError === undefined ? this.#onDecodeError : validateOnDecodeError(o.onDecodeError);
     const getOptions = signal === undefined ? undefined : { signal };
     for (;;) {
       if (this.#h === null) return;
@@ -543,6 +595,10 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
         item = await this.get(getOptions);
       } catch (err) {
         if (this.#h === null && err instanceof IPCError && err.code === 'EBADF') return;
+        if (err instanceof DecodeError && onDecodeError !== 'throw') {
+          if (typeof onDecodeError === 'function') onDecodeError(err);
+          continue;
+        }
         throw err;
       }
       yield item;
@@ -624,6 +680,10 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   #serveGetters(h: QueueTransport): void {
     const getters = this.#getters;
     for (let g = getters.first(); g !== undefined; g = getters.first()) {
+      if (this.#undelivered !== NONE) {
+        getters.reject(g, this.#takeUndelivered());
+        continue;
+      }
       let value: unknown;
       if (g.data.max === 0) {
         const n = h.receiveInto(this.#rx);
@@ -686,7 +746,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * still pending. Open handles keep working until closed.
    */
   unlink(): void {
-    Queue.unlink(this.#name);
+    QueueClass.unlink(this.#name);
   }
 
   /**
@@ -705,3 +765,30 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     this.close();
   }
 }
+
+/** Options that make a queue of Buffers: `codec: 'raw'`. */
+export type RawQueueOptions = Omit<QueueOptions<Buffer>, 'codec'> & { codec: 'raw' };
+
+/**
+ * The constructor of {@link Queue}: the codec drives the item type. With
+ * `codec: 'raw'` items are Buffers (`Queue<Buffer>`); otherwise they are
+ * what you say (`new Queue<Job>(...)`), and `'raw'` is refused for an item
+ * type that a Buffer is not.
+ */
+export interface QueueConstructor {
+  new (name: string, options: RawQueueOptions): Queue<Buffer>;
+  new <T = unknown>(name: string, options?: QueueOptions<T>): Queue<T>;
+  readonly prototype: Queue<unknown>;
+  /**
+   * Removes the queue `name` (`mq_unlink`) and its pending side segments.
+   * Throws IPCError ENOENT if the queue does not exist (segments are removed
+   * regardless).
+   */
+  unlink(name: string): void;
+}
+
+/** A queue of items of type `T` (see the class documentation above). */
+export type Queue<T = unknown> = QueueClass<T>;
+// The class keeps its name for stack traces and `constructor.name`.
+Object.defineProperty(QueueClass, 'name', { value: 'Queue' });
+export const Queue: QueueConstructor = QueueClass;

@@ -305,6 +305,12 @@ describe('Pipe in one process', () => {
     await expect(e.send((() => 1) as unknown as string)).rejects.toThrow();
     const [g] = pair();
     await expect(g.send(undefined)).rejects.toMatchObject({ code: 'ERR_IPC_ENCODE' });
+    // Issue 16.11: before, BigInt and circular items threw a TypeError without a code.
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    for (const bad of [1n, circular, { big: 'x'.repeat(20_000), n: 1n }]) {
+      await expect(g.send(bad)).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_IPC_ENCODE' });
+    }
   });
 
   it('times out and aborts a recv without consuming the message that arrives later', async () => {

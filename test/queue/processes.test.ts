@@ -2,7 +2,7 @@
 // python3 peers using ctypes on libc's mq_* calls, and an unprivileged user.
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IPCError, Queue, Semaphore } from '../../lib/index.js';
+import { DecodeError, IPCError, Queue, Semaphore } from '../../lib/index.js';
 import { expectOk, IS_ROOT, ourShmEntries, runNode, runNodeUnprivileged, runPython, uniqueName, queueExists } from '../helpers/index.js';
 
 const made: string[] = [];
@@ -106,6 +106,91 @@ describe('Queue with python3 (ctypes mq_open / mq_timedsend / mq_timedreceive)',
     } finally {
       q.close();
     }
+  });
+
+  describe('bad messages from a python sender (issue 16.10)', () => {
+    const hex = (s: string | Buffer) => Buffer.from(s).toString('hex');
+    const send = async (name: string, messages: Array<[Buffer | string, number]>) =>
+      expectOk(await runPython('queue/py.py', ['send-raw', name, JSON.stringify(messages.map(([m, p]) => [hex(m), p]))]), 'python');
+    const goodBadGood: Array<[string, number]> = [
+      ['{"g":1}', 0],
+      ['{"g":2}', 0],
+      ['oops', 0],
+      ['{"g":3}', 0],
+    ];
+
+    it('getMany delivers what decoded, then reports the bad message with its queue, priority and bytes', async () => {
+      const q = fresh<{ g: number }>();
+      try {
+        await send(q.name, goodBadGood);
+        // Before: getMany(10) rejected with a bare SyntaxError and g1, g2 were gone.
+        expect(await q.getMany(10)).toEqual([{ g: 1 }, { g: 2 }]);
+        const err = (await q.getMany(10).catch((e: unknown) => e)) as DecodeError;
+        expect(err).toBeInstanceOf(DecodeError);
+        expect(err).toMatchObject({ name: 'DecodeError', code: 'ERR_IPC_DECODE', queue: q.name, priority: 0 });
+        expect(err.bytes.toString()).toBe('oops');
+        expect(err.cause).toBeInstanceOf(SyntaxError);
+        expect(err.message).toContain(q.name);
+        expect(await q.getMany(10)).toEqual([{ g: 3 }]);
+        // A single get reports its priority too.
+        await send(q.name, [['not json', 7]]);
+        await expect(q.get({ timeout: 5000 })).rejects.toMatchObject({ code: 'ERR_IPC_DECODE', priority: 7 });
+      } finally {
+        q.close();
+      }
+    });
+
+    it("invalid UTF-8 in a JSON message is a DecodeError, not U+FFFD (as Python's decode)", async () => {
+      const q = fresh<string>();
+      try {
+        await send(q.name, [[Buffer.from([0x22, 0xff, 0xfe, 0x22]), 0], ['"ok"', 0]]);
+        // Before: resolved with '\ufffd\ufffd'.
+        const err = (await q.get({ timeout: 5000 }).catch((e: unknown) => e)) as DecodeError;
+        expect(err).toBeInstanceOf(DecodeError);
+        expect([...err.bytes]).toEqual([0x22, 0xff, 0xfe, 0x22]);
+        expect(q.getNowait()).toBe('ok');
+      } finally {
+        q.close();
+      }
+    });
+
+    it('for await stops at a bad message by default, or goes on with onDecodeError', async () => {
+      const q = fresh<{ g: number }>();
+      const skipping = new Queue<{ g: number }>(q.name, { create: false, onDecodeError: 'skip' });
+      try {
+        await send(q.name, goodBadGood);
+        const got: number[] = [];
+        await expect(
+          (async () => {
+            for await (const x of q) got.push(x.g);
+          })(),
+        ).rejects.toBeInstanceOf(DecodeError);
+        expect(got).toEqual([1, 2]);
+        expect(skipping.getNowait()).toEqual({ g: 3 });
+
+        await send(q.name, goodBadGood);
+        const seen: number[] = [];
+        for await (const x of skipping) {
+          seen.push(x.g);
+          if (x.g === 3) break;
+        }
+        expect(seen).toEqual([1, 2, 3]);
+
+        await send(q.name, goodBadGood);
+        const reported: string[] = [];
+        const items: number[] = [];
+        for await (const x of q.iterate({ onDecodeError: (e) => reported.push(e.bytes.toString()) })) {
+          items.push(x.g);
+          if (x.g === 3) break;
+        }
+        expect(items).toEqual([1, 2, 3]);
+        expect(reported).toEqual(['oops']);
+        await expect(q.iterate({ onDecodeError: 'ignore' as never }).next()).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+      } finally {
+        skipping.close();
+        q.close();
+      }
+    });
   });
 
   it('python follows the documented side-segment descriptor of a large item and removes the segment', async () => {

@@ -441,6 +441,22 @@ describe('Queue codecs and large items', () => {
     expect(q.qsize()).toBe(0);
   });
 
+  it('a BigInt or circular item with the json codec is a TypeError with code ERR_IPC_ENCODE (issue 16.11)', async () => {
+    // Before: a TypeError from JSON.stringify, without a code.
+    const q = fresh<unknown>();
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const encode = expect.objectContaining({ name: 'TypeError', code: 'ERR_IPC_ENCODE' });
+    for (const bad of [1n, { n: 2n }, circular]) {
+      expect(() => q.putNowait(bad)).toThrow(encode);
+      await expect(q.put(bad)).rejects.toThrow(encode);
+      await expect(q.put(bad, { timeout: 10 })).rejects.toThrow(encode);
+      await expect(q.putMany([1, bad])).rejects.toThrow(encode);
+      expect(() => q.putSync(bad)).toThrow(encode);
+    }
+    expect(q.qsize()).toBe(0);
+  });
+
   it('an item larger than maxMessageSize travels through a side segment that the receiver removes', async () => {
     const q = fresh<Buffer>({ codec: 'raw', maxMessageSize: 1024 });
     const big = Buffer.alloc(300_000, 0xab);
