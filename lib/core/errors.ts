@@ -52,6 +52,7 @@ export class AbortError extends Error {
 }
 
 const ERRNO: Record<string, number> = {
+  EPERM: 1,
   EBADF: 9,
   EAGAIN: 11,
   EINVAL: 22,

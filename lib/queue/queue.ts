@@ -16,11 +16,13 @@ import {
   validateBoolean,
   validateInteger,
   validateMode,
+  validateOwner,
   validateName,
   validateOptions,
   validateSignal,
   validateTimeout,
 } from '../core/validate.js';
+import type { Owner } from '../core/validate.js';
 
 /** The highest message priority plus one (`MQ_PRIO_MAX`, 32768 on Linux). */
 export const MQ_PRIO_MAX: number = binding.MQ_PRIO_MAX;
@@ -82,6 +84,15 @@ export interface QueueOptions<T = unknown> {
   exclusive?: boolean;
   /** Permission bits for a newly created queue (the umask applies). Default 0o600. */
   mode?: number;
+  /**
+   * Whose existing queue this call may open: `'self'` (default) only one
+   * owned by this process's effective uid, `'any'` any owner, or a uid. One
+   * owned by another uid is refused with IPCError `EPERM` naming its owner,
+   * so that no other user can plant a queue (made before us, with mode
+   * 0o666) that we would adopt. Root is not special: it too adopts only its
+   * own unless it says otherwise.
+   */
+  owner?: Owner;
 }
 
 /** Options for `put`. */
@@ -206,6 +217,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const mode = validateMode(o.mode);
+    const owner = validateOwner(o.owner);
     let wantMax = 0;
     let wantSize = 0;
     if (maxsize !== undefined || msgsize !== undefined) {
@@ -224,6 +236,15 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       );
     }
     const attr = binding.mqAttr(h);
+    if (owner >= 0 && attr.uid !== undefined && attr.uid !== owner) {
+      binding.mqClose(h);
+      throw ipcError(
+        'EPERM',
+        `the queue is owned by uid ${attr.uid}, not uid ${owner} (pass owner: 'any' or owner: ${attr.uid} to accept it)`,
+        'mq_open',
+        this.#name,
+      );
+    }
     if ((maxsize !== undefined && attr.maxmsg !== maxsize) || (msgsize !== undefined && attr.msgsize !== msgsize)) {
       binding.mqClose(h);
       throw ipcError(

@@ -14,11 +14,13 @@ import {
   validateFunction,
   validateInteger,
   validateMode,
+  validateOwner,
   validateName,
   validateOptions,
   validateSignal,
   validateTimeout,
 } from '../core/validate.js';
+import type { Owner } from '../core/validate.js';
 import { WaiterQueue } from '../core/waitlist.js';
 
 /** The largest value a semaphore can hold (`SEM_VALUE_MAX`, 2147483647 on Linux). */
@@ -34,6 +36,15 @@ export interface SemaphoreOptions {
   exclusive?: boolean;
   /** Permission bits for a newly created semaphore (the umask applies). Default 0o600. */
   mode?: number;
+  /**
+   * Whose existing semaphore this call may open: `'self'` (default) only one
+   * owned by this process's effective uid, `'any'` any owner, or a uid. One
+   * owned by another uid is refused with IPCError `EPERM` naming its owner,
+   * so that no other user can plant a semaphore (made before us, with mode
+   * 0o666) that we would adopt. Root is not special: it too adopts only its
+   * own unless it says otherwise.
+   */
+  owner?: Owner;
 }
 
 /** Options for a wait. */
@@ -82,7 +93,7 @@ export class Semaphore implements Disposable {
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const mode = validateMode(o.mode);
-    this.#h = binding.semOpen(this.#name, create, exclusive, mode, initialValue);
+    this.#h = binding.semOpen(this.#name, create, exclusive, mode, initialValue, validateOwner(o.owner));
     [this.#tryWait, this.#post] = binding.semBind(this.#h);
     const self = this;
     this.#waiters = new WaiterQueue({

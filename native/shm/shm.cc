@@ -11,6 +11,7 @@
 #include "../addon.h"
 #include "../core/errors.h"
 #include "../core/posix.h"
+#include "../core/safe-open.h"
 
 namespace pipc {
 
@@ -44,6 +45,7 @@ struct OpenParams {
   const uint8_t* init = nullptr;
   size_t init_len = 0;
   WhenSmaller when_smaller = WhenSmaller::kMapAsIs;
+  OwnerPolicy owner = OwnerPolicy::Self();
 };
 
 struct OpenResult {
@@ -52,6 +54,7 @@ struct OpenResult {
   bool created = false;
   int err = 0;
   const char* syscall = nullptr;
+  std::string why;  // what was found at the name, when that is the failure
 };
 
 // How long an opener waits for a racing creator to give the segment its size:
@@ -62,6 +65,7 @@ constexpr int64_t kSizeWaitNs = 1000LL * 1000 * 1000;
 bool Fail(OpenResult* r, const char* syscall, int err) {
   r->syscall = syscall;
   r->err = err;
+  if (std::string(syscall) != "shm_open") r->why.clear();
   return false;
 }
 
@@ -98,19 +102,23 @@ bool OpenSegment(const OpenParams& p, OpenResult* r) {
   // With create and without exclusive, try to create first so that we know
   // whether we did (and must initialise); if another process won, open its
   // segment; if it was unlinked in between, go round again.
+  // Every open goes through OpenShmFile: no symlink is followed, a FIFO
+  // cannot block us, and an existing file must be a regular one owned as
+  // p.owner allows.
   for (int attempt = 0;; attempt++) {
     if (p.create) {
-      fd = shm_open(p.name.c_str(), access | O_CREAT | O_EXCL | O_CLOEXEC, p.mode);
+      fd = OpenShmFile(p.name.c_str(), access | O_CREAT | O_EXCL, p.mode, p.owner, 0,
+                       nullptr, &r->why);
       if (fd >= 0) {
         r->created = true;
         break;
       }
-      if (errno != EEXIST || p.exclusive) return Fail(r, "shm_open", errno);
+      if (fd != -EEXIST || p.exclusive) return Fail(r, "shm_open", -fd);
     }
-    fd = shm_open(p.name.c_str(), access | O_CLOEXEC, 0);
+    fd = OpenShmFile(p.name.c_str(), access, 0, p.owner, 0, nullptr, &r->why);
     if (fd >= 0) break;
-    if (errno != ENOENT || !p.create || attempt >= 100) {
-      return Fail(r, "shm_open", errno);
+    if (fd != -ENOENT || !p.create || attempt >= 100) {
+      return Fail(r, "shm_open", -fd);
     }
   }
 
@@ -152,8 +160,12 @@ bool OpenSegment(const OpenParams& p, OpenResult* r) {
     // instead of raising SIGSEGV in the middle of the VM. The typed APIs refuse
     // to write before it comes to that (see lib/shm.ts).
     const int flags = p.read_only ? MAP_PRIVATE : MAP_SHARED;
-    void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, 0);
-    if (addr == MAP_FAILED) {
+    void* addr = size == 0 ? MAP_FAILED
+                           : mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, 0);
+    if (size == 0) {
+      ok = Fail(r, "mmap", EINVAL);
+      r->why = "is empty (0 bytes): nothing to map";
+    } else if (addr == MAP_FAILED) {
       ok = Fail(r, "mmap", errno);
     } else {
       r->addr = static_cast<uint8_t*>(addr);
@@ -198,8 +210,8 @@ void FinalizeHandle(napi_env env, void* data, void*) {
   delete h;
 }
 
-// shmOpen(name, create, exclusive, readOnly, mode, size, init, whenSmaller)
-//   -> [handle, created, size]
+// shmOpen(name, create, exclusive, readOnly, mode, size, init, whenSmaller,
+//         owner) -> [handle, created, size]. owner: see OwnerPolicy::FromJs.
 Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   OpenParams p;
@@ -219,9 +231,10 @@ Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
     p.init_len = init.ByteLength();
   }
   p.when_smaller = static_cast<WhenSmaller>(info[7].As<Napi::Number>().Int32Value());
+  if (info[8].IsNumber()) p.owner = OwnerPolicy::FromJs(info[8].As<Napi::Number>().DoubleValue());
 
   OpenResult r;
-  if (!OpenSegment(p, &r)) ThrowIPCError(env, r.err, r.syscall, p.name);
+  if (!OpenSegment(p, &r)) ThrowIPCError(env, r.err, r.syscall, p.name, r.why);
 
   auto* h = new ShmHandle();
   h->map = std::make_shared<Mapping>();
