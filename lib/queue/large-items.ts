@@ -20,7 +20,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync, constants as fsConstants } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, ftruncateSync, openSync, readdirSync, readSync, unlinkSync, writeSync, constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { IPCError } from '../core/errors.js';
 import { NAME_MAX, rangeError } from '../core/validate.js';
@@ -85,6 +85,10 @@ export function writeLarge(queueName: string, bytes: Uint8Array, mode: number, m
     throw fsError(err, 'open', segment);
   }
   try {
+    // The queue's own mode, not what this process's umask leaves of it: a
+    // receiver of another uid must be able to read it, and to empty it when
+    // sticky /dev/shm does not let it remove the name.
+    fchmodSync(fd, mode);
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
   } catch (err) {
@@ -101,11 +105,33 @@ export function writeLarge(queueName: string, bytes: Uint8Array, mode: number, m
 }
 
 /**
+ * Whose side segments a receiver reads: its own uid's, the queue owner's, and,
+ * when the queue's mode lets group or others write to it, any uid's (any of
+ * them may be the sender, and a message queue does not tell a receiver who
+ * sent a message). `null`: any uid.
+ */
+export function segmentOwners(queueUid: number | undefined, queueMode: number | undefined): Set<number> | null {
+  if (queueMode !== undefined && (queueMode & 0o022) !== 0) return null;
+  const uids = new Set<number>();
+  const self = process.geteuid?.();
+  if (self !== undefined) uids.add(self);
+  if (queueUid !== undefined) uids.add(queueUid);
+  return uids;
+}
+
+function badSegment(code: 'EINVAL' | 'EPERM' | 'EIO', what: string, segment: string): IPCError {
+  return new IPCError(`${code}: side segment ${what}, read '${segment}'`, code, -osConstants.errno[code], 'read', segment);
+}
+
+/**
  * Reads and unlinks the segment a descriptor names. Only segments of this
  * queue are accepted: a forged descriptor cannot make the reader unlink
- * another file.
+ * another file. What is at the name is checked before a byte is read: it is
+ * opened without following a symlink and without blocking on a FIFO, and must
+ * be a regular file with one link (not a hard link to another file), owned
+ * as `owners` allows (see segmentOwners), holding exactly the announced length.
  */
-export function readLarge(queueName: string, descriptor: Buffer): Buffer {
+export function readLarge(queueName: string, descriptor: Buffer, owners: Set<number> | null = segmentOwners(undefined, undefined)): Buffer {
   const length = descriptor.readBigUInt64LE(8);
   const segment = descriptor.toString('utf8', LARGE_HEADER);
   const file = segment.slice(1);
@@ -119,33 +145,75 @@ export function readLarge(queueName: string, descriptor: Buffer): Buffer {
       queueName,
     );
   }
-  let data: Buffer;
+  const path = `${SHM_DIR}/${file}`;
+  const flags = fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
+  let fd: number;
+  let writable = true;
   try {
-    data = readFileSync(`${SHM_DIR}/${file}`);
+    try {
+      // Read-write if we may: it lets us empty the segment when its name is
+      // not ours to remove (another user's, in sticky /dev/shm).
+      fd = openSync(path, fsConstants.O_RDWR | flags);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+      writable = false;
+      fd = openSync(path, fsConstants.O_RDONLY | flags);
+    }
   } catch (err) {
-    throw fsError(err, 'open', segment);
-  } finally {
     removeSegment(segment);
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ELOOP') throw badSegment('EINVAL', 'is a symbolic link, which is never followed', segment);
+    if (e.code === 'EISDIR') throw badSegment('EINVAL', 'is a directory, not a regular file', segment);
+    throw fsError(err, 'open', segment);
   }
-  if (BigInt(data.length) !== length) {
-    throw new IPCError(
-      `EIO: side segment holds ${data.length} bytes, the descriptor announced ${length}, read '${segment}'`,
-      'EIO',
-      -osConstants.errno.EIO,
-      'read',
-      segment,
-    );
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw badSegment('EINVAL', `is ${st.isFIFO() ? 'a FIFO' : 'not a regular file'}, not a regular file`, segment);
+    if (st.nlink !== 1) throw badSegment('EINVAL', `has ${st.nlink} links: a hard link to some other file, not a segment`, segment);
+    if (owners !== null && !owners.has(st.uid)) {
+      throw badSegment('EPERM', `is owned by uid ${st.uid}, neither this process's nor the queue owner's`, segment);
+    }
+    if (BigInt(st.size) !== length) {
+      throw badSegment('EIO', `holds ${st.size} bytes, the descriptor announced ${length}`, segment);
+    }
+    const data = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    try {
+      while (off < data.length) {
+        const n = readSync(fd, data, off, data.length - off, off);
+        if (n === 0) break;
+        off += n;
+      }
+    } catch (err) {
+      throw fsError(err, 'read', segment);
+    }
+    if (off !== data.length) throw badSegment('EIO', `holds ${off} bytes, the descriptor announced ${length}`, segment);
+    return data;
+  } finally {
+    if (!removeSegment(segment) && writable) {
+      // Not ours to unlink: empty it, so that its memory comes back now; the
+      // empty name stays until its owner (or Queue.unlink() run by it or
+      // root) removes it.
+      try {
+        ftruncateSync(fd, 0);
+      } catch {
+        // Nothing more we can do from here.
+      }
+    }
+    closeSync(fd);
   }
-  return data;
 }
 
-/** Unlinks one segment; a segment already gone is fine. */
-export function removeSegment(segment: string): void {
+/** Unlinks one segment; a segment already gone is fine. False when it is there but not ours to remove (EPERM). */
+export function removeSegment(segment: string): boolean {
   try {
     unlinkSync(`${SHM_DIR}/${segment.slice(1)}`);
-  } catch {
-    // Already taken by a reader or removed by unlink(): nothing left to do.
+  } catch (err) {
+    // ENOENT: already taken by a reader or removed by unlink(): nothing left to do.
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== 'EPERM' && code !== 'EACCES';
   }
+  return true;
 }
 
 /** Removes every side segment of queue `queueName` still pending; returns how many. */

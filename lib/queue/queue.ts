@@ -9,7 +9,7 @@ import type { Handle, MqWatchCallback } from '../core/binding.js';
 import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
 import { abortError, closedError, ipcError, IPCError } from '../core/errors.js';
-import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './large-items.js';
+import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, segmentOwners, writeLarge } from './large-items.js';
 import { explainOpenError, HARD_MSGMAX, HARD_MSGSIZEMAX, mqueueSetting } from './limits.js';
 import {
   throwIfAborted,
@@ -191,6 +191,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   readonly #maxsize: number;
   readonly #msgsize: number;
   readonly #segmentMode: number;
+  /** Whose side segments this queue's receiver reads (null: any uid's). */
+  readonly #segmentOwners: Set<number> | null;
   readonly #getters = new Set<Getter>();
   readonly #putters = new Set<Putter>();
   #events = 0;
@@ -260,6 +262,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     this.#msgsize = attr.msgsize;
     // Whoever may open the queue may read its side segments, and nobody else.
     this.#segmentMode = attr.mode ?? mode;
+    this.#segmentOwners = segmentOwners(attr.uid, attr.mode);
     this.#onPoll = (status) => this.#serve(status);
     this.#rx = Buffer.allocUnsafeSlow(attr.msgsize);
     this.#json = isJsonCodec(this.#codec);
@@ -357,14 +360,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   #decodeRx(n: number): T {
     const rx = this.#rx;
     if (n > LARGE_HEADER && rx[0] === 0 && hasMagic(rx)) {
-      return this.#codec.decode(readLarge(this.#name, rx.subarray(0, n)));
+      return this.#codec.decode(readLarge(this.#name, rx.subarray(0, n), this.#segmentOwners));
     }
     return decodeScratch(this.#codec, rx, n);
   }
 
   #decode(bytes: Buffer): T {
     if (bytes.length > LARGE_HEADER && bytes[0] === 0 && hasMagic(bytes)) {
-      return this.#codec.decode(readLarge(this.#name, bytes));
+      return this.#codec.decode(readLarge(this.#name, bytes, this.#segmentOwners));
     }
     return this.#codec.decode(bytes);
   }

@@ -7,7 +7,7 @@ import { chownSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:f
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Lock, Queue, Semaphore, SharedMemory, Value } from '../../lib/index.js';
-import { IS_ROOT, cleanupAfterEach, run, runNode, runNodeUnprivileged, uniqueName } from '../helpers/index.js';
+import { IS_ROOT, cleanupAfterEach, runNode, runNodeUnprivileged, uniqueName } from '../helpers/index.js';
 
 const later = cleanupAfterEach();
 const NOBODY = 65534;
@@ -178,5 +178,3 @@ describe('squatting: an existing object of another uid is refused unless owner a
   });
 });
 
-// Shell out once to be sure the fixture is not the one hanging.
-void run;
