@@ -15,13 +15,20 @@
 
 namespace pipc {
 
-Mapping::~Mapping() { Unmap(); }
+Mapping::~Mapping() {
+  Retire();
+  if (retired != nullptr) munmap(retired, size);
+}
 
-void Mapping::Unmap() {
-  if (addr != nullptr) {
-    munmap(addr, size);
-    addr = nullptr;
-  }
+void Mapping::Retire() {
+  if (addr == nullptr) return;
+  // MAP_FIXED replaces the shared pages in one step: there is no instant at
+  // which the range is unmapped. If it fails the segment simply stays mapped
+  // until the destructor, which is safe too.
+  mmap(addr, size, PROT_READ | PROT_WRITE,
+       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  retired = addr;
+  addr = nullptr;
 }
 
 namespace {
@@ -293,7 +300,8 @@ Napi::Value ShmBuffer(const Napi::CallbackInfo& info) {
   return Napi::Value(env, ab);
 }
 
-// shmClose(handle): detaches every ArrayBuffer handed out, then unmaps.
+// shmClose(handle): detaches every ArrayBuffer handed out, then retires the
+// mapping (Mapping::Retire): the segment is no longer mapped.
 Napi::Value ShmClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ShmHandle* h = UnwrapHandle(env, info[0]);
@@ -306,7 +314,7 @@ Napi::Value ShmClose(const Napi::CallbackInfo& info) {
     }
   }
   DropBufferRefs(env, m);
-  m->Unmap();
+  m->Retire();
   return env.Undefined();
 }
 
