@@ -125,6 +125,20 @@ describe('a planted /dev/shm/NAME (issue 16.2, issue 9.7)', () => {
   });
 });
 
+describe('an unreadable file at the name (issue 9.7)', () => {
+  it('as uid 65534, a mode 0o000 file at the semaphore or segment name is EACCES', async () => {
+    if (!IS_ROOT) return; // root reads everything: the case needs another user
+    const n = hostileName('unreadable');
+    writeFileSync(`/dev/shm/sem.${n}`, Buffer.alloc(32), { mode: 0o000 });
+    writeFileSync(`/dev/shm/${n}`, Buffer.alloc(64), { mode: 0o000 });
+    for (const [kind, options] of [['lock', {}], ['shm', { readOnly: true }], ['value', { readOnly: true }]] as const) {
+      const r = await runNodeUnprivileged('core/hostile-open.mjs', [kind, n, JSON.stringify({ ...options, owner: 'any' })], { timeoutMs: 10_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout), kind).toMatchObject({ ok: false, name: 'IPCError', code: 'EACCES' });
+    }
+  });
+});
+
 describe('squatting: an existing object of another uid is refused unless owner allows it (issue 16.9)', () => {
   it("root's Lock refuses uid 65534's pre-made semaphore of value 0, and adopts it with owner: 'any' or its uid", async () => {
     const n = hostileName('squat-sem');
