@@ -16,6 +16,7 @@ import {
   validateMode,
   validateOwner,
   validateName,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
@@ -64,6 +65,9 @@ export interface Held extends Disposable {
 const RESOLVED_TRUE = Promise.resolve(true);
 const RESOLVED_FALSE = Promise.resolve(false);
 const SEM_PREFIX = 4; // glibc stores semaphores as /dev/shm/sem.NAME
+const SEMAPHORE_KEYS = keysOf<SemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'owner');
+const BOUNDED_KEYS = keysOf<BoundedSemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'owner', 'maxValue');
+const LOCK_KEYS = keysOf<Omit<SemaphoreOptions, 'initialValue'>>()('create', 'exclusive', 'mode', 'owner');
 
 /**
  * A counting semaphore shared by name across processes (POSIX `sem_open`).
@@ -88,7 +92,7 @@ export class Semaphore implements Disposable {
    */
   constructor(name: string, options?: SemaphoreOptions) {
     this.#name = validateName(name, 'name', SEM_PREFIX);
-    const o = validateOptions<SemaphoreOptions>(options);
+    const o = validateOptions<SemaphoreOptions>(options, new.target === Semaphore ? SEMAPHORE_KEYS : BOUNDED_KEYS);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
@@ -283,7 +287,7 @@ export class BoundedSemaphore extends Semaphore {
   }
 
   static #bound(options: BoundedSemaphoreOptions | undefined): number {
-    const o = validateOptions<BoundedSemaphoreOptions>(options);
+    const o = validateOptions<BoundedSemaphoreOptions>(options, BOUNDED_KEYS);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const max = validateInteger(o.maxValue, 'maxValue', 1, SEM_VALUE_MAX, Math.max(initialValue, 1));
     if (initialValue > max) {
@@ -315,7 +319,7 @@ export class BoundedSemaphore extends Semaphore {
  */
 export class Lock extends BoundedSemaphore {
   constructor(name: string, options?: Omit<SemaphoreOptions, 'initialValue'>) {
-    const o = validateOptions<SemaphoreOptions>(options);
+    const o = validateOptions<SemaphoreOptions>(options, LOCK_KEYS);
     super(name, { ...o, initialValue: 1, maxValue: 1 });
   }
 
