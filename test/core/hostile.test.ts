@@ -144,7 +144,7 @@ describe('squatting: an existing object of another uid is refused unless owner a
     const n = hostileName('squat-sem');
     plant(`/dev/shm/sem.${n}`, 'empty');
     rmSync(`/dev/shm/sem.${n}`);
-    const made = await runNodeUnprivileged('core/hostile-open.mjs', ['lock', n, JSON.stringify({ initialValue: 0, mode: 0o666 })]);
+    const made = await runNodeUnprivileged('core/hostile-open.mjs', ['semaphore', n, JSON.stringify({ initialValue: 0, mode: 0o666 })]);
     expect(made.code).toBe(0);
     if (!IS_ROOT) return; // the cross-user case needs root to stage
     chownSync(`/dev/shm/sem.${n}`, NOBODY, NOBODY); // whatever the umask did, it is nobody's
