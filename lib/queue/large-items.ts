@@ -182,8 +182,41 @@ export function readLarge(queueName: string, descriptor: Buffer, owners: Set<num
   }
 }
 
+/**
+ * Segments written for puts that wait for room: not yet announced, so no
+ * reader will ever take them if this process ends now. They are removed when
+ * the process exits (process.exit(), the event loop's end, an uncaught
+ * exception); a signal that kills the process, or terminating the worker
+ * that made them, still leaves them (Queue.unlink() removes them).
+ */
+const unannounced = new Set<string>();
+let exitHook = false;
+
+/** Records a waiting put's segments (messages from index `from` on). */
+export function waitingSegments(messages: ReadonlyArray<{ segment: string | undefined }>, from: number): void {
+  for (let i = from; i < messages.length; i++) {
+    const s = messages[i]!.segment;
+    if (s !== undefined) unannounced.add(s);
+  }
+  if (!exitHook && unannounced.size > 0) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const s of unannounced) removeSegment(s);
+    });
+  }
+}
+
+/** The descriptors of messages [from, to) were sent: their segments belong to the readers now. */
+export function announcedSegments(messages: ReadonlyArray<{ segment: string | undefined }>, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    const s = messages[i]!.segment;
+    if (s !== undefined) unannounced.delete(s);
+  }
+}
+
 /** Unlinks one segment; a segment already gone is fine. False when it is there but not ours to remove (EPERM). */
 export function removeSegment(segment: string): boolean {
+  unannounced.delete(segment);
   try {
     unlinkSync(`${SHM_DIR}/${segment.slice(1)}`);
   } catch (err) {

@@ -9,7 +9,7 @@ import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/code
 import type { Codec, CodecOption } from '../core/codec.js';
 import { closedError, ErrorCode, IPCError, sysError } from '../core/errors.js';
 import { WaitList } from '../core/waitlist.js';
-import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, segmentOwners, writeLarge } from './large-items.js';
+import { announcedSegments, hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, segmentOwners, waitingSegments, writeLarge } from './large-items.js';
 import { HARD_MSGMAX, HARD_MSGSIZEMAX } from './limits.js';
 import { MqTransport } from './mq.js';
 import { READABLE, WRITABLE } from './transport.js';
@@ -586,6 +586,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   #waitPut(messages: Message[], priority: number, timeout: number, signal: AbortSignal | undefined, next = 0): Promise<void> {
+    waitingSegments(messages, next);
     return this.#putters.wait({ messages, next, priority }, timeout, signal);
   }
 
@@ -674,6 +675,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
             ? 1
             : 0
           : h.sendMany(p.messages.map((m) => m.bytes), p.priority, p.next);
+      announcedSegments(p.messages, p.next, p.next + n);
       p.next += n;
       if (n > 0) sent = true;
       if (p.next < p.messages.length) break;

@@ -2,7 +2,7 @@
 // 16.3), and a consumer of another user's item frees its memory (issue 16.8).
 // Each receive runs in a child (test/fixtures/queue/get-one.mjs): a FIFO that
 // blocks the reader's thread is a killed child, not a hung test runner.
-import { chownSync, linkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, linkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Queue } from '../../lib/index.js';
@@ -139,6 +139,23 @@ describe('forged large-item descriptors (issue 16.3)', () => {
     await q.put(Buffer.alloc(100_000, 7));
     const got = await getInChild(name);
     expect(got).toMatchObject({ ok: true, length: 100_000 });
+  });
+});
+
+describe('a large put still waiting when its process exits (issue 16.8)', () => {
+  it('leaves no side segment behind', async () => {
+    const name = uniqueName('hq-exit');
+    const q = new Queue(name, { codec: 'raw', maxsize: 1, maxMessageSize: 256 });
+    later(
+      () => q.close(),
+      () => Queue.unlink(name),
+    );
+    const r = await runNode('queue/exit-pending.mjs', [name], { timeoutMs: 10_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const made = JSON.parse(r.stdout) as string[];
+    expect(made).toHaveLength(1); // it was there while the put waited
+    expect(existsSync(`/dev/shm/${made[0]}`)).toBe(false);
+    expect(q.qsize()).toBe(1); // the small item, not a descriptor of a removed segment
   });
 });
 
