@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/core/errors.cc",
+        "native/core/safe-open.cc",
         "native/core/wait.cc",
         "native/sync/semaphore.cc",
         "native/mq/mq.cc",

@@ -5,6 +5,7 @@
  */
 // Errors and semaphores
 export { IPCError, AbortError, DecodeError, ErrorCode } from './core/errors.js';
+export type { Owner } from './core/validate.js';
 export { Semaphore, BoundedSemaphore, Lock, SEM_VALUE_MAX } from './sync/semaphore.js';
 export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } from './sync/semaphore.js';
 // Queues (POSIX message queues)

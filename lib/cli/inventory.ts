@@ -85,7 +85,9 @@ function semaphoreState(name: string, st: Stats): { state: Record<string, unknow
   // glibc maps the first 32 bytes without checking: a short file would SIGBUS us.
   if (!st.isFile() || st.size < 32) return { state: {}, error: `not a semaphore: a ${st.isFile() ? `${st.size}-byte file` : 'special file'}` };
   try {
-    const s = new Semaphore(name, { create: false });
+    // An inspector reads every user's objects (owner: 'any'); the open still
+    // refuses a file that is not a semaphore.
+    const s = new Semaphore(name, { create: false, owner: 'any' });
     try {
       return { state: { value: s.value } };
     } finally {
@@ -98,7 +100,7 @@ function semaphoreState(name: string, st: Stats): { state: Record<string, unknow
 
 function queueState(name: string): { state: Record<string, unknown>; error?: string } {
   try {
-    const q = new Queue(name, { create: false });
+    const q = new Queue(name, { create: false, owner: 'any' });
     try {
       const a = q.attributes();
       return { state: { depth: a.size, maxsize: a.maxsize, maxMessageSize: a.maxMessageSize } };

@@ -271,7 +271,7 @@ function cmdRm(args: string[]): number {
 /** A queue at `name` found by opening it (when queues cannot be listed). */
 function queueAt(name: string): Entry | null {
   try {
-    const q = new Queue(name, { create: false });
+    const q = new Queue(name, { create: false, owner: 'any' });
     const a = q.attributes();
     q.close();
     return { kind: 'queue', name: name.replace(/^\//, ''), path: null, uid: -1, user: '?', mode: '?', size: 0, modified: null, state: { depth: a.size, maxsize: a.maxsize, maxMessageSize: a.maxMessageSize } };
@@ -282,7 +282,7 @@ function queueAt(name: string): Entry | null {
 
 function queueExists(name: string): boolean {
   try {
-    new Queue(name, { create: false }).close();
+    new Queue(name, { create: false, owner: 'any' }).close();
     return true;
   } catch (err) {
     return !(err instanceof IPCError && err.code === 'ENOENT');

@@ -31,7 +31,8 @@ export interface CoreBinding {
 }
 
 export interface SemBinding {
-  semOpen(name: string, create: boolean, exclusive: boolean, mode: number, value: number): Handle;
+  /** owner: -1 adopts an existing semaphore of any uid, otherwise only that uid's (EPERM). */
+  semOpen(name: string, create: boolean, exclusive: boolean, mode: number, value: number, owner: number): Handle;
   /** Functions bound to one semaphore (no argument unwrapping): [tryWait, post]. */
   semBind(h: Handle): [tryWait: () => boolean, post: () => void];
   semPost(h: Handle, n?: number): void;
@@ -109,11 +110,13 @@ export interface ShmBinding {
   /**
    * Opens (and maybe creates and initialises) a segment and maps it: [handle, created, mapped size].
    * whenSmaller, for an existing segment smaller than `size`: 0 map as is, 1 grow it, 2 wait up to
-   * sizeWaitMs for its creator (and map only `size` bytes of a larger one).
+   * sizeWaitMs for its creator (and map only `size` bytes of a larger one). owner: -1 any uid,
+   * otherwise that uid (EPERM). Only a regular file is mapped; symlinks are not followed and a FIFO
+   * does not block.
    */
   shmOpen(
     name: string, create: boolean, exclusive: boolean, readOnly: boolean, mode: number, size: number,
-    init: Uint8Array | null, whenSmaller: 0 | 1 | 2, sizeWaitMs: number,
+    init: Uint8Array | null, whenSmaller: 0 | 1 | 2, sizeWaitMs: number, owner: number,
   ): [Handle, boolean, number];
   /** A new external ArrayBuffer over the whole mapping (no copy); detached by shmClose. RangeError past maxLength. */
   shmBuffer(h: Handle, maxLength: number): ArrayBuffer;

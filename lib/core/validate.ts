@@ -151,3 +151,17 @@ export function validateFunction(value: unknown, argName: string): void {
     throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be a function. Received ${describeValue(value)}`);
   }
 }
+
+/**
+ * Whose existing object an open may adopt: `'self'` (default) our effective
+ * uid, `'any'` every uid, or a uid. Comes back as the number the native open
+ * functions take: -1 for 'any', otherwise the uid.
+ */
+export type Owner = 'self' | 'any' | number;
+
+export function validateOwner(value: unknown): number {
+  if (value === undefined || value === 'self') return process.geteuid?.() ?? -1;
+  if (value === 'any') return -1;
+  if (typeof value === 'number') return validateInteger(value, 'owner', 0, 0xfffffffe);
+  throw typeError('ERR_INVALID_ARG_VALUE', `The "owner" option must be 'self', 'any' or a uid (an integer >= 0). Received ${describeValue(value)}`);
+}

@@ -16,6 +16,7 @@ export class MqTransport implements QueueTransport {
   readonly maxsize: number;
   readonly maxMessageSize: number;
   readonly mode: number;
+  readonly uid: number | undefined;
 
   /**
    * Opens (or creates) the queue. @throws IPCError from mq_open (with the
@@ -37,6 +38,15 @@ export class MqTransport implements QueueTransport {
       throw explainOpenError(err, create, wantMax || mqueueSetting('msg_default', 10), wantSize || mqueueSetting('msgsize_default', 8192));
     }
     const attr = binding.mqAttr(h);
+    if (req.owner >= 0 && attr.uid !== undefined && attr.uid !== req.owner) {
+      binding.mqClose(h);
+      throw ipcError(
+        'EPERM',
+        `the queue is owned by uid ${attr.uid}, not uid ${req.owner} (pass owner: 'any' or owner: ${attr.uid} to accept it)`,
+        'mq_open',
+        name,
+      );
+    }
     if ((maxsize !== undefined && attr.maxmsg !== maxsize) || (msgsize !== undefined && attr.msgsize !== msgsize)) {
       binding.mqClose(h);
       throw ipcError(
@@ -51,6 +61,7 @@ export class MqTransport implements QueueTransport {
     this.maxsize = attr.maxmsg;
     this.maxMessageSize = attr.msgsize;
     this.mode = attr.mode ?? mode;
+    this.uid = attr.uid;
   }
 
   /** Removes the queue `name` (mq_unlink). */

@@ -9,7 +9,7 @@ import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/code
 import type { Codec, CodecOption } from '../core/codec.js';
 import { closedError, DecodeError, describeValue, ErrorCode, IPCError, sysError, typeError } from '../core/errors.js';
 import { WaitList } from '../core/waitlist.js';
-import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './large-items.js';
+import { announcedSegments, hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, segmentOwners, waitingSegments, writeLarge } from './large-items.js';
 import { HARD_MSGMAX, HARD_MSGSIZEMAX } from './limits.js';
 import { MqTransport } from './mq.js';
 import { READABLE, WRITABLE } from './transport.js';
@@ -19,6 +19,7 @@ import {
   validateBoolean,
   validateInteger,
   validateMode,
+  validateOwner,
   validateName,
   keysOf,
   validateOptions,
@@ -26,6 +27,7 @@ import {
   validateTimeout,
   validateWaitOptions,
 } from '../core/validate.js';
+import type { Owner } from '../core/validate.js';
 
 /** The highest message priority plus one (`MQ_PRIO_MAX`, 32768 on Linux). */
 export const MQ_PRIO_MAX: number = binding.MQ_PRIO_MAX;
@@ -87,6 +89,15 @@ export interface QueueOptions<T = unknown> {
   exclusive?: boolean;
   /** Permission bits for a newly created queue (the umask applies). Default 0o600. */
   mode?: number;
+  /**
+   * Whose existing queue this call may open: `'self'` (default) only one
+   * owned by this process's effective uid, `'any'` any owner, or a uid. One
+   * owned by another uid is refused with IPCError `EPERM` naming its owner,
+   * so that no other user can plant a queue (made before us, with mode
+   * 0o666) that we would adopt. Root is not special: it too adopts only its
+   * own unless it says otherwise.
+   */
+  owner?: Owner;
   /**
    * What `for await (const item of q)` does with a message the codec cannot
    * decode (a {@link DecodeError}; the message is consumed either way):
@@ -158,7 +169,7 @@ interface Putter {
   priority: number;
 }
 
-const QUEUE_KEYS = keysOf<QueueOptions>()('maxsize', 'maxMessageSize', 'codec', 'create', 'exclusive', 'mode', 'onDecodeError');
+const QUEUE_KEYS = keysOf<QueueOptions>()('maxsize', 'maxMessageSize', 'codec', 'create', 'exclusive', 'mode', 'onDecodeError', 'owner');
 const PUT_KEYS = keysOf<PutOptions>()('timeout', 'signal', 'priority');
 const PUT_NOWAIT_KEYS = keysOf<{ priority?: number }>()('priority');
 const PUT_SYNC_KEYS = keysOf<SyncOptions & { priority?: number }>()('timeout', 'priority');
@@ -202,6 +213,8 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   readonly #maxsize: number;
   readonly #msgsize: number;
   readonly #segmentMode: number;
+  /** Whose side segments this queue's receiver reads (null: any uid's). */
+  readonly #segmentOwners: Set<number> | null;
   readonly #getters = new WaitList<unknown, Getter>({
     onTimeout: (_g, ms) => ({ error: this.#empty(ms) }),
     onChange: () => this.#watch(),
@@ -238,12 +251,14 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const mode = validateMode(o.mode);
-    const t = new MqTransport({ name: this.#name, create, exclusive, mode, maxsize, maxMessageSize: msgsize });
+    const owner = validateOwner(o.owner);
+    const t = new MqTransport({ name: this.#name, create, exclusive, mode, maxsize, maxMessageSize: msgsize, owner });
     this.#h = t;
     this.#maxsize = t.maxsize;
     this.#msgsize = t.maxMessageSize;
     // Whoever may open the queue may read its side segments, and nobody else.
     this.#segmentMode = t.mode;
+    this.#segmentOwners = segmentOwners(t.uid, t.mode);
     this.#onPoll = (status) => this.#serve(status);
     this.#rx = Buffer.allocUnsafeSlow(t.maxMessageSize);
     this.#json = isJsonCodec(this.#codec);
@@ -361,7 +376,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
 
   /** Decodes a received message (a descriptor is followed to its side segment). @throws DecodeError */
   #decode(bytes: Buffer): T {
-    const data = bytes.length > LARGE_HEADER && bytes[0] === 0 && hasMagic(bytes) ? readLarge(this.#name, bytes) : bytes;
+    const data = bytes.length > LARGE_HEADER && bytes[0] === 0 && hasMagic(bytes) ? readLarge(this.#name, bytes, this.#segmentOwners) : bytes;
     try {
       return this.#codec.decode(data);
     } catch (err) {
@@ -627,6 +642,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   #waitPut(messages: Message[], priority: number, timeout: number, signal: AbortSignal | undefined, next = 0): Promise<void> {
+    waitingSegments(messages, next);
     return this.#putters.wait({ messages, next, priority }, timeout, signal);
   }
 
@@ -719,6 +735,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
             ? 1
             : 0
           : h.sendMany(p.messages.map((m) => m.bytes), p.priority, p.next);
+      announcedSegments(p.messages, p.next, p.next + n);
       p.next += n;
       if (n > 0) sent = true;
       if (p.next < p.messages.length) break;

@@ -34,6 +34,8 @@ export interface QueueTransport {
   readonly maxMessageSize: number;
   /** Permission bits of the object: side segments are made with them. */
   readonly mode: number;
+  /** The uid that owns the object, when the transport knows it (side segments of that uid are read). */
+  readonly uid: number | undefined;
   attributes(): TransportAttributes;
   /** Messages in it now. */
   size(): number;
@@ -72,4 +74,6 @@ export interface TransportOpenRequest {
   maxsize: number | undefined;
   /** Requested message size, or undefined: the existing one or the system default. */
   maxMessageSize: number | undefined;
+  /** Whose existing object to open (validateOwner's number): -1 any uid, otherwise only that uid's (EPERM). */
+  owner: number;
 }

@@ -26,9 +26,11 @@ import {
   validateInteger,
   validateMode,
   validateName,
+  validateOwner,
   keysOf,
   validateOptions,
 } from '../core/validate.js';
+import type { Owner } from '../core/validate.js';
 
 export type { Typecode, BigIntTypecode, ScalarOf, TypedArrayOf } from './typecodes.js';
 
@@ -47,8 +49,8 @@ const WHEN_SMALLER_WAIT = 2;
  */
 const SIZE_WAIT_MS = 1000;
 
-const SHARED_MEMORY_KEYS = keysOf<SharedMemoryOptions>()('create', 'size', 'exclusive', 'mode', 'readOnly');
-const CELLS_KEYS = keysOf<SharedCellsOptions>()('name', 'lock', 'create', 'exclusive', 'mode', 'readOnly');
+const SHARED_MEMORY_KEYS = keysOf<SharedMemoryOptions>()('create', 'size', 'exclusive', 'mode', 'readOnly', 'owner');
+const CELLS_KEYS = keysOf<SharedCellsOptions>()('name', 'lock', 'create', 'exclusive', 'mode', 'readOnly', 'owner');
 
 /** The size of a memory page: mappings are made of whole pages. */
 export const PAGE_SIZE: number = binding.SHM_PAGE_SIZE;
@@ -68,6 +70,8 @@ interface OpenRequest {
   size: number;
   init: Uint8Array | null;
   whenSmaller: 0 | 1 | 2;
+  /** validateOwner's number: -1 any uid, otherwise that uid. */
+  owner: number;
 }
 
 /** One open, mapped segment: the state SharedMemory, Value and SharedArray share. */
@@ -87,13 +91,13 @@ class Segment {
       for (let attempt = 0; result === undefined; attempt++) {
         name = randomSegmentName();
         try {
-          result = binding.shmOpen(name, true, true, false, req.mode, req.size, req.init, WHEN_SMALLER_MAP_AS_IS, 0);
+          result = binding.shmOpen(name, true, true, false, req.mode, req.size, req.init, WHEN_SMALLER_MAP_AS_IS, 0, req.owner);
         } catch (err) {
           if (!(err instanceof IPCError && err.code === 'EEXIST') || attempt >= 100) throw err;
         }
       }
     } else {
-      result = binding.shmOpen(name, req.create, req.exclusive, req.readOnly, req.mode, req.size, req.init, req.whenSmaller, SIZE_WAIT_MS);
+      result = binding.shmOpen(name, req.create, req.exclusive, req.readOnly, req.mode, req.size, req.init, req.whenSmaller, SIZE_WAIT_MS, req.owner);
     }
     [this.h, this.created, this.size] = result;
     this.name = name as string;
@@ -173,6 +177,15 @@ export interface SharedMemoryOptions {
    * this user write. See `buffer` for what writes do then. Not with `create`.
    */
   readOnly?: boolean;
+  /**
+   * Whose existing segment this call may open: `'self'` (default) only one
+   * owned by this process's effective uid, `'any'` any owner, or a uid. One
+   * owned by another uid is refused with IPCError `EPERM` naming its owner,
+   * so that no other user can plant a segment (made before us, with mode
+   * 0o666) that we would adopt. Root is not special: it too adopts only its
+   * own unless it says otherwise.
+   */
+  owner?: Owner;
 }
 
 /**
@@ -227,6 +240,7 @@ export class SharedMemory implements Disposable {
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const readOnly = validateBoolean(o.readOnly, 'readOnly', false);
     const mode = validateMode(o.mode);
+    const owner = validateOwner(o.owner);
     if (!named && !create) {
       throw typeError('ERR_INCOMPATIBLE_OPTION_PAIR', 'A name is required to open an existing segment (create: false)');
     }
@@ -251,6 +265,7 @@ export class SharedMemory implements Disposable {
       size,
       init: null,
       whenSmaller: create ? WHEN_SMALLER_GROW : WHEN_SMALLER_MAP_AS_IS,
+      owner,
     });
   }
 
@@ -368,6 +383,15 @@ export interface SharedCellsOptions {
   mode?: number;
   /** Open an existing segment read-only: writes throw IPCError EACCES. Implies `create: false`. */
   readOnly?: boolean;
+  /**
+   * Whose existing segment (and lock) this call may open: `'self'` (default) only one
+   * owned by this process's effective uid, `'any'` any owner, or a uid. One
+   * owned by another uid is refused with IPCError `EPERM` naming its owner,
+   * so that no other user can plant a segment or lock (made before us, with mode
+   * 0o666) that we would adopt. Root is not special: it too adopts only its
+   * own unless it says otherwise.
+   */
+  owner?: Owner;
 }
 
 /** Options for `new Value(...)`. */
@@ -395,6 +419,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
   protected readonly writable: boolean;
   readonly #count: number;
   readonly #mode: number;
+  readonly #owner: Owner | undefined;
   readonly #lockOption: boolean | Lock;
   #lock: Lock | null = null;
 
@@ -408,6 +433,8 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
     const create = validateBoolean(o.create, 'create', !readOnly);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     this.#mode = validateMode(o.mode);
+    const owner = validateOwner(o.owner);
+    this.#owner = o.owner;
     if (o.lock !== undefined && typeof o.lock !== 'boolean' && !(o.lock instanceof Lock)) {
       throw typeError('ERR_INVALID_ARG_TYPE', `The "lock" option must be a boolean or a Lock`);
     }
@@ -433,6 +460,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
       // The creator sizes and fills the segment with one pwrite; an opener
       // that raced it waits for that rather than reading a half-made value.
       whenSmaller: WHEN_SMALLER_WAIT,
+      owner,
     });
     try {
       if (this.#seg.size < bytes) {
@@ -534,7 +562,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
       throw typeError(ErrorCode.NO_LOCK, `This ${this.constructor.name} was made with lock: false and has no lock`);
     }
     if (this.cells === null) throw closedError(this.constructor.name, 'sem_open', this.#seg.name);
-    if (this.#lock === null) this.#lock = new Lock(this.#seg.name, { mode: this.#mode });
+    if (this.#lock === null) this.#lock = new Lock(this.#seg.name, { mode: this.#mode, owner: this.#owner });
     return this.#lock;
   }
 

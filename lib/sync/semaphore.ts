@@ -14,12 +14,14 @@ import {
   validateFunction,
   validateInteger,
   validateMode,
+  validateOwner,
   validateName,
   keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
 } from '../core/validate.js';
+import type { Owner } from '../core/validate.js';
 import { WaiterQueue } from '../core/waitlist.js';
 
 /** The largest value a semaphore can hold (`SEM_VALUE_MAX`, 2147483647 on Linux). */
@@ -35,6 +37,15 @@ export interface SemaphoreOptions {
   exclusive?: boolean;
   /** Permission bits for a newly created semaphore (the umask applies). Default 0o600. */
   mode?: number;
+  /**
+   * Whose existing semaphore this call may open: `'self'` (default) only one
+   * owned by this process's effective uid, `'any'` any owner, or a uid. One
+   * owned by another uid is refused with IPCError `EPERM` naming its owner,
+   * so that no other user can plant a semaphore (made before us, with mode
+   * 0o666) that we would adopt. Root is not special: it too adopts only its
+   * own unless it says otherwise.
+   */
+  owner?: Owner;
 }
 
 /** Options for a wait. */
@@ -54,9 +65,9 @@ export interface Held extends Disposable {
 const RESOLVED_TRUE = Promise.resolve(true);
 const RESOLVED_FALSE = Promise.resolve(false);
 const SEM_PREFIX = 4; // glibc stores semaphores as /dev/shm/sem.NAME
-const SEMAPHORE_KEYS = keysOf<SemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode');
-const BOUNDED_KEYS = keysOf<BoundedSemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'maxValue');
-const LOCK_KEYS = keysOf<Omit<SemaphoreOptions, 'initialValue'>>()('create', 'exclusive', 'mode');
+const SEMAPHORE_KEYS = keysOf<SemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'owner');
+const BOUNDED_KEYS = keysOf<BoundedSemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'owner', 'maxValue');
+const LOCK_KEYS = keysOf<Omit<SemaphoreOptions, 'initialValue'>>()('create', 'exclusive', 'mode', 'owner');
 
 /**
  * A counting semaphore shared by name across processes (POSIX `sem_open`).
@@ -86,7 +97,7 @@ export class Semaphore implements Disposable {
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const mode = validateMode(o.mode);
-    this.#h = binding.semOpen(this.#name, create, exclusive, mode, initialValue);
+    this.#h = binding.semOpen(this.#name, create, exclusive, mode, initialValue, validateOwner(o.owner));
     [this.#tryWait, this.#post] = binding.semBind(this.#h);
     const self = this;
     this.#waiters = new WaiterQueue({

@@ -9,9 +9,11 @@ namespace pipc {
 namespace {
 
 Napi::Value CreateError(Napi::Env env, int err, const char* syscall,
-                        const std::string& path) {
+                        const std::string& path,
+                        const std::string& description = std::string()) {
   const char* code = uv_err_name(-err);
-  std::string message = std::string(code) + ": " + uv_strerror(-err) + ", " +
+  std::string message = std::string(code) + ": " +
+                        (description.empty() ? std::string(uv_strerror(-err)) : description) + ", " +
                         syscall + (path.empty() ? "" : " '" + path + "'");
   AddonData* data = AddonData::Get(env);
   if (data != nullptr && !data->error_factory.IsEmpty()) {
@@ -56,6 +58,11 @@ Napi::Error MakeIPCError(Napi::Env env, int err, const char* syscall,
 void ThrowIPCError(Napi::Env env, int err, const char* syscall,
                    const std::string& path) {
   throw MakeIPCError(env, err, syscall, path);
+}
+
+void ThrowIPCError(Napi::Env env, int err, const char* syscall,
+                   const std::string& path, const std::string& description) {
+  throw Napi::Error(env, CreateError(env, err, syscall, path, description));
 }
 
 napi_value ThrowIPCErrorC(napi_env env, int err, const char* syscall,

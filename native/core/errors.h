@@ -17,6 +17,13 @@ Napi::Error MakeIPCError(Napi::Env env, int err, const char* syscall,
 [[noreturn]] void ThrowIPCError(Napi::Env env, int err, const char* syscall,
                                 const std::string& path);
 
+// The same with a description of what was found in place of strerror's
+// ("EPERM: '/dev/shm/x' is owned by uid 65534 ..., shm_open '/x'"); an empty
+// description falls back to strerror's.
+[[noreturn]] void ThrowIPCError(Napi::Env env, int err, const char* syscall,
+                                const std::string& path,
+                                const std::string& description);
+
 // Plain N-API flavour for the hot paths written against the C API: leaves a
 // pending exception and returns nullptr.
 napi_value ThrowIPCErrorC(napi_env env, int err, const char* syscall,

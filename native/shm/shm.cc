@@ -12,16 +12,24 @@
 #include "../core/args.h"
 #include "../core/errors.h"
 #include "../core/posix.h"
+#include "../core/safe-open.h"
 
 namespace pipc {
 
-Mapping::~Mapping() { Unmap(); }
+Mapping::~Mapping() {
+  Retire();
+  if (retired != nullptr) munmap(retired, size);
+}
 
-void Mapping::Unmap() {
-  if (addr != nullptr) {
-    munmap(addr, size);
-    addr = nullptr;
-  }
+void Mapping::Retire() {
+  if (addr == nullptr) return;
+  // MAP_FIXED replaces the shared pages in one step: there is no instant at
+  // which the range is unmapped. If it fails the segment simply stays mapped
+  // until the destructor, which is safe too.
+  mmap(addr, size, PROT_READ | PROT_WRITE,
+       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  retired = addr;
+  addr = nullptr;
 }
 
 namespace {
@@ -48,6 +56,7 @@ struct OpenParams {
   // kWait: how long to wait for a racing creator to size the segment (a
   // policy of lib/shm, passed in).
   int64_t size_wait_ns = 0;
+  OwnerPolicy owner = OwnerPolicy::Self();
 };
 
 struct OpenResult {
@@ -56,11 +65,13 @@ struct OpenResult {
   bool created = false;
   int err = 0;
   const char* syscall = nullptr;
+  std::string why;  // what was found at the name, when that is the failure
 };
 
 bool Fail(OpenResult* r, const char* syscall, int err) {
   r->syscall = syscall;
   r->err = err;
+  if (std::string(syscall) != "shm_open") r->why.clear();
   return false;
 }
 
@@ -97,19 +108,23 @@ bool OpenSegment(const OpenParams& p, OpenResult* r) {
   // With create and without exclusive, try to create first so that we know
   // whether we did (and must initialise); if another process won, open its
   // segment; if it was unlinked in between, go round again.
+  // Every open goes through OpenShmFile: no symlink is followed, a FIFO
+  // cannot block us, and an existing file must be a regular one owned as
+  // p.owner allows.
   for (int attempt = 0;; attempt++) {
     if (p.create) {
-      fd = shm_open(p.name.c_str(), access | O_CREAT | O_EXCL | O_CLOEXEC, p.mode);
+      fd = OpenShmFile(p.name.c_str(), access | O_CREAT | O_EXCL, p.mode, p.owner, 0,
+                       nullptr, &r->why);
       if (fd >= 0) {
         r->created = true;
         break;
       }
-      if (errno != EEXIST || p.exclusive) return Fail(r, "shm_open", errno);
+      if (fd != -EEXIST || p.exclusive) return Fail(r, "shm_open", -fd);
     }
-    fd = shm_open(p.name.c_str(), access | O_CLOEXEC, 0);
+    fd = OpenShmFile(p.name.c_str(), access, 0, p.owner, 0, nullptr, &r->why);
     if (fd >= 0) break;
-    if (errno != ENOENT || !p.create || attempt >= 100) {
-      return Fail(r, "shm_open", errno);
+    if (fd != -ENOENT || !p.create || attempt >= 100) {
+      return Fail(r, "shm_open", -fd);
     }
   }
 
@@ -151,8 +166,12 @@ bool OpenSegment(const OpenParams& p, OpenResult* r) {
     // instead of raising SIGSEGV in the middle of the VM. The typed APIs refuse
     // to write before it comes to that (see lib/shm.ts).
     const int flags = p.read_only ? MAP_PRIVATE : MAP_SHARED;
-    void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, 0);
-    if (addr == MAP_FAILED) {
+    void* addr = size == 0 ? MAP_FAILED
+                           : mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, 0);
+    if (size == 0) {
+      ok = Fail(r, "mmap", EINVAL);
+      r->why = "is empty (0 bytes): nothing to map";
+    } else if (addr == MAP_FAILED) {
       ok = Fail(r, "mmap", errno);
     } else {
       r->addr = static_cast<uint8_t*>(addr);
@@ -183,8 +202,8 @@ void FinalizeHandle(napi_env env, void* data, void*) {
 }
 
 // shmOpen(name, create, exclusive, readOnly, mode, size, init, whenSmaller,
-//         sizeWaitMs)
-//   -> [handle, created, size]
+//         sizeWaitMs, owner) -> [handle, created, size]. owner: see
+//         OwnerPolicy::FromJs.
 Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   OpenParams p;
@@ -207,9 +226,10 @@ Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   if (p.when_smaller == WhenSmaller::kWait) {
     p.size_wait_ns = static_cast<int64_t>(info[8].As<Napi::Number>().DoubleValue() * 1e6);
   }
+  if (info[9].IsNumber()) p.owner = OwnerPolicy::FromJs(info[9].As<Napi::Number>().DoubleValue());
 
   OpenResult r;
-  if (!OpenSegment(p, &r)) ThrowIPCError(env, r.err, r.syscall, p.name);
+  if (!OpenSegment(p, &r)) ThrowIPCError(env, r.err, r.syscall, p.name, r.why);
 
   auto* h = new ShmHandle();
   h->map = std::make_shared<Mapping>();
@@ -262,7 +282,8 @@ Napi::Value ShmBuffer(const Napi::CallbackInfo& info) {
   return Napi::Value(env, ab);
 }
 
-// shmClose(handle): detaches every ArrayBuffer handed out, then unmaps.
+// shmClose(handle): detaches every ArrayBuffer handed out, then retires the
+// mapping (Mapping::Retire): the segment is no longer mapped.
 Napi::Value ShmClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Mapping* m = Unwrap<ShmHandle>(info[0]).map.get();
@@ -273,7 +294,7 @@ Napi::Value ShmClose(const Napi::CallbackInfo& info) {
     }
   }
   DropBufferRefs(env, m);
-  m->Unmap();
+  m->Retire();
   return env.Undefined();
 }
 

@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include "../addon.h"
 #include "../core/args.h"
 #include "../core/errors.h"
 #include "../core/posix.h"
+#include "../core/safe-open.h"
 #include "../core/wait.h"
 
 namespace pipc {
@@ -37,7 +39,22 @@ void FinalizeSem(napi_env, void* data, void*) {
   delete holder;
 }
 
-// semOpen(name, create, exclusive, mode, initialValue) -> handle
+// Checks the file glibc's sem_open maps for `name` (/dev/shm/sem.NAME):
+// glibc maps whatever is there without looking, and touching an empty or
+// short one is SIGBUS. Returns 0, -ENOENT when there is none, or -errno with
+// *why set.
+int CheckSemFile(const std::string& name, const OwnerPolicy& owner, std::string* why) {
+  const std::string file = "/sem." + name.substr(1);
+  int fd = OpenShmFile(file.c_str(), O_RDWR, 0, owner,
+                       static_cast<off_t>(sizeof(sem_t)), nullptr, why);
+  if (fd < 0) return fd;
+  close(fd);
+  return 0;
+}
+
+// semOpen(name, create, exclusive, mode, initialValue, owner) -> handle.
+// owner: < 0 accepts an existing semaphore of any uid, otherwise only that
+// uid's (see OwnerPolicy).
 Napi::Value SemOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = info[0].As<Napi::String>().Utf8Value();
@@ -45,10 +62,32 @@ Napi::Value SemOpen(const Napi::CallbackInfo& info) {
   bool exclusive = info[2].ToBoolean();
   mode_t mode = static_cast<mode_t>(info[3].As<Napi::Number>().Uint32Value());
   unsigned value = info[4].As<Napi::Number>().Uint32Value();
+  OwnerPolicy owner = info[5].IsNumber()
+                          ? OwnerPolicy::FromJs(info[5].As<Napi::Number>().DoubleValue())
+                          : OwnerPolicy::Self();
+  std::string why;
+  // Before: refuse a planted file instead of letting glibc map it.
+  if (!(create && exclusive)) {
+    int r = CheckSemFile(name, owner, &why);
+    if (r < 0 && r != -ENOENT) ThrowIPCError(env, -r, "sem_open", name, why);
+  }
   int flags = create ? (O_CREAT | (exclusive ? O_EXCL : 0)) : 0;
   sem_t* sem = create ? sem_open(name.c_str(), flags, mode, value)
                       : sem_open(name.c_str(), flags);
   if (sem == SEM_FAILED) ThrowIPCError(env, errno, "sem_open", name);
+  // After: glibc cannot say which file it mapped, so check the name again. A
+  // file planted between the first check and sem_open (or one that replaced
+  // a checked one) is caught here, before anything touches the mapping,
+  // unless it is a good file when checked and is swapped back after:
+  // possible only for a file its planter owns, so only with owner: 'any' (or
+  // that uid), which trusts that user anyway. A file that another user may
+  // write can also be truncated later, which no check at open prevents.
+  int r = CheckSemFile(name, owner, &why);
+  if (r < 0) {
+    sem_close(sem);
+    ThrowIPCError(env, -r == ENOENT ? EAGAIN : -r, "sem_open", name,
+                  -r == ENOENT ? "was removed while being opened" : why);
+  }
   auto* holder = new SemPtr(std::make_shared<Sem>());
   (*holder)->sem = sem;
   (*holder)->name = name;

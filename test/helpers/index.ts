@@ -65,7 +65,7 @@ export function namesRemovedAfterEach(
 /** True if a message queue of that name exists (open-only mq_open: /dev/mqueue is not mounted here). */
 export function queueExists(name: string): boolean {
   try {
-    new Queue(name, { create: false }).close();
+    new Queue(name, { create: false, owner: 'any' }).close();
     return true;
   } catch (err) {
     if ((err as IPCError).code === 'ENOENT') return false;

@@ -125,6 +125,7 @@ describe('between node processes', () => {
         expect(report.openPrivate).toBe('EACCES');
         expect(report.openPrivateRO).toBe('EACCES');
         expect(report.openSharedRW).toBe('EACCES');
+        expect(report.openSharedDefault).toBe('EPERM'); // root's, and owner defaults to 'self'
         expect(report.sharedValue).toBe(1234);
         expect(report.sharedAdd).toBe('EACCES');
         expect(report.sharedSet).toBe('EACCES');

@@ -1,0 +1,117 @@
+#include "safe-open.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "posix.h"
+
+namespace pipc {
+
+OwnerPolicy OwnerPolicy::Self() {
+  OwnerPolicy p;
+  p.uid = geteuid();
+  return p;
+}
+
+OwnerPolicy OwnerPolicy::FromJs(double v) {
+  OwnerPolicy p;
+  if (v < 0) {
+    p.any = true;
+  } else {
+    p.uid = static_cast<uid_t>(v);
+  }
+  return p;
+}
+
+namespace {
+
+const char* KindOf(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISLNK(m)) return "a symbolic link";
+  return "not a regular file";
+}
+
+}  // namespace
+
+int CheckShmFile(int fd, const OwnerPolicy& owner, off_t min_size,
+                 struct stat* out, std::string* why) {
+  struct stat st;
+  if (fstat(fd, &st) == -1) {
+    int e = errno;
+    if (why) *why = "cannot stat what is there";
+    return -e;
+  }
+  if (out) *out = st;
+  if (!S_ISREG(st.st_mode)) {
+    if (why) *why = std::string("is ") + KindOf(st.st_mode) + ", not a regular file";
+    return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+  }
+  if (!owner.any && st.st_uid != owner.uid) {
+    if (why) {
+      *why = "is owned by uid " + std::to_string(st.st_uid) + ", not uid " +
+             std::to_string(owner.uid) + " (pass owner: 'any' or owner: " +
+             std::to_string(st.st_uid) + " to accept it)";
+    }
+    return -EPERM;
+  }
+  if (st.st_size < min_size) {
+    if (why) {
+      *why = "holds " + std::to_string(static_cast<long long>(st.st_size)) +
+             " bytes, fewer than the " +
+             std::to_string(static_cast<long long>(min_size)) + " it must hold";
+    }
+    return -EINVAL;
+  }
+  return 0;
+}
+
+int OpenShmFile(const char* name, int flags, mode_t mode,
+                const OwnerPolicy& owner, off_t min_size, struct stat* out,
+                std::string* why) {
+  const int all = flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+  int fd = RetryEintr([&] { return shm_open(name, all, mode); });
+  if (fd == -1) {
+    int e = errno;
+    struct stat st;
+    // glibc's shm_open turns open(2)'s EISDIR into EINVAL: say what is there.
+    if (e == EINVAL && lstat(("/dev/shm" + std::string(name)).c_str(), &st) == 0 &&
+        S_ISDIR(st.st_mode)) {
+      e = EISDIR;
+    }
+    if (why) {
+      if (e == EISDIR) {
+        *why = "'/dev/shm" + std::string(name) + "' is a directory, not a regular file";
+      } else if (e == ELOOP) {
+        *why = "'/dev/shm" + std::string(name) + "' is a symbolic link, which is never followed";
+      } else {
+        why->clear();
+      }
+    }
+    return -e;
+  }
+  const bool created = (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL);
+  OwnerPolicy check = owner;
+  if (created) check.any = true;
+  int r = CheckShmFile(fd, check, created ? 0 : min_size, out, why);
+  if (r == 0 && !(flags & O_NONBLOCK)) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl == -1 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1) {
+      r = -errno;
+      if (why) why->clear();
+    }
+  }
+  if (r != 0) {
+    close(fd);
+    if (why && !why->empty()) *why = "'/dev/shm" + std::string(name) + "' " + *why;
+    return r;
+  }
+  return fd;
+}
+
+}  // namespace pipc

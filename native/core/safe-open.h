@@ -1,0 +1,45 @@
+// Opening files that other users can plant at our names (/dev/shm/NAME,
+// /dev/shm/sem.NAME). Every file found at a name is hostile until checked:
+// never follow a symlink, never block on a FIFO, refuse anything but a
+// regular file of the expected size, and refuse one another uid owns unless
+// the caller said to accept it. napi-free: results are -errno, with a
+// description of what was found for the error message.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <string>
+
+namespace pipc {
+
+// Whose existing object an open may adopt. JavaScript's `owner` option:
+// 'self' (the default) is our effective uid, 'any' accepts every owner, a
+// number is that uid. Root is not special: root adopts only root's objects
+// by default.
+struct OwnerPolicy {
+  bool any = false;
+  uid_t uid = 0;
+
+  static OwnerPolicy Self();
+  // From the value JavaScript passes: < 0 is 'any', otherwise a uid.
+  static OwnerPolicy FromJs(double v);
+};
+
+// Checks an open descriptor: a regular file (EISDIR for a directory, EINVAL
+// for any other kind), owned as `owner` allows (EPERM), at least `min_size`
+// bytes long (EINVAL). Returns 0 or -errno; on failure *why says what is
+// there ("is a FIFO, not a regular file", "is owned by uid 65534").
+int CheckShmFile(int fd, const OwnerPolicy& owner, off_t min_size,
+                 struct stat* out, std::string* why);
+
+// shm_open(name) without following a symlink or blocking on a FIFO (glibc
+// passes the flags on to open(2) on /dev/shm/NAME), then CheckShmFile. With
+// O_CREAT|O_EXCL the file is our own new one and only its kind is checked.
+// O_NONBLOCK is cleared again before returning. Returns the descriptor
+// (O_CLOEXEC) or -errno; retries EINTR.
+int OpenShmFile(const char* name, int flags, mode_t mode,
+                const OwnerPolicy& owner, off_t min_size, struct stat* out,
+                std::string* why);
+
+}  // namespace pipc
