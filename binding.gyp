@@ -7,6 +7,7 @@
         "native/core/errors.cc",
         "native/core/wait.cc",
         "native/sync/semaphore.cc",
+        "native/sync/robust.cc",
         "native/mq/mq.cc",
         "native/shm/shm.cc",
         "native/pipe/pipe.cc"

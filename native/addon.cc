@@ -32,6 +32,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitErrors(env, exports);
   InitWait(env, exports);
   InitSemaphore(env, exports);
+  InitRobust(env, exports);
   InitMq(env, exports);
   InitShm(env, exports);
   InitPipe(env, exports);
