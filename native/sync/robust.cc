@@ -529,33 +529,18 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
 
 // JavaScript side ------------------------------------------------------------
 
-using SegPtr = std::shared_ptr<Seg>;
+using SegPtr = RobustPtr;
 
-Seg* GetSeg(Napi::Env env, Napi::Value v, bool allow_closed = false) {
-  void* data = nullptr;
-  if (napi_get_value_external(env, v, &data) != napi_ok || data == nullptr) {
-    throw Napi::TypeError::New(env, "Illegal invocation");
-  }
-  Seg* s = static_cast<SegPtr*>(data)->get();
-  if (s->tag != Seg::kTag) throw Napi::TypeError::New(env, "Illegal invocation");
-  if (!allow_closed && s->closed.load(std::memory_order_relaxed)) {
-    ThrowIPCError(env, EBADF, "futex", s->name);
-  }
-  return s;
-}
-
-SegPtr* Holder(Napi::Env env, Napi::Value v) {
-  GetSeg(env, v);
-  void* data = nullptr;
-  napi_get_value_external(env, v, &data);
-  return static_cast<SegPtr*>(data);
+Seg* GetSeg(Napi::Env env, Napi::Value v, const char* syscall = "futex") {
+  return UnwrapOpen<SegPtr>(v, syscall).get();
 }
 
 // Environment teardown (a worker_thread terminated): the slot is given up
-// even if JavaScript never closed it.
+// even if JavaScript never closed it. Registered per handle; runs before the
+// addon's own Teardown (hooks run newest first), and Close() wakes and
+// outlives any engine thread still sleeping on the segment.
 struct Hook {
   SegPtr seg;
-  napi_env env;
   bool hooked = true;
 };
 
@@ -565,12 +550,14 @@ void OnTeardown(void* arg) {
   h->seg->Close();
 }
 
-void FinalizeHandle(napi_env env, void* data, void* hint) {
+void FinalizeHandle(napi_env env, void* data, void*) {
   auto* holder = static_cast<SegPtr*>(data);
-  auto* hook = static_cast<Hook*>(hint);
+  auto* hook = static_cast<Hook*>((*holder)->teardown);
   (*holder)->Close();
-  if (hook->hooked) napi_remove_env_cleanup_hook(env, OnTeardown, hook);
-  delete hook;
+  if (hook != nullptr) {
+    if (hook->hooked) napi_remove_env_cleanup_hook(env, OnTeardown, hook);
+    delete hook;
+  }
   delete holder;
 }
 
@@ -595,15 +582,13 @@ Napi::Value RobOpen(const Napi::CallbackInfo& info) {
     }
     ThrowIPCError(env, r.err, r.syscall, name);
   }
-  auto* holder = new SegPtr(seg);
-  auto* hook = new Hook{seg, env};
-  napi_value ext;
-  if (napi_create_external(env, holder, FinalizeHandle, hook, &ext) != napi_ok) {
-    delete holder;
-    delete hook;
-    throw Napi::Error::New(env, "cannot wrap semaphore");
-  }
+  auto* hook = new Hook{seg};
+  seg->teardown = hook;
   napi_add_env_cleanup_hook(env, OnTeardown, hook);
+  Napi::Value ext = Wrap(env, new SegPtr(seg), FinalizeHandle, [](SegPtr* p) {
+    (*p)->Close();  // the teardown hook finds it closed
+    delete p;
+  });
   napi_value ab;
   auto* keep = new SegPtr(seg);
   if (napi_create_external_arraybuffer(env, seg->m, kSegmentBytes, FinalizeBuffer, keep, &ab) !=
@@ -612,7 +597,7 @@ Napi::Value RobOpen(const Napi::CallbackInfo& info) {
     throw Napi::Error::New(env, "cannot map semaphore");
   }
   Napi::Array out = Napi::Array::New(env, 4);
-  out.Set(0u, Napi::Value(env, ext));
+  out.Set(0u, ext);
   out.Set(1u, Napi::Value(env, ab));
   out.Set(2u, Napi::Number::New(env, seg->slot));
   out.Set(3u, Napi::Boolean::New(env, r.created));
@@ -643,12 +628,12 @@ Napi::Value RobRelease(const Napi::CallbackInfo& info) {
 
 napi_value RobWake(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 1;
-  napi_value argv[1];
+  napi_value argv[1] = {nullptr};
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  void* data = nullptr;
-  if (napi_get_value_external(env, argv[0], &data) != napi_ok || data == nullptr) return nullptr;
-  Seg* s = static_cast<SegPtr*>(data)->get();
-  if (s->tag == Seg::kTag && !s->closed.load(std::memory_order_relaxed)) Wake(s);
+  SegPtr* h = UnwrapOpen<SegPtr>(env, argv[0], "futex");
+  if (h == nullptr) return nullptr;
+  std::lock_guard<std::mutex> g((*h)->mu);
+  if ((*h)->fd >= 0) Wake(h->get());
   return nullptr;
 }
 
@@ -689,7 +674,7 @@ class FutexWaitJob : public WaitJob {
 // robWaitAsync(h, timeoutMs, callback) -> token. callback(err, acquired).
 Napi::Value RobWaitAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  SegPtr* holder = Holder(env, info[0]);
+  SegPtr* holder = &UnwrapOpen<SegPtr>(info[0], "futex");
   double timeout = info[1].As<Napi::Number>().DoubleValue();
   WaitEngine* engine = AddonData::Get(env)->engine.get();
   auto job = std::make_shared<FutexWaitJob>(*holder);
@@ -702,7 +687,7 @@ Napi::Value RobWaitAsync(const Napi::CallbackInfo& info) {
 // no wait uses it any more.
 Napi::Value RobClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Seg* s = GetSeg(env, info[0], true);
+  Seg* s = Unwrap<SegPtr>(info[0]).get();
   if (info.Length() > 1 && info[1].IsArrayBuffer()) {
     napi_detach_arraybuffer(env, info[1]);
   }

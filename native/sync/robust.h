@@ -8,8 +8,11 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <string>
+
+#include "../core/handle.h"
 
 namespace pipc {
 namespace robust {
@@ -69,8 +72,6 @@ constexpr int kOverRelease = -100000;
 // to the last thread still asleep on the futex word. Native operations hold
 // `mu` and fail with EBADF once the slot is given up.
 struct Seg {
-  static constexpr uint32_t kTag = 0x524f4253;  // "ROBS"
-  uint32_t tag = kTag;
   std::string name;
   int fd = -1;
   int32_t* m = nullptr;  // the mapping, as int32 words
@@ -79,6 +80,7 @@ struct Seg {
   std::mutex mu;
   int sleepers = 0;  // under mu: engine or sync threads inside FUTEX_WAIT
   int64_t next_check_ns = 0;  // JS thread: throttles TryAcquire's liveness check
+  void* teardown = nullptr;   // JS thread: the environment cleanup hook's record
 
   ~Seg();
   bool Close();
@@ -94,4 +96,15 @@ void Wake(Seg* s);
 int WaitUntil(Seg* s, int64_t until_ns, int64_t* next_check, const std::atomic<bool>* cancel);
 
 }  // namespace robust
+
+// The handle JavaScript holds: one reference to the segment.
+using RobustPtr = std::shared_ptr<robust::Seg>;
+
+template <>
+struct HandleTraits<RobustPtr> {
+  static constexpr HandleKind kind = HandleKind::kRobustSemaphore;
+  static bool Closed(const RobustPtr& s) { return s->closed.load(std::memory_order_relaxed); }
+  static const std::string& Name(const RobustPtr& s) { return s->name; }
+};
+
 }  // namespace pipc
