@@ -26,12 +26,17 @@ const S_HELD = 1;
 const S_GOTREC = 2;
 const S_JOURNAL = 3;
 const S_ENTRIES = 4;
-const S_TOKLO = 16;
-const S_TOKHI = 17;
 const S_RECPID = 18;
 const S_RECAT = 20;
 
 const SEM_VALUE_MAX: number = binding.SEM_VALUE_MAX;
+/**
+ * On x86 (total store order) a plain store already releases: the stores
+ * before it are visible first, so the unlocking store needs no fence. The
+ * waiters word is read after the locking CAS, a full barrier, which is all the
+ * sleeper protocol needs. Elsewhere the unlock is a sequentially consistent store.
+ */
+const TSO = process.arch === 'x64' || process.arch === 'ia32';
 const LAYOUT = binding.ROBUST_LAYOUT;
 
 /** What the holder of a recovered unit is told about the holder that died. */
@@ -90,7 +95,7 @@ export class RobustSegment {
    * V8), which is all a recoverer needs: a journal count written before the
    * changes and cleared after them.
    */
-  tryAcquire(): boolean {
+  tryAcquire(): 0 | 1 | 2 {
     const m = this.#m;
     if (Atomics.compareExchange(m, H_LOCK, 0, this.#slot) === 0) {
       const v = m[H_VALUE]!;
@@ -116,15 +121,13 @@ export class RobustSegment {
         m[H_TOKLO] = nlo;
         m[H_TOKHI] = nhi;
         m[b + S_JOURNAL] = 0;
-        m[b + S_TOKLO] = nlo;
-        m[b + S_TOKHI] = nhi;
-        m[b + S_GOTREC] = 0;
-        Atomics.store(m, H_LOCK, 0);
-        return true;
+        if (TSO) m[H_LOCK] = 0;
+        else Atomics.store(m, H_LOCK, 0);
+        return 1;
       }
       Atomics.store(m, H_LOCK, 0);
     }
-    return binding.robTryAcquire(this.handle) !== 0;
+    return binding.robTryAcquire(this.handle);
   }
 
   /**
@@ -150,7 +153,8 @@ export class RobustSegment {
         m[H_VALUE] = v + 1;
         m[b + S_HELD] = h - 1;
         m[b + S_JOURNAL] = 0;
-        Atomics.store(m, H_LOCK, 0);
+        if (TSO) m[H_LOCK] = 0;
+        else Atomics.store(m, H_LOCK, 0);
         if (Atomics.load(m, H_WAITERS) !== 0) binding.robWake(this.handle);
         return 0;
       }
@@ -159,7 +163,11 @@ export class RobustSegment {
     return binding.robRelease(this.handle, n);
   }
 
-  /** If this slot's last acquire got a unit whose holder died: who it was. Consumes the mark. */
+  /**
+   * If this slot's last native acquire got a unit whose holder died: who it
+   * was. Consumes the mark (the fast path never hands out a recovered unit
+   * and leaves the mark alone).
+   */
   takeRecovered(): OwnerDeadInfo | undefined {
     const m = this.#m;
     const b = this.#base;
@@ -168,11 +176,14 @@ export class RobustSegment {
     return { pid: m[b + S_RECPID]!, at: this.#f[(b + S_RECAT) / 2]! };
   }
 
-  /** The fencing token of this slot's last acquire (64-bit, increasing). */
-  lastToken(): bigint {
+  /**
+   * The fencing token of the current holder of a Lock (64-bit, increasing):
+   * the counter every acquire increments, read while we hold the only unit,
+   * so nobody else has incremented it since our acquire.
+   */
+  holderToken(): bigint {
     const m = this.#m;
-    const b = this.#base;
-    return (BigInt(m[b + S_TOKHI]! >>> 0) << 32n) | BigInt(m[b + S_TOKLO]! >>> 0);
+    return (BigInt(Atomics.load(m, H_TOKHI) >>> 0) << 32n) | BigInt(Atomics.load(m, H_TOKLO) >>> 0);
   }
 
   startWait(cb: WaitCallback): WaitToken {

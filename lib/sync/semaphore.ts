@@ -144,7 +144,7 @@ export class Semaphore implements Disposable {
       }
       this.#rob = rob;
       this.#h = rob.handle;
-      this.#tryWait = () => rob.tryAcquire();
+      this.#tryWait = () => rob.tryAcquire() !== 0;
       this.#post = () => {
         if (rob.release(1) !== 0) throw self.#overRelease();
       };
@@ -260,9 +260,11 @@ export class Semaphore implements Disposable {
   /** Takes one unit if one is free right now; never waits. */
   tryAcquire(): boolean {
     if (this.#h === null) throw closedError('semaphore', 'sem_trywait', this.#name);
-    if (!this.#tryWait()) return false;
-    if (this.#rob !== null) this.#took();
-    return true;
+    const rob = this.#rob;
+    if (rob === null) return this.#tryWait();
+    const r = rob.tryAcquire();
+    if (r === 2) this.#took();
+    return r !== 0;
   }
 
   /**
@@ -290,8 +292,13 @@ export class Semaphore implements Disposable {
     const h = this.#h;
     if (h === null) throw closedError('semaphore', 'sem_post', this.#name);
     if (n === 1) {
-      if (this.#rob === null) this.beforeRelease(1);
-      this.#post();
+      const rob = this.#rob;
+      if (rob === null) {
+        this.beforeRelease(1);
+        this.#post();
+      } else if (rob.release(1) !== 0) {
+        throw this.#overRelease();
+      }
       return;
     }
     validateInteger(n, 'n', 1, SEM_VALUE_MAX);
@@ -339,7 +346,7 @@ export class Semaphore implements Disposable {
     };
     const recovered = this.#recovered;
     this.#recovered = undefined;
-    const token = this.#rob !== null && this.#isLock ? this.#rob.lastToken() : undefined;
+    const token = this.#rob !== null && this.#isLock ? this.#rob.holderToken() : undefined;
     return { release, [Symbol.dispose]: release, recovered, token };
   }
 
