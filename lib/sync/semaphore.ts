@@ -18,6 +18,7 @@ import {
   validateInteger,
   validateMode,
   validateName,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
@@ -89,6 +90,9 @@ interface Bound {
 
 const RESOLVED_TRUE = Promise.resolve(true);
 const RESOLVED_FALSE = Promise.resolve(false);
+const SEMAPHORE_KEYS = keysOf<SemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'robust', 'onOwnerDead');
+const BOUNDED_KEYS = keysOf<BoundedSemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'maxValue', 'robust', 'onOwnerDead');
+const LOCK_KEYS = keysOf<Omit<SemaphoreOptions, 'initialValue'>>()('create', 'exclusive', 'mode', 'robust', 'onOwnerDead');
 
 function kindError(name: string, robust: boolean): Error {
   const there = robust ? 'a plain POSIX semaphore (robust: false)' : 'a crash-safe semaphore (robust: true)';
@@ -122,7 +126,7 @@ export class Semaphore implements Disposable {
    * @throws TypeError / RangeError for bad arguments; IPCError (EEXIST, ENOENT, EACCES, ...) from `sem_open`.
    */
   constructor(name: string, options?: SemaphoreOptions) {
-    const o = validateOptions<SemaphoreOptions>(options);
+    const o = validateOptions<SemaphoreOptions>(options, new.target === Semaphore ? SEMAPHORE_KEYS : BOUNDED_KEYS);
     const robust = validateBoolean(o.robust, 'robust', true);
     this.#name = validateName(name, 'name', robust ? ROBUST_SEM_RESERVED : PLAIN_SEM_RESERVED);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
@@ -427,7 +431,7 @@ export class BoundedSemaphore extends Semaphore {
   }
 
   static #bound(options: BoundedSemaphoreOptions | undefined): number {
-    const o = validateOptions<BoundedSemaphoreOptions>(options);
+    const o = validateOptions<BoundedSemaphoreOptions>(options, BOUNDED_KEYS);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const max = validateInteger(o.maxValue, 'maxValue', 1, SEM_VALUE_MAX, Math.max(initialValue, 1));
     if (initialValue > max) {
@@ -459,7 +463,7 @@ export class BoundedSemaphore extends Semaphore {
  */
 export class Lock extends BoundedSemaphore {
   constructor(name: string, options?: Omit<SemaphoreOptions, 'initialValue'>) {
-    const o = validateOptions<SemaphoreOptions>(options);
+    const o = validateOptions<SemaphoreOptions>(options, LOCK_KEYS);
     super(name, { ...o, initialValue: 1, maxValue: 1, [BOUND]: { max: 1, strict: true, lock: true } } as BoundedSemaphoreOptions);
   }
 
