@@ -12,7 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "../addon.h"
 #include "../core/errors.h"
@@ -542,23 +544,62 @@ Seg* GetSeg(Napi::Env env, Napi::Value v, const char* syscall = "futex") {
 struct Hook {
   SegPtr seg;
   bool hooked = true;
+  bool orphan = false;  // the handle was collected while its slot held units
 };
+
+// Orphans of this thread's environment (one JS thread per environment).
+thread_local std::vector<Hook*> orphans;
 
 void OnTeardown(void* arg) {
   auto* h = static_cast<Hook*>(arg);
   h->hooked = false;
   h->seg->Close();
+  if (h->orphan) {
+    orphans.erase(std::remove(orphans.begin(), orphans.end(), h), orphans.end());
+    delete h;
+  }
 }
 
+bool HoldsUnits(Seg* s) {
+  std::lock_guard<std::mutex> g(s->mu);
+  return s->fd >= 0 && s->m != nullptr && Load(SlotRec(s, s->slot) + kHeld) > 0;
+}
+
+// A handle collected while it holds units keeps them (and its slot) until the
+// environment ends: giving them back would admit a second holder while the
+// process may still be inside the critical section, and another handle of the
+// process may still release them.
 void FinalizeHandle(napi_env env, void* data, void*) {
   auto* holder = static_cast<SegPtr*>(data);
   auto* hook = static_cast<Hook*>((*holder)->teardown);
+  if (hook != nullptr && hook->hooked && HoldsUnits(holder->get())) {
+    hook->orphan = true;
+    orphans.push_back(hook);
+    delete holder;
+    return;
+  }
   (*holder)->Close();
   if (hook != nullptr) {
     if (hook->hooked) napi_remove_env_cleanup_hook(env, OnTeardown, hook);
     delete hook;
   }
   delete holder;
+}
+
+// Orphans whose units were all released (from another handle) need their slot
+// no more: closed whenever a handle is opened or closed.
+void SweepOrphans(napi_env env) {
+  for (size_t i = 0; i < orphans.size();) {
+    Hook* h = orphans[i];
+    if (HoldsUnits(h->seg.get())) {
+      i++;
+      continue;
+    }
+    orphans.erase(orphans.begin() + static_cast<std::ptrdiff_t>(i));
+    napi_remove_env_cleanup_hook(env, OnTeardown, h);
+    h->seg->Close();
+    delete h;
+  }
 }
 
 void FinalizeBuffer(napi_env, void*, void* hint) { delete static_cast<SegPtr*>(hint); }
@@ -574,6 +615,7 @@ Napi::Value RobOpen(const Napi::CallbackInfo& info) {
   mode_t mode = static_cast<mode_t>(info[4].As<Napi::Number>().Uint32Value());
   int32_t initial = info[5].As<Napi::Number>().Int32Value();
   int32_t max = info[6].As<Napi::Number>().Int32Value();
+  SweepOrphans(env);
   OpenResult r;
   SegPtr seg = OpenSeg(name, path, create, exclusive, mode, initial, max, &r);
   if (!seg) {
@@ -692,6 +734,7 @@ Napi::Value RobClose(const Napi::CallbackInfo& info) {
     napi_detach_arraybuffer(env, info[1]);
   }
   s->Close();
+  SweepOrphans(env);
   return env.Undefined();
 }
 

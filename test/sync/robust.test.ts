@@ -112,9 +112,10 @@ describe('a dead holder gives its units back', () => {
     const code = `
       const { parentPort, workerData } = require('node:worker_threads');
       import(${JSON.stringify(join(ROOT, 'dist', 'index.js'))}).then(async ({ Lock }) => {
-        const l = new Lock(workerData, { create: false });
+        const l = (globalThis.l = new Lock(workerData, { create: false }));
         await l.acquire();
         parentPort.postMessage('held');
+        setInterval(() => {}, 1000); // (a worker that ends by itself gives them back too)
       });`;
     const w = new Worker(code, { eval: true, workerData: n });
     try {
