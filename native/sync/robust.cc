@@ -147,7 +147,8 @@ void LockInternal(Seg* s) {
   for (int i = 0;; i++) {
     int32_t cur = 0;
     if (Cas(l, &cur, s->slot)) return;
-    if (cur == s->slot) return;  // a dead predecessor of our slot (opening only)
+    // cur == our slot: our own JavaScript thread is inside its fast path (an
+    // engine thread shares the slot); wait like anyone else.
     if (i < 64) {
       __builtin_ia32_pause();
       continue;
@@ -518,8 +519,10 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
     r->syscall = "fcntl";
     return nullptr;
   }
-  // Whatever a dead previous owner of this slot left is undone or given back.
-  LockInternal(s.get());
+  // Whatever a dead previous owner of this slot left is undone or given back,
+  // also if it died holding the internal lock (which then holds our id).
+  int32_t mine = s->slot;
+  if (!Cas(s->m + kLock, &mine, s->slot)) LockInternal(s.get());
   int32_t n = RecoverSlot(s.get(), s->slot);
   int32_t* rec = SlotRec(s.get(), s->slot);
   rec[kPid] = static_cast<int32_t>(getpid());
