@@ -100,7 +100,9 @@ function kindError(name: string, robust: boolean): Error {
 }
 
 /**
- * A counting semaphore shared by name across processes (POSIX `sem_open`).
+ * A counting semaphore shared by name across processes: crash-safe by
+ * default (a dead holder's units come back), or POSIX `sem_open` with
+ * `{ robust: false }`.
  *
  * ```ts
  * const slots = new Semaphore('transcode', { initialValue: 3 });
@@ -203,6 +205,11 @@ export class Semaphore implements Disposable {
     return ok;
   };
 
+  /** @internal The bound a crash-safe semaphore stores (0: unbounded), undefined for a plain one. */
+  protected get storedBound(): number | undefined {
+    return this.#rob?.max;
+  }
+
   /** True for a crash-safe semaphore (the default), false for a plain POSIX one. */
   get robust(): boolean {
     return this.#rob !== null;
@@ -233,8 +240,9 @@ export class Semaphore implements Disposable {
   /**
    * Takes one unit, waiting if none is free. Resolves `true` when taken,
    * `false` when `timeout` ms passed first; rejects with `AbortError` when
-   * `signal` aborts. The uncontended case costs one native call; waits run on
-   * the addon's own threads, never libuv's pool.
+   * `signal` aborts. The uncontended case is a CAS on the shared segment
+   * (crash-safe) or one native call (plain); waits run on the addon's own
+   * threads, never libuv's pool.
    */
   acquire(options?: AcquireOptions): Promise<boolean> {
     if (options === undefined && this.#h !== null && this.#waiters.idle) {
@@ -442,7 +450,7 @@ export class BoundedSemaphore extends Semaphore {
 
   /** The bound given at construction (for a crash-safe semaphore, the one stored with it). */
   get maxValue(): number {
-    return this.#max;
+    return this.storedBound || this.#max;
   }
 
   protected override beforeRelease(n: number): void {

@@ -188,6 +188,9 @@ describe('one name, one object', () => {
     expect(() => new Lock(n)).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('bounded at 3') }));
     expect(() => new BoundedSemaphore(n, { maxValue: 2 })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     const same = new BoundedSemaphore(n, { maxValue: 3 });
+    const adopted = new BoundedSemaphore(n); // no bound given: the stored one
+    expect(adopted.maxValue).toBe(3);
+    adopted.close();
     const plain = new Semaphore(n); // opens it, and the bound still holds
     expect(() => plain.release()).toThrow(expect.objectContaining({ code: 'ERR_IPC_OVER_RELEASE' }));
     expect(plain.value).toBe(3);
