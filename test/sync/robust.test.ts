@@ -352,17 +352,19 @@ describe('chaos: SIGKILL at any instant loses or creates nothing', () => {
       // append happened). Two holders at once would append a value twice.
       const values = readFileSync(file, 'latin1').split('\n').filter(Boolean).map((l) => Number(l.trim()));
       // (progress floors only: 20 node start-ups a second load two cores fully)
-      expect(values.length).toBeGreaterThan(10);
-      values.forEach((v, i) => expect(v).toBe(i + 1));
+      const summary = `${values.length} sections, ${reported.length} reported, ${kills} kills`;
+      expect(values.length, summary).toBeGreaterThan(5);
+      const wrong = values.findIndex((v, i) => v !== i + 1);
+      expect(wrong, `${summary}: record ${wrong} is ${values[wrong]}`).toBe(-1);
       // Every reported value is in the log; only killed children's last sections go unreported.
       const inLog = new Set(values);
-      expect(reported.every((v) => inLog.has(v))).toBe(true);
-      expect(new Set(reported).size).toBe(reported.length);
-      expect(values.length - reported.length).toBeLessThanOrEqual(kills + 8);
-      expect(maxInside(events)).toBe(1);
-      expect(kills).toBeGreaterThan(10);
+      expect(reported.every((v) => inLog.has(v)), summary).toBe(true);
+      expect(new Set(reported).size, summary).toBe(reported.length);
+      expect(values.length - reported.length, summary).toBeLessThanOrEqual(kills + 8);
+      expect(maxInside(events), summary).toBe(1);
+      expect(kills, summary).toBeGreaterThan(10);
       // never deadlocked: the last holder's unit comes back
-      expect(await lock.acquire({ timeout: 1500 })).toBe(true);
+      expect(await lock.acquire({ timeout: 3000 }), summary).toBe(true);
       lock.release();
       expect(lock.value).toBe(1);
     } finally {
@@ -376,10 +378,11 @@ describe('chaos: SIGKILL at any instant loses or creates nothing', () => {
     const sem = new Semaphore(n, { initialValue: 3 });
     try {
       const { events, kills } = await chaos('chaos-sem', [n], 8, 10_000);
-      expect(events.length).toBeGreaterThan(20);
-      expect(kills).toBeGreaterThan(10);
-      expect(maxInside(events)).toBeLessThanOrEqual(3);
-      for (let i = 0; i < 3; i++) expect(await sem.acquire({ timeout: 1500 })).toBe(true);
+      const summary = `${events.length / 2} sections, ${kills} kills`;
+      expect(events.length, summary).toBeGreaterThan(10);
+      expect(kills, summary).toBeGreaterThan(10);
+      expect(maxInside(events), summary).toBeLessThanOrEqual(3);
+      for (let i = 0; i < 3; i++) expect(await sem.acquire({ timeout: 3000 }), summary).toBe(true);
       expect(sem.tryAcquire()).toBe(false);
       sem.release(3);
       expect(sem.value).toBe(3);
