@@ -8,6 +8,7 @@
         "native/core/safe-open.cc",
         "native/core/wait.cc",
         "native/sync/semaphore.cc",
+        "native/sync/robust.cc",
         "native/mq/mq.cc",
         "native/shm/shm.cc",
         "native/pipe/pipe.cc"

@@ -50,6 +50,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitErrors(env, exports);
   InitWait(env, exports);
   InitSemaphore(env, exports);
+  InitRobust(env, exports);
 #if PIPC_HAVE_MQ
   InitMq(env, exports);
 #endif

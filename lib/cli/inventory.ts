@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { lstatSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { IPCError } from '../core/errors.js';
-import { classifyShmEntry, MQUEUE_DIR, SHM_DIR, type ShmEntryKind } from '../core/names.js';
+import { classifyShmEntry, MQUEUE_DIR, SEM_FILE_PREFIX, SHM_DIR, type ShmEntryKind } from '../core/names.js';
 import { Queue } from '../queue/queue.js';
 import { Semaphore } from '../sync/semaphore.js';
 
@@ -81,13 +81,14 @@ function describeError(err: unknown): string {
 }
 
 /** Reads the semaphore `name`'s value, having checked the file first. */
-function semaphoreState(name: string, st: Stats): { state: Record<string, unknown>; error?: string } {
+function semaphoreState(name: string, st: Stats, robust: boolean): { state: Record<string, unknown>; error?: string } {
   // glibc maps the first 32 bytes without checking: a short file would SIGBUS us.
-  if (!st.isFile() || st.size < 32) return { state: {}, error: `not a semaphore: a ${st.isFile() ? `${st.size}-byte file` : 'special file'}` };
+  // (A crash-safe semaphore's open checks its file's size and header itself.)
+  if (!st.isFile() || (!robust && st.size < 32)) {
+    return { state: {}, error: `not a semaphore: a ${st.isFile() ? `${st.size}-byte file` : 'special file'}` };
+  }
   try {
-    // An inspector reads every user's objects (owner: 'any'); the open still
-    // refuses a file that is not a semaphore.
-    const s = new Semaphore(name, { create: false, owner: 'any' });
+    const s = new Semaphore(name, { create: false, robust, owner: 'any' });
     try {
       return { state: { value: s.value } };
     } finally {
@@ -146,7 +147,7 @@ export function listShm(dir = SHM_DIR): Entry[] {
     const e = fromStat(c.kind, c.name, `${dir}/${file}`, st);
     if (c.queue !== undefined) e.queue = c.queue;
     if (c.pid !== undefined) e.pid = c.pid;
-    if (c.kind === 'semaphore') Object.assign(e, semaphoreState(c.name, st));
+    if (c.kind === 'semaphore') Object.assign(e, semaphoreState(c.name, st, !file.startsWith(SEM_FILE_PREFIX)));
     else if (c.kind === 'segment') e.state = { bytes: st.size };
     out.push(e);
   }

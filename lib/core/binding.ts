@@ -44,6 +44,31 @@ export interface SemBinding {
   readonly SEM_VALUE_MAX: number;
 }
 
+/** Crash-safe semaphores (native/sync/robust.cc); the segment layout is in lib/sync/robust.ts. */
+export interface RobustBinding {
+  /** [handle, ArrayBuffer over the whole segment, our slot id, created]. */
+  robOpen(
+    name: string, path: string, create: boolean, exclusive: boolean, mode: number, initial: number, max: number,
+  ): [Handle, ArrayBuffer, number, boolean];
+  /** 0 none free, 1 taken, 2 taken a unit recovered from a dead holder. Checks liveness at most every 250 ms. */
+  robTryAcquire(h: Handle): 0 | 1 | 2;
+  /** 0, or -1 when it would pass the bound (nothing changed); EOVERFLOW past SEM_VALUE_MAX. */
+  robRelease(h: Handle, n: number): 0 | -1;
+  /** Wakes the threads sleeping on the segment's futex word. */
+  robWake(h: Handle): void;
+  /** Gives back the units of dead holders now; how many came back. */
+  robRecover(h: Handle): number;
+  /** 0 timed out, 1 taken, 2 taken recovered. timeoutMs < 0 waits forever. */
+  robWaitSync(h: Handle, timeoutMs: number): 0 | 1 | 2;
+  robWaitAsync(h: Handle, timeoutMs: number, cb: WaitCallback): WaitToken;
+  /** Detaches `view`, then gives the slot up once no wait uses it. */
+  robClose(h: Handle, view?: ArrayBuffer): void;
+  robUnlink(path: string, name: string): void;
+  /** What lstat finds at a path. */
+  robKindAt(path: string): 'file' | 'none' | 'other';
+  readonly ROBUST_LAYOUT: { segmentBytes: number; headerBytes: number; slotBytes: number; slots: number };
+}
+
 // Message queues (native/mq/mq.cc)
 /** mq_getattr plus the queue's owner and permission bits (fstat). */
 export interface MqAttr {
@@ -157,7 +182,7 @@ export interface PipeBinding {
   pipeFdClose(fd: number): void;
 }
 
-export type Binding = CoreBinding & SemBinding & MqBinding & ShmBinding & PipeBinding;
+export type Binding = CoreBinding & SemBinding & RobustBinding & MqBinding & ShmBinding & PipeBinding;
 
 const require = createRequire(import.meta.url);
 const load = require('node-gyp-build') as (dir: string) => unknown;

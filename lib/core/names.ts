@@ -64,6 +64,26 @@ export function semaphoreFile(name: string): string {
   return `${SHM_DIR}/${SEM_FILE_PREFIX}${name.slice(1)}`;
 }
 
+// Crash-safe semaphores (lib/sync/robust.ts) live in a segment of their own,
+// /dev/shm/pipc.NAME.sem; a name holds one kind, plain or crash-safe.
+const ROBUST_SEM_FILE = /^pipc\.(.+)\.sem$/;
+
+/** What glibc adds to a plain semaphore's name (validateName's `reserved`). */
+export const PLAIN_SEM_RESERVED = SEM_RESERVED;
+
+/** What a crash-safe semaphore's file adds to its name: "pipc." and ".sem". */
+export const ROBUST_SEM_RESERVED = 'pipc.'.length + '.sem'.length;
+
+/** The file of the plain POSIX semaphore `name` ('/jobs'): '/dev/shm/sem.jobs'. */
+export function plainSemPath(name: string): string {
+  return semaphoreFile(name);
+}
+
+/** The segment of the crash-safe semaphore `name` ('/jobs'): '/dev/shm/pipc.jobs.sem'. */
+export function robustSemPath(name: string): string {
+  return `${SHM_DIR}/pipc.${name.slice(1)}.sem`;
+}
+
 /** A fresh segment name as Python's `SharedMemory(create=True)` makes them: "/psm_" and 8 hex digits. */
 export function randomSegmentName(): string {
   return `/psm_${randomBytes(4).toString('hex')}`;
@@ -160,6 +180,8 @@ export function classifyShmEntry(file: string, st: import('node:fs').Stats): Shm
   if (file.startsWith(SEM_FILE_PREFIX) && file.length > SEM_FILE_PREFIX.length) {
     return { kind: 'semaphore', name: file.slice(SEM_FILE_PREFIX.length) };
   }
+  const robust = ROBUST_SEM_FILE.exec(file);
+  if (robust !== null) return { kind: 'semaphore', name: robust[1]! };
   const side = SIDE_SEGMENT_FILE.exec(file);
   if (side !== null) return { kind: 'side-segment', name: file, queue: side[1]!, pid: Number(side[2]) };
   return { kind: 'segment', name: file };

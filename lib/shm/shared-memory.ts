@@ -600,7 +600,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
 
 function unlinkLockQuietly(osName: string): void {
   try {
-    binding.semUnlink(osName);
+    Lock.unlink(osName); // either kind of semaphore
   } catch (err) {
     if (!(err instanceof IPCError && err.code === 'ENOENT')) throw err;
   }

@@ -1,12 +1,15 @@
 /**
- * Named POSIX semaphores: `Semaphore`, `BoundedSemaphore` and `Lock`, with the
+ * Named semaphores: `Semaphore`, `BoundedSemaphore` and `Lock`, with the
  * shapes of Python's `threading` / `multiprocessing` classes, shared by name
- * between unrelated processes (Node, Python's posix_ipc or ctypes, C).
+ * between unrelated processes. Crash-safe by default (a segment of our own,
+ * see robust.ts); `{ robust: false }` is a plain POSIX semaphore, shared with
+ * Python's posix_ipc or ctypes and C.
  * @module
  */
 import { binding } from '../core/binding.js';
 import type { Handle, WaitCallback, WaitToken } from '../core/binding.js';
 import { closedError, ipcError } from '../core/errors.js';
+import { PLAIN_SEM_RESERVED, ROBUST_SEM_RESERVED, plainSemPath, robustSemPath } from '../core/names.js';
 import {
   rangeError,
   throwIfAborted,
@@ -23,6 +26,10 @@ import {
 } from '../core/validate.js';
 import type { Owner } from '../core/validate.js';
 import { WaiterQueue } from '../core/waitlist.js';
+import { RobustSegment } from './robust.js';
+import type { OwnerDeadInfo } from './robust.js';
+
+export type { OwnerDeadInfo } from './robust.js';
 
 /** The largest value a semaphore can hold (`SEM_VALUE_MAX`, 2147483647 on Linux). */
 export const SEM_VALUE_MAX: number = binding.SEM_VALUE_MAX;
@@ -46,6 +53,16 @@ export interface SemaphoreOptions {
    * own unless it says otherwise.
    */
   owner?: Owner;
+  /**
+   * Crash-safe (default true): units held by a process (or worker thread) that
+   * dies come back within a second, and the next holder is told. `false`: a
+   * plain POSIX `sem_open` semaphore, for posix_ipc, ctypes and C peers (whose
+   * deaths nobody can recover). A name holds one kind: opening it as the
+   * other kind is an IPCError naming the kind that is there.
+   */
+  robust?: boolean;
+  /** Called (crash-safe only) when an acquire of this handle receives a unit whose holder died. */
+  onOwnerDead?: (info: OwnerDeadInfo) => void;
 }
 
 /** Options for a wait. */
@@ -60,17 +77,43 @@ export interface AcquireOptions {
 export interface Held extends Disposable {
   /** Releases now (idempotent; `[Symbol.dispose]` does the same). */
   release(): void;
+  /**
+   * Set (crash-safe only) when the unit came from a holder that died holding
+   * it, like pthread's EOWNERDEAD: whatever it protected may be half-updated.
+   */
+  readonly recovered: OwnerDeadInfo | undefined;
+  /**
+   * The fencing token of this acquire (crash-safe Lock only): a 64-bit counter
+   * incremented by every successful acquire, so a resource can refuse a
+   * holder older than one it has already seen. Undefined otherwise.
+   */
+  readonly token: bigint | undefined;
+}
+
+/** @internal BoundedSemaphore and Lock pass their bound to Semaphore's constructor under this key. */
+const BOUND = Symbol('bound');
+interface Bound {
+  max: number;
+  /** Whether an existing object must have exactly this bound (Lock, or an explicit maxValue). */
+  strict: boolean;
+  lock: boolean;
 }
 
 const RESOLVED_TRUE = Promise.resolve(true);
 const RESOLVED_FALSE = Promise.resolve(false);
-const SEM_PREFIX = 4; // glibc stores semaphores as /dev/shm/sem.NAME
-const SEMAPHORE_KEYS = keysOf<SemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'owner');
-const BOUNDED_KEYS = keysOf<BoundedSemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'owner', 'maxValue');
-const LOCK_KEYS = keysOf<Omit<SemaphoreOptions, 'initialValue'>>()('create', 'exclusive', 'mode', 'owner');
+const SEMAPHORE_KEYS = keysOf<SemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'owner', 'robust', 'onOwnerDead');
+const BOUNDED_KEYS = keysOf<BoundedSemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'owner', 'maxValue', 'robust', 'onOwnerDead');
+const LOCK_KEYS = keysOf<Omit<SemaphoreOptions, 'initialValue'>>()('create', 'exclusive', 'mode', 'owner', 'robust', 'onOwnerDead');
+
+function kindError(name: string, robust: boolean): Error {
+  const there = robust ? 'a plain POSIX semaphore (robust: false)' : 'a crash-safe semaphore (robust: true)';
+  return ipcError('EEXIST', `${there} already exists at this name`, robust ? 'open' : 'sem_open', name);
+}
 
 /**
- * A counting semaphore shared by name across processes (POSIX `sem_open`).
+ * A counting semaphore shared by name across processes: crash-safe by
+ * default (a dead holder's units come back), or POSIX `sem_open` with
+ * `{ robust: false }`.
  *
  * ```ts
  * const slots = new Semaphore('transcode', { initialValue: 3 });
@@ -79,11 +122,16 @@ const LOCK_KEYS = keysOf<Omit<SemaphoreOptions, 'initialValue'>>()('create', 'ex
  */
 export class Semaphore implements Disposable {
   #h: Handle | null;
-  // Native functions bound to this semaphore: the uncontended fast path.
+  // The uncontended fast path: native functions bound to a plain semaphore,
+  // or Atomics on a crash-safe segment.
   readonly #tryWait: () => boolean;
   readonly #post: () => void;
   readonly #name: string;
   readonly #waiters: WaiterQueue;
+  readonly #rob: RobustSegment | null;
+  readonly #onOwnerDead: ((info: OwnerDeadInfo) => void) | undefined;
+  readonly #isLock: boolean;
+  #recovered: OwnerDeadInfo | undefined;
 
   /**
    * Opens the semaphore `name`, creating it with `initialValue` if it is missing.
@@ -91,15 +139,55 @@ export class Semaphore implements Disposable {
    * @throws TypeError / RangeError for bad arguments; IPCError (EEXIST, ENOENT, EACCES, ...) from `sem_open`.
    */
   constructor(name: string, options?: SemaphoreOptions) {
-    this.#name = validateName(name, 'name', SEM_PREFIX);
     const o = validateOptions<SemaphoreOptions>(options, new.target === Semaphore ? SEMAPHORE_KEYS : BOUNDED_KEYS);
+    const robust = validateBoolean(o.robust, 'robust', true);
+    this.#name = validateName(name, 'name', robust ? ROBUST_SEM_RESERVED : PLAIN_SEM_RESERVED);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const mode = validateMode(o.mode);
+    if (o.onOwnerDead !== undefined) validateFunction(o.onOwnerDead, 'onOwnerDead');
+    this.#onOwnerDead = o.onOwnerDead;
+    const bound = (o as { [BOUND]?: Bound })[BOUND];
+    this.#isLock = bound?.lock === true;
+    const self = this;
+    if (robust) {
+      if (binding.robKindAt(plainSemPath(this.#name)) !== 'none') throw kindError(this.#name, true);
+      const rob = new RobustSegment(this.#name, robustSemPath(this.#name), create, exclusive, mode, initialValue, bound?.max ?? 0);
+      if (bound !== undefined && bound.strict && rob.max !== bound.max) {
+        rob.close();
+        const is = rob.max === 0 ? 'an unbounded semaphore' : `a semaphore bounded at ${rob.max}`;
+        throw ipcError('EINVAL', `'${this.#name}' is ${is}, not bounded at ${bound.max}${bound.lock ? ' (a Lock)' : ''}`, 'open', this.#name);
+      }
+      this.#rob = rob;
+      this.#h = rob.handle;
+      this.#tryWait = () => rob.tryAcquire() !== 0;
+      this.#post = () => {
+        if (rob.release(1) !== 0) throw self.#overRelease();
+      };
+      this.#waiters = new WaiterQueue({
+        tryTake: this.#tryWait,
+        startWait: (cb: WaitCallback): WaitToken => {
+          self.#handle('futex');
+          return rob.startWait(cb);
+        },
+        cancelWait: (t: WaitToken) => binding.cancelWait(t),
+        giveBack: () => {
+          if (self.#h !== null) rob.release(1);
+        },
+      });
+      return;
+    }
+    if (binding.robKindAt(robustSemPath(this.#name)) !== 'none') throw kindError(this.#name, false);
+    this.#rob = null;
     this.#h = binding.semOpen(this.#name, create, exclusive, mode, initialValue, validateOwner(o.owner));
     [this.#tryWait, this.#post] = binding.semBind(this.#h);
-    const self = this;
+    if (bound !== undefined && binding.semValue(this.#h) > bound.max) {
+      const v = binding.semValue(this.#h);
+      binding.semClose(this.#h);
+      this.#h = null;
+      throw ipcError('EINVAL', `'${this.#name}' has value ${v}, more than the bound ${bound.max}${bound.lock ? ' of a Lock' : ''}`, 'sem_open', this.#name);
+    }
     this.#waiters = new WaiterQueue({
       tryTake: this.#tryWait,
       startWait: (cb: WaitCallback): WaitToken => binding.semWaitAsync(self.#handle('sem_clockwait'), -1, cb),
@@ -108,6 +196,34 @@ export class Semaphore implements Disposable {
         if (self.#h !== null) self.#post();
       },
     });
+  }
+
+  #overRelease(): RangeError {
+    return rangeError('ERR_IPC_OVER_RELEASE', `Semaphore released too many times: ${this.#name} is bounded at ${this.#rob?.max ?? 0}`);
+  }
+
+  // After a successful acquire: was the unit recovered from a dead holder?
+  #took(): void {
+    const rob = this.#rob;
+    if (rob === null) return;
+    const info = rob.takeRecovered();
+    this.#recovered = info;
+    if (info !== undefined && this.#onOwnerDead !== undefined) this.#onOwnerDead(info);
+  }
+
+  #tookAsync = (ok: boolean): boolean => {
+    if (ok) this.#took();
+    return ok;
+  };
+
+  /** @internal The bound a crash-safe semaphore stores (0: unbounded), undefined for a plain one. */
+  protected get storedBound(): number | undefined {
+    return this.#rob?.max;
+  }
+
+  /** True for a crash-safe semaphore (the default), false for a plain POSIX one. */
+  get robust(): boolean {
+    return this.#rob !== null;
   }
 
   #handle(syscall: string): Handle {
@@ -127,19 +243,25 @@ export class Semaphore implements Disposable {
 
   /** The current value (`sem_getvalue`): how many more `acquire()`s would succeed at once. */
   get value(): number {
-    return binding.semValue(this.#handle('sem_getvalue'));
+    const h = this.#handle('sem_getvalue');
+    if (this.#rob !== null) return this.#rob.value;
+    return binding.semValue(h);
   }
 
   /**
    * Takes one unit, waiting if none is free. Resolves `true` when taken,
    * `false` when `timeout` ms passed first; rejects with `AbortError` when
-   * `signal` aborts. The uncontended case costs one native call; waits run on
-   * the addon's own threads, never libuv's pool.
+   * `signal` aborts. The uncontended case is a CAS on the shared segment
+   * (crash-safe) or one native call (plain); waits run on the addon's own
+   * threads, never libuv's pool.
    */
   acquire(options?: AcquireOptions): Promise<boolean> {
     if (options === undefined && this.#h !== null && this.#waiters.idle) {
-      if (this.#tryWait()) return RESOLVED_TRUE;
-      return this.#waiters.wait(-1, undefined);
+      if (this.#tryWait()) {
+        if (this.#rob !== null) this.#took();
+        return RESOLVED_TRUE;
+      }
+      return this.#rob === null ? this.#waiters.wait(-1, undefined) : this.#waiters.wait(-1, undefined).then(this.#tookAsync);
     }
     try {
       const o = validateOptions<AcquireOptions>(options);
@@ -147,9 +269,12 @@ export class Semaphore implements Disposable {
       const signal = validateSignal(o.signal);
       throwIfAborted(signal);
       this.#handle('sem_trywait');
-      if (this.#waiters.idle && this.#tryWait()) return RESOLVED_TRUE;
+      if (this.#waiters.idle && this.#tryWait()) {
+        if (this.#rob !== null) this.#took();
+        return RESOLVED_TRUE;
+      }
       if (timeout === 0) return RESOLVED_FALSE;
-      return this.#waiters.wait(timeout, signal);
+      return this.#rob === null ? this.#waiters.wait(timeout, signal) : this.#waiters.wait(timeout, signal).then(this.#tookAsync);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -158,7 +283,11 @@ export class Semaphore implements Disposable {
   /** Takes one unit if one is free right now; never waits. */
   tryAcquire(): boolean {
     if (this.#h === null) throw closedError('semaphore', 'sem_trywait', this.#name);
-    return this.#tryWait();
+    const rob = this.#rob;
+    if (rob === null) return this.#tryWait();
+    const r = rob.tryAcquire();
+    if (r === 2) this.#took();
+    return r !== 0;
   }
 
   /**
@@ -170,6 +299,12 @@ export class Semaphore implements Disposable {
     const o = validateOptions<{ timeout?: number }>(options);
     const timeout = validateTimeout(o.timeout);
     const h = this.#handle('sem_clockwait');
+    const rob = this.#rob;
+    if (rob !== null) {
+      if (!this.#tryWait() && (timeout === 0 || !rob.waitSync(timeout))) return false;
+      this.#took();
+      return true;
+    }
     if (this.#tryWait()) return true;
     if (timeout === 0) return false;
     return binding.semWaitSync(h, timeout);
@@ -180,11 +315,20 @@ export class Semaphore implements Disposable {
     const h = this.#h;
     if (h === null) throw closedError('semaphore', 'sem_post', this.#name);
     if (n === 1) {
-      this.beforeRelease(1);
-      this.#post();
+      const rob = this.#rob;
+      if (rob === null) {
+        this.beforeRelease(1);
+        this.#post();
+      } else if (rob.release(1) !== 0) {
+        throw this.#overRelease();
+      }
       return;
     }
     validateInteger(n, 'n', 1, SEM_VALUE_MAX);
+    if (this.#rob !== null) {
+      if (this.#rob.release(n) !== 0) throw this.#overRelease();
+      return;
+    }
     this.beforeRelease(n);
     binding.semPost(h, n);
   }
@@ -200,6 +344,7 @@ export class Semaphore implements Disposable {
    * Rejects with IPCError `ETIMEDOUT` if `timeout` passes first.
    */
   async hold(options?: AcquireOptions): Promise<Held> {
+    this.#recovered = undefined;
     if (!(await this.acquire(options))) {
       throw ipcError('ETIMEDOUT', 'timed out waiting for semaphore', 'sem_clockwait', this.#name);
     }
@@ -208,6 +353,7 @@ export class Semaphore implements Disposable {
 
   /** The blocking form of `hold()`. */
   holdSync(options?: { timeout?: number }): Held {
+    this.#recovered = undefined;
     if (!this.acquireSync(options)) {
       throw ipcError('ETIMEDOUT', 'timed out waiting for semaphore', 'sem_clockwait', this.#name);
     }
@@ -221,7 +367,10 @@ export class Semaphore implements Disposable {
       done = true;
       this.release();
     };
-    return { release, [Symbol.dispose]: release };
+    const recovered = this.#recovered;
+    this.#recovered = undefined;
+    const token = this.#rob !== null && this.#isLock ? this.#rob.holderToken() : undefined;
+    return { release, [Symbol.dispose]: release, recovered, token };
   }
 
   /**
@@ -244,17 +393,28 @@ export class Semaphore implements Disposable {
     if (h === null) return;
     this.#h = null;
     this.#waiters.rejectAll(closedError('semaphore', 'sem_clockwait', this.#name));
-    binding.semClose(h);
+    if (this.#rob !== null) this.#rob.close();
+    else binding.semClose(h);
   }
 
-  /** Removes the name (`sem_unlink`); open handles keep working until closed. */
+  /** Removes the name (its segment, or `sem_unlink`); open handles keep working until closed. */
   unlink(): void {
-    binding.semUnlink(this.#name);
+    if (this.#rob !== null) binding.robUnlink(robustSemPath(this.#name), this.#name);
+    else binding.semUnlink(this.#name);
   }
 
-  /** Removes the semaphore `name` (`sem_unlink`). Throws IPCError ENOENT if it does not exist. */
+  /**
+   * Removes the semaphore `name`, of either kind (every part of it). Throws
+   * IPCError ENOENT if there is none.
+   */
   static unlink(name: string): void {
-    binding.semUnlink(validateName(name, 'name', SEM_PREFIX));
+    const n = validateName(name, 'name', PLAIN_SEM_RESERVED);
+    let removed = false;
+    if (binding.robKindAt(robustSemPath(n)) !== 'none') {
+      binding.robUnlink(robustSemPath(n), n);
+      removed = true;
+    }
+    if (!removed || binding.robKindAt(plainSemPath(n)) !== 'none') binding.semUnlink(n);
   }
 
   /** Same as `close()`. */
@@ -282,7 +442,10 @@ export class BoundedSemaphore extends Semaphore {
   constructor(name: string, options?: BoundedSemaphoreOptions) {
     // Checked before super() opens anything, so a bad bound creates nothing.
     const max = BoundedSemaphore.#bound(options);
-    super(name, options);
+    const o = validateOptions<BoundedSemaphoreOptions>(options);
+    const strict = o.maxValue !== undefined || (o as { [BOUND]?: Bound })[BOUND] !== undefined;
+    const lock = (o as { [BOUND]?: Bound })[BOUND]?.lock === true;
+    super(name, { ...o, [BOUND]: { max, strict, lock } } as SemaphoreOptions);
     this.#max = max;
   }
 
@@ -296,9 +459,9 @@ export class BoundedSemaphore extends Semaphore {
     return max;
   }
 
-  /** The bound given at construction. */
+  /** The bound given at construction (for a crash-safe semaphore, the one stored with it). */
   get maxValue(): number {
-    return this.#max;
+    return this.storedBound || this.#max;
   }
 
   protected override beforeRelease(n: number): void {
@@ -320,7 +483,7 @@ export class BoundedSemaphore extends Semaphore {
 export class Lock extends BoundedSemaphore {
   constructor(name: string, options?: Omit<SemaphoreOptions, 'initialValue'>) {
     const o = validateOptions<SemaphoreOptions>(options, LOCK_KEYS);
-    super(name, { ...o, initialValue: 1, maxValue: 1 });
+    super(name, { ...o, initialValue: 1, maxValue: 1, [BOUND]: { max: 1, strict: true, lock: true } } as BoundedSemaphoreOptions);
   }
 
   /** True if the lock is currently held (by any process). */

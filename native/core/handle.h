@@ -33,6 +33,7 @@ enum class HandleKind : uint64_t {
   kMessageQueue = 2,
   kSharedMemory = 3,
   kWaitToken = 4,
+  kRobustSemaphore = 5,
 };
 
 template <typename T>

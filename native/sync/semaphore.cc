@@ -162,6 +162,12 @@ napi_value SemPost(napi_env env, napi_callback_info cbinfo) {
   Sem* s = call.self->get();
   uint32_t n = 1;
   if (call.argc > 1) napi_get_value_uint32(env, call.argv[1], &n);
+  // Past SEM_VALUE_MAX nothing is posted (sem_post would fail part-way).
+  int v = 0;
+  if (n > 1 && sem_getvalue(s->sem, &v) == 0 &&
+      static_cast<int64_t>(v) + n > SEM_VALUE_MAX) {
+    return ThrowIPCErrorC(env, EOVERFLOW, "sem_post", s->name);
+  }
   for (uint32_t i = 0; i < n; i++) {
     if (sem_post(s->sem) == -1) {
       return ThrowIPCErrorC(env, errno, "sem_post", s->name);

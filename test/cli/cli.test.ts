@@ -147,16 +147,16 @@ describe('posix-ipc rm', () => {
     track(`${a}x`);
     const dry = expectOk(await cli(['rm', a, '--dry-run'])).stdout;
     expect(dry).toContain(`would remove semaphore ${a}`);
-    expect(existsSync(`/dev/shm/sem.${a}`)).toBe(true);
+    expect(existsSync(`/dev/shm/pipc.${a}.sem`)).toBe(true);
     const r = expectOk(await cli(['rm', a])).stdout;
     expect(r).toContain(`removed semaphore ${a}`);
     expect(r).toContain(`removed segment ${a}`);
     expect(r).toContain(`removed queue ${a}`);
-    expect(existsSync(`/dev/shm/sem.${a}`)).toBe(false);
+    expect(existsSync(`/dev/shm/pipc.${a}.sem`)).toBe(false);
     expect(existsSync(`/dev/shm/${a}`)).toBe(false);
     expect(() => new Queue(a, { create: false })).toThrow(expect.objectContaining({ code: 'ENOENT' }));
     // Neighbours with similar names are untouched.
-    expect(existsSync(`/dev/shm/sem.${b}`)).toBe(true);
+    expect(existsSync(`/dev/shm/pipc.${b}.sem`)).toBe(true);
     expect(existsSync(`/dev/shm/${a}x`)).toBe(true);
     const again = await cli(['rm', a]);
     expect(again.code).toBe(1);
@@ -215,12 +215,12 @@ describe('posix-ipc rm', () => {
       expect(existsSync(`/dev/shm/${fifo}`)).toBe(true);
       if (IS_ROOT) {
         expect(r.stderr).toContain('belongs to nobody (uid 65534)');
-        expect(existsSync(`/dev/shm/sem.${n}`)).toBe(true);
+        expect(existsSync(`/dev/shm/pipc.${n}.sem`)).toBe(true);
       } else {
         expect(r.stdout).toContain(`removed semaphore ${n}`); // its own: no --force needed
       }
       expectOk(await cli(['rm', ...(IS_ROOT ? [n] : []), fifo, '--force']));
-      expect(existsSync(`/dev/shm/sem.${n}`)).toBe(false);
+      expect(existsSync(`/dev/shm/pipc.${n}.sem`)).toBe(false);
       expect(existsSync(`/dev/shm/${fifo}`)).toBe(false);
     } finally {
       if (existsSync(`/dev/shm/${fifo}`)) unlinkSync(`/dev/shm/${fifo}`);

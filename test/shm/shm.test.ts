@@ -532,7 +532,7 @@ describe('Value', () => {
     expect(lock).toBeInstanceOf(Lock);
     expect(v.getLock()).toBe(lock);
     expect(lock.name).toBe('/' + n);
-    expect(shmEntries()).toContain(`sem.${n}`);
+    expect(shmEntries()).toContain(`pipc.${n}.sem`);
     expect(lock.tryAcquire()).toBe(true);
     expect(w.getLock().locked()).toBe(true); // the same semaphore, found by name
     expect(await w.getLock().acquire({ timeout: 20 })).toBe(false);
@@ -541,7 +541,7 @@ describe('Value', () => {
     expect(lock.closed).toBe(true);
     w.unlink();
     expect(shmEntries()).not.toContain(n);
-    expect(shmEntries()).not.toContain(`sem.${n}`);
+    expect(shmEntries()).not.toContain(`pipc.${n}.sem`);
     w.close();
   });
 
@@ -554,7 +554,7 @@ describe('Value', () => {
     u.close();
     expect(own.closed).toBe(false);
     u.unlink();
-    expect(shmEntries()).toContain(`sem.${own.name.slice(1)}`);
+    expect(shmEntries()).toContain(`pipc.${own.name.slice(1)}.sem`);
     v.close();
     own.close();
   });

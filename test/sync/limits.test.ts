@@ -9,12 +9,13 @@ import { expectOk, fdCount, IS_ROOT, runNodeUnprivileged, sleep, namesRemovedAft
 const { name } = namesRemovedAfterEach('x', (n) => Semaphore.unlink(n));
 
 /**
- * How many times the semaphore file /dev/shm/sem.<name> is mapped into this
- * process (glibc shares one mapping per name). Matched by inode: glibc maps a
- * temporary file before linking it, so the path in /proc/self/maps differs.
+ * How many times the semaphore file (/dev/shm/pipc.<name>.sem, or
+ * /dev/shm/sem.<name> for a plain one, where glibc shares one mapping per
+ * name) is mapped into this process. Matched by inode: both map a temporary
+ * file before linking it, so the path in /proc/self/maps differs.
  */
-function semMappings(n: string): number {
-  const ino = String(statSync(`/dev/shm/sem.${n}`).ino);
+function semMappings(n: string, robust = true): number {
+  const ino = String(statSync(robust ? `/dev/shm/pipc.${n}.sem` : `/dev/shm/sem.${n}`).ino);
   return readFileSync('/proc/self/maps', 'utf8')
     .split('\n')
     .filter((l) => l.includes('/dev/shm/') && l.split(/\s+/)[4] === ino).length;
@@ -28,9 +29,9 @@ describe('permissions (unprivileged user, uid 65534 via setpriv when root)', () 
     const n = name('perm');
     const s = new Semaphore(n);
     try {
-      expect(statSync(`/dev/shm/sem.${n}`).mode & 0o777).toBe(0o600);
+      expect(statSync(`/dev/shm/pipc.${n}.sem`).mode & 0o777).toBe(0o600);
       const r = expectOk(await runNodeUnprivileged('sync/worker.mjs', ['open', n, '0']));
-      if (IS_ROOT) expect(r.stdout.trim()).toBe('IPCError EACCES sem_open');
+      if (IS_ROOT) expect(r.stdout.trim()).toBe('IPCError EACCES open');
       else expect(r.stdout.trim()).toBe('ok value=1'); // same user: allowed
     } finally {
       s.close();
@@ -58,13 +59,29 @@ describe('permissions (unprivileged user, uid 65534 via setpriv when root)', () 
     const n = name('own');
     const r = expectOk(await runNodeUnprivileged('sync/worker.mjs', ['open', n, '1']));
     expect(r.stdout.trim()).toBe('ok value=0');
-    const st = statSync(`/dev/shm/sem.${n}`);
+    const st = statSync(`/dev/shm/pipc.${n}.sem`);
     expect(st.mode & 0o777).toBe(0o600);
     if (IS_ROOT) expect(st.uid).toBe(65534);
   });
 });
 
 describe('leaks', () => {
+  it('a crash-safe handle collected while holding keeps its unit: the process may still be inside', async () => {
+    const n = name('gchold');
+    const s = new Semaphore(n, { initialValue: 3 });
+    (function drop() {
+      new Semaphore(n).tryAcquire();
+    })();
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await sleep(20);
+    }
+    expect(s.value).toBe(2);
+    s.release(); // as from any handle: the orphan's unit no longer counts as held
+    expect(s.value).toBe(3);
+    s.close();
+  });
+
   it('100,000 open/close cycles grow neither descriptors nor mappings', () => {
     const n = name('cycle');
     const keep = new Semaphore(n);
@@ -81,15 +98,25 @@ describe('leaks', () => {
   });
 
   it('handles dropped without close() are closed by the finalizer', async () => {
-    const n = name('gc');
-    (function drop() {
-      for (let i = 0; i < 2000; i++) new Semaphore(n).tryAcquire();
-    })();
-    expect(semMappings(n)).toBe(1);
-    for (let i = 0; i < 10 && semMappings(n) > 0; i++) {
-      gc();
-      await sleep(20);
+    for (const robust of [true, false]) {
+      const n = name('gc');
+      // a crash-safe semaphore has 512 holder slots: one per open handle
+      const keep = robust ? new Semaphore(n, { initialValue: 2000 }) : null;
+      (function drop() {
+        for (let i = 0; i < (robust ? 400 : 2000); i++) {
+          const s = new Semaphore(n, { robust, initialValue: 2000 });
+          if (!robust) s.tryAcquire();
+        }
+      })();
+      if (robust) expect(semMappings(n)).toBeGreaterThan(1);
+      else expect(semMappings(n, false)).toBe(1);
+      const left = robust ? 1 : 0;
+      for (let i = 0; i < 10 && semMappings(n, robust) > left; i++) {
+        gc();
+        await sleep(20);
+      }
+      expect(semMappings(n, robust)).toBe(left);
+      keep?.close();
     }
-    expect(semMappings(n)).toBe(0);
   });
 });

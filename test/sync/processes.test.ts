@@ -9,6 +9,8 @@ import { Lock, Semaphore } from '../../lib/index.js';
 import { expectOk, FIXTURES, runNode, runPython, type RunResult, namesRemovedAfterEach } from '../helpers/index.js';
 
 const { name } = namesRemovedAfterEach('x', (n) => Semaphore.unlink(n));
+/** The environment that makes test/fixtures/sync/worker.mjs open plain POSIX semaphores. */
+const PLAIN = { ...process.env, PIPC_ROBUST: '0' };
 
 /** Largest number of [enter, exit] intervals open at once, from "enter T"/"exit T" lines. */
 function maxInside(outputs: string[]): { max: number; intervals: number } {
@@ -65,13 +67,13 @@ describe('across processes', () => {
     }
   });
 
-  it('node and python3 (ctypes sem_open/sem_wait/sem_post) share one limit', async () => {
+  it('node and python3 (ctypes sem_open/sem_wait/sem_post) share one plain limit', async () => {
     const n = name('mixed');
-    const sem = new Semaphore(n, { initialValue: 2 });
+    const sem = new Semaphore(n, { initialValue: 2, robust: false });
     try {
       const results = await Promise.all([
-        runNode('sync/worker.mjs', ['limit', n, '5', '20']),
-        runNode('sync/worker.mjs', ['limit', n, '5', '20']),
+        runNode('sync/worker.mjs', ['limit', n, '5', '20'], { env: PLAIN }),
+        runNode('sync/worker.mjs', ['limit', n, '5', '20'], { env: PLAIN }),
         runPython('sync/sem_ctypes.py', ['limit', n, '5', '20']),
         runPython('sync/sem_ctypes.py', ['limit', n, '5', '20']),
       ]);
@@ -88,8 +90,8 @@ describe('across processes', () => {
   it('python3 and node hand a semaphore pair back and forth 500 times', async () => {
     const ping = name('ping');
     const pong = name('pong');
-    const a = new Semaphore(ping, { initialValue: 0 });
-    const b = new Semaphore(pong, { initialValue: 0 });
+    const a = new Semaphore(ping, { initialValue: 0, robust: false });
+    const b = new Semaphore(pong, { initialValue: 0, robust: false });
     try {
       const child = runPython('sync/sem_ctypes.py', ['pingpong', ping, pong, '500']);
       for (let i = 0; i < 500; i++) {
@@ -110,7 +112,7 @@ describe('across processes', () => {
     const n = name('pycreated');
     const r = expectOk(await runPython('sync/sem_ctypes.py', ['create', n, '5']));
     expect(r.stdout.trim()).toBe('5');
-    const s = new Semaphore(n, { create: false });
+    const s = new Semaphore(n, { create: false, robust: false });
     expect(s.value).toBe(5);
     s.close();
   });
@@ -172,11 +174,44 @@ describe('across processes', () => {
     }
   });
 
-  it('a holder killed inside its critical section leaves the Lock held (no crash recovery yet): waiters time out', async () => {
+  it('a holder killed inside its critical section: a crash-safe Lock comes back within 1 s, the next holder is told', async () => {
     const n = name('holder');
     const lock = new Lock(n);
     try {
+      const first = await lock.hold();
+      const before = first.token!;
+      first.release();
       const child = spawn(process.execPath, [join(FIXTURES, 'sync/worker.mjs'), 'hold-forever', n], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      expect(lock.locked()).toBe(true);
+      const waiting = lock.hold({ timeout: 5000 });
+      await new Promise((r) => setTimeout(r, 50));
+      const exited = new Promise((r) => child.once('exit', (_code, signal) => r(signal)));
+      const t0 = performance.now();
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+      const held = await waiting;
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(held.recovered).toMatchObject({ pid: child.pid });
+      expect(Math.abs(held.recovered!.at - Date.now())).toBeLessThan(5000);
+      expect(held.token! >= before + 2n).toBe(true); // the dead holder's acquire counted too
+      held.release();
+      // a later holder is not told again
+      const again = await lock.hold();
+      expect(again.recovered).toBeUndefined();
+      expect(again.token! > held.token!).toBe(true);
+      again.release();
+      expect(lock.value).toBe(1);
+    } finally {
+      lock.close();
+    }
+  });
+
+  it('a holder killed inside its critical section leaves a plain (robust: false) Lock held: waiters time out', async () => {
+    const n = name('holder');
+    const lock = new Lock(n, { robust: false });
+    try {
+      const child = spawn(process.execPath, [join(FIXTURES, 'sync/worker.mjs'), 'hold-forever', n], { stdio: ['ignore', 'pipe', 'inherit'], env: PLAIN });
       await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
       expect(lock.locked()).toBe(true);
       const exited = new Promise((r) => child.once('exit', (_code, signal) => r(signal)));

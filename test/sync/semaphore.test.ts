@@ -21,44 +21,56 @@ describe('opening', () => {
     b.close();
   });
 
-  it('defaults to initialValue 1 and mode 0o600', () => {
+  it('defaults to crash-safe, initialValue 1 and mode 0o600', () => {
     const n = name();
     const s = new Semaphore(n);
     expect(s.value).toBe(1);
-    expect(statSync(`/dev/shm/sem.${n}`).mode & 0o777).toBe(0o600);
+    expect(s.robust).toBe(true);
+    expect(statSync(`/dev/shm/pipc.${n}.sem`).mode & 0o777).toBe(0o600);
     s.close();
+    const p = new Semaphore(name(), { robust: false });
+    expect(p.robust).toBe(false);
+    expect(statSync(`/dev/shm/sem.${p.name.slice(1)}`).mode & 0o777).toBe(0o600);
+    p.close();
   });
 
-  it('honours an explicit mode (minus the umask)', () => {
-    const n = name();
+  it('honours an explicit mode (minus the umask), for both kinds', () => {
     const old = process.umask(0o022);
     try {
-      const s = new Semaphore(n, { mode: 0o640 });
-      expect(statSync(`/dev/shm/sem.${n}`).mode & 0o777).toBe(0o640);
-      s.close();
+      for (const robust of [true, false]) {
+        const n = name();
+        const s = new Semaphore(n, { mode: 0o640, robust });
+        expect(statSync(robust ? `/dev/shm/pipc.${n}.sem` : `/dev/shm/sem.${n}`).mode & 0o777).toBe(0o640);
+        s.close();
+      }
     } finally {
       process.umask(old);
     }
   });
 
-  it('exclusive create of an existing name fails with EEXIST', () => {
-    const n = name();
-    const a = new Semaphore(n);
-    let err: unknown;
-    try {
-      new Semaphore(n, { exclusive: true });
-    } catch (e) {
-      err = e;
+  it('exclusive create of an existing name fails with EEXIST, for both kinds', () => {
+    for (const [robust, syscall] of [[true, 'open'], [false, 'sem_open']] as const) {
+      const n = name();
+      const a = new Semaphore(n, { robust });
+      let err: unknown;
+      try {
+        new Semaphore(n, { exclusive: true, robust });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(IPCError);
+      expect(err).toMatchObject({ name: 'IPCError', code: 'EEXIST', errno: -17, syscall, path: '/' + n });
+      expect((err as Error).message).toBe(`EEXIST: file already exists, ${syscall} '/${n}'`);
+      a.close();
     }
-    expect(err).toBeInstanceOf(IPCError);
-    expect(err).toMatchObject({ name: 'IPCError', code: 'EEXIST', errno: -17, syscall: 'sem_open', path: '/' + n });
-    expect((err as Error).message).toBe(`EEXIST: file already exists, sem_open '/${n}'`);
-    a.close();
   });
 
   it('open-only of a missing name fails with ENOENT', () => {
     const n = uniqueName('missing');
     expect(() => new Semaphore(n, { create: false })).toThrow(
+      expect.objectContaining({ code: 'ENOENT', syscall: 'open', path: '/' + n }),
+    );
+    expect(() => new Semaphore(n, { create: false, robust: false })).toThrow(
       expect.objectContaining({ code: 'ENOENT', syscall: 'sem_open', path: '/' + n }),
     );
   });
@@ -71,13 +83,17 @@ describe('opening', () => {
     expect(() => new Semaphore('a\0b')).toThrow(TypeError);
     expect(() => new Semaphore(42 as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => new Semaphore(undefined as unknown as string)).toThrow(TypeError);
-    expect(() => new Semaphore('x'.repeat(252))).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
-    // 251 characters is the longest semaphore name glibc can store (sem. + 251 = 255)
+    expect(() => new Semaphore('x'.repeat(252), { robust: false })).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => new Semaphore('x'.repeat(247))).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+    // 251 characters is the longest semaphore name glibc can store (sem. + 251 = 255);
+    // 246 the longest crash-safe one (pipc. + 246 + .sem = 255)
     const longest = name('L') + 'x';
     const n = longest + 'y'.repeat(251 - longest.length);
     track(n);
-    const s = new Semaphore(n);
-    s.close();
+    new Semaphore(n, { robust: false }).close();
+    const r = longest + 'z'.repeat(246 - longest.length);
+    track(r);
+    new Semaphore(r).close();
   });
 
   it('rejects bad options', () => {

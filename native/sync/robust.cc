@@ -1,0 +1,787 @@
+#include "robust.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "../addon.h"
+#include "../core/errors.h"
+#include "../core/posix.h"
+#include "../core/wait.h"
+
+namespace pipc {
+namespace robust {
+
+namespace {
+
+// Atomic access to words of the mapping (shared with other processes).
+inline int32_t Load(const int32_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+inline void Store(int32_t* p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+inline bool Cas(int32_t* p, int32_t* expected, int32_t desired) {
+  return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_SEQ_CST);
+}
+inline int32_t Add(int32_t* p, int32_t v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
+
+constexpr int32_t kTotalWords = static_cast<int32_t>(kSegmentBytes / 4);
+
+inline off_t SlotOffset(int32_t id) {
+  return static_cast<off_t>(kHeaderBytes + kSlotBytes * static_cast<size_t>(id - 1));
+}
+inline int32_t SlotWord(int32_t id) { return static_cast<int32_t>(SlotOffset(id) / 4); }
+inline int32_t* SlotRec(Seg* s, int32_t id) { return s->m + SlotWord(id); }
+
+double NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+void StoreDouble(int32_t* words, int index, double v) {
+  __builtin_memcpy(words + index, &v, sizeof v);
+}
+double LoadDouble(const int32_t* words, int index) {
+  double v;
+  __builtin_memcpy(&v, words + index, sizeof v);
+  return v;
+}
+
+long Futex(int32_t* addr, int op, int32_t val, const timespec* ts, uint32_t bitset) {
+  return syscall(SYS_futex, addr, op, val, ts, nullptr, bitset);
+}
+
+// True unless the kernel says nobody holds the slot's OFD lock.
+bool SlotAlive(Seg* s, int32_t id) {
+  if (id == s->slot) return true;
+  struct flock fl = {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = SlotOffset(id);
+  fl.l_len = 1;
+  if (fcntl(s->fd, F_OFD_GETLK, &fl) == -1) return true;
+  return fl.l_type != F_UNLCK;
+}
+
+// The undo journal of our own slot: old values first, then the count, then
+// the mutation, then count 0. A recoverer restores the entries of a dead slot
+// whose count is not 0, newest first.
+struct Tx {
+  Seg* s;
+  int32_t* rec;
+  int n = 0;
+  explicit Tx(Seg* seg) : s(seg), rec(SlotRec(seg, seg->slot)) {}
+  void Save(int32_t word) {
+    rec[kEntries + 2 * n] = word;
+    rec[kEntries + 2 * n + 1] = s->m[word];
+    n++;
+  }
+  void Begin() { Store(rec + kJournal, n); }
+  void End() { Store(rec + kJournal, 0); }
+};
+
+void Rollback(Seg* s, int32_t id) {
+  int32_t* rec = SlotRec(s, id);
+  int32_t n = Load(rec + kJournal);
+  if (n <= 0) return;
+  if (n > kMaxEntries) n = kMaxEntries;
+  for (int i = n - 1; i >= 0; i--) {
+    int32_t word = rec[kEntries + 2 * i];
+    if (word >= 0 && word < kTotalWords) Store(s->m + word, rec[kEntries + 2 * i + 1]);
+  }
+  Store(rec + kJournal, 0);
+}
+
+// Under the internal lock: undoes slot id's half-done operation and returns
+// the units it held to the free count, marking them recovered. Returns how
+// many units came back.
+int32_t RecoverSlot(Seg* s, int32_t id) {
+  Rollback(s, id);
+  int32_t* rec = SlotRec(s, id);
+  int32_t held = rec[kHeld];
+  int32_t added = 0;
+  if (held > 0) {
+    int32_t* m = s->m;
+    int32_t v = m[kValue];
+    int64_t nv = static_cast<int64_t>(v) + held;
+    if (m[kMax] > 0 && nv > m[kMax]) nv = m[kMax];
+    if (nv > SEM_VALUE_MAX) nv = SEM_VALUE_MAX;
+    added = static_cast<int32_t>(nv - v);
+    Tx tx(s);
+    tx.Save(kValue);
+    tx.Save(kRecovered);
+    tx.Save(kDeadPid);
+    tx.Save(SlotWord(id) + kHeld);
+    tx.Begin();
+    m[kValue] = static_cast<int32_t>(nv);
+    int64_t r = static_cast<int64_t>(m[kRecovered]) + added;
+    m[kRecovered] = static_cast<int32_t>(r > nv ? nv : r);
+    m[kDeadPid] = rec[kPid];
+    StoreDouble(m, kDeadAt, NowMs());
+    rec[kHeld] = 0;
+    tx.End();
+    Add(m + kSeq, 1);
+  }
+  if (id != s->slot) rec[kPid] = 0;
+  return added;
+}
+
+void Unlock(Seg* s) { Store(s->m + kLock, 0); }
+
+// Takes the internal lock. It is held for a few instructions, so contenders
+// spin, then yield, then sleep a millisecond at a time; an owner whose slot
+// is dead is taken over and its half-done operation rolled back.
+void LockInternal(Seg* s) {
+  int32_t* l = s->m + kLock;
+  for (int i = 0;; i++) {
+    int32_t cur = 0;
+    if (Cas(l, &cur, s->slot)) return;
+    // cur == our slot: our own JavaScript thread is inside its fast path (an
+    // engine thread shares the slot); wait like anyone else.
+    if (i < 64) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    if (i % 8 == 0 && !SlotAlive(s, cur)) {
+      int32_t expected = cur;
+      if (Cas(l, &expected, s->slot)) {
+        if (RecoverSlot(s, cur) > 0) Futex(s->m + kSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
+        return;
+      }
+      continue;
+    }
+    if (i < 256) {
+      sched_yield();
+    } else {
+      timespec ts = {0, 1000 * 1000};
+      Futex(l, FUTEX_WAIT, cur, &ts, 0);
+    }
+  }
+}
+
+int AcquireLocked(Seg* s) {
+  int32_t* m = s->m;
+  int32_t v = m[kValue];
+  if (v <= 0) return kNone;
+  int32_t* rec = SlotRec(s, s->slot);
+  bool recovered = m[kRecovered] > 0;
+  Tx tx(s);
+  tx.Save(kValue);
+  tx.Save(SlotWord(s->slot) + kHeld);
+  tx.Save(kTokLo);
+  tx.Save(kTokHi);
+  if (recovered) tx.Save(kRecovered);
+  tx.Begin();
+  m[kValue] = v - 1;
+  rec[kHeld] += 1;
+  uint32_t lo = static_cast<uint32_t>(m[kTokLo]) + 1;
+  m[kTokLo] = static_cast<int32_t>(lo);
+  if (lo == 0) m[kTokHi] += 1;
+  if (recovered) m[kRecovered] -= 1;
+  tx.End();
+  rec[kSlotTokLo] = m[kTokLo];
+  rec[kSlotTokHi] = m[kTokHi];
+  rec[kGotRec] = recovered ? 1 : 0;
+  if (recovered) {
+    rec[kRecPid] = m[kDeadPid];
+    StoreDouble(rec, kRecAt, LoadDouble(m, kDeadAt));
+  }
+  return recovered ? kTakenRecovered : kTaken;
+}
+
+int32_t RecoverDeadLocked(Seg* s) {
+  int32_t n = 0;
+  int32_t slots = s->m[kSlots];
+  if (slots > kSlotCount) slots = kSlotCount;
+  for (int32_t id = 1; id <= slots; id++) {
+    if (id == s->slot) continue;
+    int32_t* rec = SlotRec(s, id);
+    if (rec[kHeld] == 0 && Load(rec + kJournal) == 0) continue;
+    if (!SlotAlive(s, id)) n += RecoverSlot(s, id);
+  }
+  return n;
+}
+
+int ReleaseLocked(Seg* s, int32_t n) {
+  int32_t* m = s->m;
+  int64_t nv = static_cast<int64_t>(m[kValue]) + n;
+  if (m[kMax] > 0 && nv > m[kMax]) return kOverRelease;
+  if (nv > SEM_VALUE_MAX) return -EOVERFLOW;
+  int32_t* rec = SlotRec(s, s->slot);
+  int32_t mine = rec[kHeld] < n ? rec[kHeld] : n;
+  int32_t rest = n - mine;
+  // Units released by a process that did not take them: they stop counting
+  // as held by whoever took them (as a POSIX semaphore, anyone may release).
+  int32_t from[kMaxEntries];
+  int32_t take[kMaxEntries];
+  int others = 0;
+  int32_t slots = m[kSlots] > kSlotCount ? kSlotCount : m[kSlots];
+  for (int32_t id = 1; rest > 0 && id <= slots && others < kMaxEntries - 2; id++) {
+    if (id == s->slot) continue;
+    int32_t h = SlotRec(s, id)[kHeld];
+    if (h <= 0) continue;
+    from[others] = id;
+    take[others] = h < rest ? h : rest;
+    rest -= take[others];
+    others++;
+  }
+  Tx tx(s);
+  tx.Save(kValue);
+  tx.Save(SlotWord(s->slot) + kHeld);
+  for (int i = 0; i < others; i++) tx.Save(SlotWord(from[i]) + kHeld);
+  tx.Begin();
+  m[kValue] = static_cast<int32_t>(nv);
+  rec[kHeld] -= mine;
+  for (int i = 0; i < others; i++) SlotRec(s, from[i])[kHeld] -= take[i];
+  tx.End();
+  Add(m + kSeq, 1);
+  return 0;
+}
+
+}  // namespace
+
+// Sleepers count themselves in kWaiters before they read kSeq and try, so a
+// releaser that finds kWaiters 0 after its change needs to wake nobody.
+void Wake(Seg* s) {
+  if (Load(s->m + kWaiters) > 0) {
+    Add(s->m + kSeq, 1);
+    Futex(s->m + kSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
+  }
+}
+
+int RecoverDead(Seg* s) {
+  std::lock_guard<std::mutex> g(s->mu);
+  if (s->fd < 0) return 0;
+  LockInternal(s);
+  int n = RecoverDeadLocked(s);
+  Unlock(s);
+  if (n > 0) Futex(s->m + kSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
+  return n;
+}
+
+namespace {
+
+// Under s->mu, with the slot still ours.
+int TryAcquireMu(Seg* s, bool check_dead) {
+  LockInternal(s);
+  int r = AcquireLocked(s);
+  int32_t recovered = 0;
+  if (r == kNone && check_dead) {
+    recovered = RecoverDeadLocked(s);
+    if (recovered > 0) r = AcquireLocked(s);
+  }
+  Unlock(s);
+  if (recovered > 1) Futex(s->m + kSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
+  return r;
+}
+
+}  // namespace
+
+int TryAcquire(Seg* s, bool check_dead) {
+  std::lock_guard<std::mutex> g(s->mu);
+  if (s->fd < 0) return -EBADF;
+  return TryAcquireMu(s, check_dead);
+}
+
+int Release(Seg* s, int32_t n) {
+  std::lock_guard<std::mutex> g(s->mu);
+  if (s->fd < 0) return -EBADF;
+  LockInternal(s);
+  int r = ReleaseLocked(s, n);
+  Unlock(s);
+  if (r == 0) Wake(s);
+  return r;
+}
+
+int WaitUntil(Seg* s, int64_t until_ns, int64_t* next_check, const std::atomic<bool>* cancel) {
+  std::unique_lock<std::mutex> g(s->mu);
+  for (;;) {
+    if (s->fd < 0) return EBADF;
+    if (cancel != nullptr && cancel->load()) return ECANCELED;
+    Add(s->m + kWaiters, 1);
+    int32_t seq = Load(s->m + kSeq);
+    int64_t now = MonotonicNs();
+    bool check = now >= *next_check;
+    if (check) *next_check = now + kCheckNs;
+    int r = TryAcquireMu(s, check);
+    if (r != kNone) {
+      Add(s->m + kWaiters, -1);
+      return r;
+    }
+    now = MonotonicNs();
+    if (until_ns >= 0 && now >= until_ns) {
+      Add(s->m + kWaiters, -1);
+      return ETIMEDOUT;
+    }
+    int64_t end = *next_check;
+    if (until_ns >= 0 && until_ns < end) end = until_ns;
+    timespec ts = NsToTimespec(end);
+    int32_t* word = s->m + kSeq;
+    s->sleepers++;
+    g.unlock();
+    Futex(word, FUTEX_WAIT_BITSET, seq, &ts, FUTEX_BITSET_MATCH_ANY);
+    g.lock();
+    Add(s->m + kWaiters, -1);
+    if (--s->sleepers == 0 && s->fd < 0) {
+      munmap(s->m, kSegmentBytes);
+      s->m = nullptr;
+      return EBADF;
+    }
+  }
+}
+
+// The last user of our slot is gone: what it still holds goes back (marked
+// recovered: its holder never released it), then the descriptor closes, which
+// frees the slot for another opener.
+static void ReleaseSlot(Seg* s) {
+  if (s->fd < 0) return;
+  if (s->m != nullptr && s->slot > 0) {
+    LockInternal(s);
+    int32_t n = RecoverSlot(s, s->slot);
+    SlotRec(s, s->slot)[kPid] = 0;
+    Unlock(s);
+    if (n > 0) Futex(s->m + kSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
+  }
+  close(s->fd);
+  s->fd = -1;
+}
+
+Seg::~Seg() {
+  ReleaseSlot(this);
+  if (m != nullptr) munmap(m, kSegmentBytes);
+}
+
+bool Seg::Close() {
+  if (closed.exchange(true, std::memory_order_acq_rel)) return false;
+  std::lock_guard<std::mutex> g(mu);
+  ReleaseSlot(this);
+  if (m == nullptr) return true;
+  if (sleepers > 0) {
+    // Our sleepers (and, harmlessly, others') wake, see fd < 0 and leave;
+    // the last one unmaps.
+    Futex(m + kSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
+  } else {
+    munmap(m, kSegmentBytes);
+    m = nullptr;
+  }
+  return true;
+}
+
+namespace {
+
+struct OpenResult {
+  int err = 0;
+  const char* syscall = "open";
+  bool created = false;
+};
+
+void InitHeader(int32_t* m, int32_t initial, int32_t max) {
+  m[kVersion] = kLayoutVersion;
+  m[kKind] = kKindSemaphore;
+  m[kMax] = max;
+  m[kSlots] = kSlotCount;
+  m[kSlotBase] = static_cast<int32_t>(kHeaderBytes);
+  m[kValue] = initial;
+  m[kInitial] = initial;
+  m[kMagic] = kMagicValue;
+}
+
+// Creates the segment fully initialised under no name, then links it into
+// place: an opener sees either no file or a complete header.
+int CreateAndLink(const std::string& path, mode_t mode, int32_t initial, int32_t max,
+                  int* out_fd, const char** syscall_out) {
+  int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+  if (fd == -1) {
+    *syscall_out = "open";
+    return errno;
+  }
+  if (RetryEintr([&] { return ftruncate(fd, static_cast<off_t>(kSegmentBytes)); }) == -1) {
+    int e = errno;
+    close(fd);
+    *syscall_out = "ftruncate";
+    return e;
+  }
+  void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    int e = errno;
+    close(fd);
+    *syscall_out = "mmap";
+    return e;
+  }
+  InitHeader(static_cast<int32_t*>(p), initial, max);
+  munmap(p, kSegmentBytes);
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (linkat(AT_FDCWD, proc, AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == -1) {
+    int e = errno;
+    close(fd);
+    *syscall_out = "link";
+    return e;
+  }
+  *out_fd = fd;
+  return 0;
+}
+
+int ClaimSlot(Seg* s) {
+  int32_t start = static_cast<int32_t>(getpid() % kSlotCount);
+  for (int32_t i = 0; i < kSlotCount; i++) {
+    int32_t id = 1 + (start + i) % kSlotCount;
+    struct flock fl = {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = SlotOffset(id);
+    fl.l_len = 1;
+    if (fcntl(s->fd, F_OFD_SETLK, &fl) == 0) {
+      s->slot = id;
+      return 0;
+    }
+    if (errno != EAGAIN && errno != EACCES) return errno;
+  }
+  return ENOSPC;
+}
+
+std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, bool create,
+                             bool exclusive, mode_t mode, int32_t initial, int32_t max,
+                             OpenResult* r) {
+  auto s = std::make_shared<Seg>();
+  s->name = name;
+  const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    int fd = open(path.c_str(), flags);
+    if (fd >= 0) {
+      if (create && exclusive) {
+        close(fd);
+        r->err = EEXIST;
+        return nullptr;
+      }
+      s->fd = fd;
+      break;
+    }
+    if (errno != ENOENT || !create) {
+      r->err = errno;
+      return nullptr;
+    }
+    int e = CreateAndLink(path, mode, initial, max, &fd, &r->syscall);
+    if (e == 0) {
+      s->fd = fd;
+      r->created = true;
+      break;
+    }
+    if (e != EEXIST || exclusive) {
+      r->err = e;
+      return nullptr;
+    }
+    r->syscall = "open";
+  }
+  if (s->fd < 0) {
+    r->err = ENOENT;
+    return nullptr;
+  }
+  struct stat st;
+  if (fstat(s->fd, &st) == -1) {
+    r->err = errno;
+    r->syscall = "fstat";
+    return nullptr;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size != static_cast<off_t>(kSegmentBytes)) {
+    r->err = EINVAL;
+    r->syscall = "fstat";
+    return nullptr;
+  }
+  void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+  if (p == MAP_FAILED) {
+    r->err = errno;
+    r->syscall = "mmap";
+    return nullptr;
+  }
+  s->m = static_cast<int32_t*>(p);
+  if (Load(s->m + kMagic) != kMagicValue || s->m[kVersion] != kLayoutVersion ||
+      s->m[kKind] != kKindSemaphore || s->m[kSlots] != kSlotCount ||
+      s->m[kSlotBase] != static_cast<int32_t>(kHeaderBytes)) {
+    r->err = EINVAL;
+    r->syscall = "mmap";
+    return nullptr;
+  }
+  int e = ClaimSlot(s.get());
+  if (e != 0) {
+    r->err = e;
+    r->syscall = "fcntl";
+    return nullptr;
+  }
+  // Whatever a dead previous owner of this slot left is undone or given back,
+  // also if it died holding the internal lock (which then holds our id).
+  int32_t mine = s->slot;
+  if (!Cas(s->m + kLock, &mine, s->slot)) LockInternal(s.get());
+  int32_t n = RecoverSlot(s.get(), s->slot);
+  int32_t* rec = SlotRec(s.get(), s->slot);
+  rec[kPid] = static_cast<int32_t>(getpid());
+  rec[kGotRec] = 0;
+  Unlock(s.get());
+  if (n > 0) Futex(s->m + kSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
+  return s;
+}
+
+// JavaScript side ------------------------------------------------------------
+
+using SegPtr = RobustPtr;
+
+Seg* GetSeg(Napi::Env env, Napi::Value v, const char* syscall = "futex") {
+  return UnwrapOpen<SegPtr>(v, syscall).get();
+}
+
+// Environment teardown (a worker_thread terminated): the slot is given up
+// even if JavaScript never closed it. Registered per handle; runs before the
+// addon's own Teardown (hooks run newest first), and Close() wakes and
+// outlives any engine thread still sleeping on the segment.
+struct Hook {
+  SegPtr seg;
+  bool hooked = true;
+  bool orphan = false;  // the handle was collected while its slot held units
+};
+
+// Orphans of this thread's environment (one JS thread per environment).
+thread_local std::vector<Hook*> orphans;
+
+void OnTeardown(void* arg) {
+  auto* h = static_cast<Hook*>(arg);
+  h->hooked = false;
+  h->seg->Close();
+  if (h->orphan) {
+    orphans.erase(std::remove(orphans.begin(), orphans.end(), h), orphans.end());
+    delete h;
+  }
+}
+
+bool HoldsUnits(Seg* s) {
+  std::lock_guard<std::mutex> g(s->mu);
+  return s->fd >= 0 && s->m != nullptr && Load(SlotRec(s, s->slot) + kHeld) > 0;
+}
+
+// A handle collected while it holds units keeps them (and its slot) until the
+// environment ends: giving them back would admit a second holder while the
+// process may still be inside the critical section, and another handle of the
+// process may still release them.
+void FinalizeHandle(napi_env env, void* data, void*) {
+  auto* holder = static_cast<SegPtr*>(data);
+  auto* hook = static_cast<Hook*>((*holder)->teardown);
+  if (hook != nullptr && hook->hooked && HoldsUnits(holder->get())) {
+    hook->orphan = true;
+    orphans.push_back(hook);
+    delete holder;
+    return;
+  }
+  (*holder)->Close();
+  if (hook != nullptr) {
+    if (hook->hooked) napi_remove_env_cleanup_hook(env, OnTeardown, hook);
+    delete hook;
+  }
+  delete holder;
+}
+
+// Orphans whose units were all released (from another handle) need their slot
+// no more: closed whenever a handle is opened or closed.
+void SweepOrphans(napi_env env) {
+  for (size_t i = 0; i < orphans.size();) {
+    Hook* h = orphans[i];
+    if (HoldsUnits(h->seg.get())) {
+      i++;
+      continue;
+    }
+    orphans.erase(orphans.begin() + static_cast<std::ptrdiff_t>(i));
+    napi_remove_env_cleanup_hook(env, OnTeardown, h);
+    h->seg->Close();
+    delete h;
+  }
+}
+
+void FinalizeBuffer(napi_env, void*, void* hint) { delete static_cast<SegPtr*>(hint); }
+
+// robOpen(name, path, create, exclusive, mode, initial, max)
+//   -> [handle, ArrayBuffer over the segment, slot id, created]
+Napi::Value RobOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  bool create = info[2].ToBoolean();
+  bool exclusive = info[3].ToBoolean();
+  mode_t mode = static_cast<mode_t>(info[4].As<Napi::Number>().Uint32Value());
+  int32_t initial = info[5].As<Napi::Number>().Int32Value();
+  int32_t max = info[6].As<Napi::Number>().Int32Value();
+  SweepOrphans(env);
+  OpenResult r;
+  SegPtr seg = OpenSeg(name, path, create, exclusive, mode, initial, max, &r);
+  if (!seg) {
+    if (r.err == EINVAL) {
+      throw MakeIPCError(env, EINVAL, r.syscall, name);
+    }
+    ThrowIPCError(env, r.err, r.syscall, name);
+  }
+  auto* hook = new Hook{seg};
+  seg->teardown = hook;
+  napi_add_env_cleanup_hook(env, OnTeardown, hook);
+  Napi::Value ext = Wrap(env, new SegPtr(seg), FinalizeHandle, [](SegPtr* p) {
+    (*p)->Close();  // the teardown hook finds it closed
+    delete p;
+  });
+  napi_value ab;
+  auto* keep = new SegPtr(seg);
+  if (napi_create_external_arraybuffer(env, seg->m, kSegmentBytes, FinalizeBuffer, keep, &ab) !=
+      napi_ok) {
+    delete keep;
+    throw Napi::Error::New(env, "cannot map semaphore");
+  }
+  Napi::Array out = Napi::Array::New(env, 4);
+  out.Set(0u, ext);
+  out.Set(1u, Napi::Value(env, ab));
+  out.Set(2u, Napi::Number::New(env, seg->slot));
+  out.Set(3u, Napi::Boolean::New(env, r.created));
+  return out;
+}
+
+// robTryAcquire(h) -> 0 none, 1 taken, 2 taken a recovered unit. Checks for
+// dead holders at most every kCheckNs.
+Napi::Value RobTryAcquire(const Napi::CallbackInfo& info) {
+  Seg* s = GetSeg(info.Env(), info[0]);
+  int64_t now = MonotonicNs();
+  bool check = now >= s->next_check_ns;
+  if (check) s->next_check_ns = now + kCheckNs;
+  int r = TryAcquire(s, check);
+  if (r < 0) ThrowIPCError(info.Env(), -r, "futex", s->name);
+  return Napi::Number::New(info.Env(), r);
+}
+
+// robRelease(h, n) -> 0, or -1 when it would pass the bound (nothing changed).
+Napi::Value RobRelease(const Napi::CallbackInfo& info) {
+  Seg* s = GetSeg(info.Env(), info[0]);
+  int32_t n = info[1].As<Napi::Number>().Int32Value();
+  int r = Release(s, n);
+  if (r == kOverRelease) return Napi::Number::New(info.Env(), -1);
+  if (r < 0) ThrowIPCError(info.Env(), -r, "sem_post", s->name);
+  return Napi::Number::New(info.Env(), 0);
+}
+
+napi_value RobWake(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 1;
+  napi_value argv[1] = {nullptr};
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  SegPtr* h = UnwrapOpen<SegPtr>(env, argv[0], "futex");
+  if (h == nullptr) return nullptr;
+  std::lock_guard<std::mutex> g((*h)->mu);
+  if ((*h)->fd >= 0) Wake(h->get());
+  return nullptr;
+}
+
+Napi::Value RobRecover(const Napi::CallbackInfo& info) {
+  Seg* s = GetSeg(info.Env(), info[0]);
+  return Napi::Number::New(info.Env(), RecoverDead(s));
+}
+
+// robWaitSync(h, timeoutMs) -> 0 timed out, 1 taken, 2 taken recovered.
+Napi::Value RobWaitSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Seg* s = GetSeg(env, info[0]);
+  double timeout = info[1].As<Napi::Number>().DoubleValue();
+  int64_t deadline = timeout < 0 ? -1 : MonotonicNs() + static_cast<int64_t>(timeout * 1e6);
+  int64_t next_check = 0;
+  int r = WaitUntil(s, deadline, &next_check, nullptr);
+  if (r == ETIMEDOUT) return Napi::Number::New(env, 0);
+  if (r != kTaken && r != kTakenRecovered) ThrowIPCError(env, r, "futex", s->name);
+  return Napi::Number::New(env, r);
+}
+
+class FutexWaitJob : public WaitJob {
+ public:
+  explicit FutexWaitJob(SegPtr seg) : s_(std::move(seg)) {}
+
+  int WaitUntil(int64_t until_ns) override {
+    int r = robust::WaitUntil(s_.get(), until_ns, &next_check_, &cancelled);
+    return r == kTaken || r == kTakenRecovered ? 0 : r;
+  }
+
+  void Undo() override { Release(s_.get(), 1); }
+
+ private:
+  SegPtr s_;
+  int64_t next_check_ = 0;
+};
+
+// robWaitAsync(h, timeoutMs, callback) -> token. callback(err, acquired).
+Napi::Value RobWaitAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SegPtr* holder = &UnwrapOpen<SegPtr>(info[0], "futex");
+  double timeout = info[1].As<Napi::Number>().DoubleValue();
+  WaitEngine* engine = AddonData::Get(env)->engine.get();
+  auto job = std::make_shared<FutexWaitJob>(*holder);
+  if (timeout >= 0) job->deadline_ns = MonotonicNs() + static_cast<int64_t>(timeout * 1e6);
+  engine->Submit(env, job, info[2].As<Napi::Function>());
+  return JobToken(env, job);
+}
+
+// robClose(h, arrayBuffer): detaches the view, then gives the slot up once
+// no wait uses it any more.
+Napi::Value RobClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Seg* s = Unwrap<SegPtr>(info[0]).get();
+  if (info.Length() > 1 && info[1].IsArrayBuffer()) {
+    napi_detach_arraybuffer(env, info[1]);
+  }
+  s->Close();
+  SweepOrphans(env);
+  return env.Undefined();
+}
+
+Napi::Value RobUnlink(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  if (unlink(path.c_str()) == -1) ThrowIPCError(info.Env(), errno, "unlink", name);
+  return info.Env().Undefined();
+}
+
+// robKindAt(path) -> 'file' | 'none' | 'other': what is at a path (lstat),
+// for the one-name-one-object check.
+Napi::Value RobKindAt(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  struct stat st;
+  const char* kind = "other";
+  if (lstat(path.c_str(), &st) == -1) {
+    kind = errno == ENOENT || errno == ENAMETOOLONG ? "none" : "other";
+  }
+  else if (S_ISREG(st.st_mode)) kind = "file";
+  return Napi::String::New(info.Env(), kind);
+}
+
+}  // namespace
+}  // namespace robust
+
+void InitRobust(Napi::Env env, Napi::Object exports) {
+  using namespace robust;
+  exports.Set("robOpen", Napi::Function::New(env, RobOpen));
+  exports.Set("robTryAcquire", Napi::Function::New(env, RobTryAcquire));
+  exports.Set("robRelease", Napi::Function::New(env, RobRelease));
+  SetRawFunction(env, exports, "robWake", RobWake);
+  exports.Set("robRecover", Napi::Function::New(env, RobRecover));
+  exports.Set("robWaitSync", Napi::Function::New(env, RobWaitSync));
+  exports.Set("robWaitAsync", Napi::Function::New(env, RobWaitAsync));
+  exports.Set("robClose", Napi::Function::New(env, RobClose));
+  exports.Set("robUnlink", Napi::Function::New(env, RobUnlink));
+  exports.Set("robKindAt", Napi::Function::New(env, RobKindAt));
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("segmentBytes", Napi::Number::New(env, static_cast<double>(kSegmentBytes)));
+  layout.Set("headerBytes", Napi::Number::New(env, static_cast<double>(kHeaderBytes)));
+  layout.Set("slotBytes", Napi::Number::New(env, static_cast<double>(kSlotBytes)));
+  layout.Set("slots", Napi::Number::New(env, kSlotCount));
+  exports.Set("ROBUST_LAYOUT", layout);
+}
+
+}  // namespace pipc
