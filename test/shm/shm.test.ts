@@ -338,7 +338,8 @@ describe('SharedMemory', () => {
       s.buffer.write('x');
       let transferError: unknown;
       try {
-        w.postMessage(s.buffer.buffer, [s.buffer.buffer]);
+        // A mapping is never a SharedArrayBuffer; the cast only narrows Buffer's ArrayBufferLike.
+        w.postMessage(s.buffer.buffer, [s.buffer.buffer as ArrayBuffer]);
       } catch (err) {
         transferError = err;
       }
@@ -435,10 +436,10 @@ describe('Value', () => {
 
   it('rejects unknown typecodes and wrong initial values', () => {
     const bad: BadCall[] = [
-      [() => new Value('x' as never, 0), TypeError, 'ERR_INVALID_ARG_VALUE'],
-      [() => new Value('u' as never, 0), TypeError, 'ERR_INVALID_ARG_VALUE'],
-      [() => new Value('toString' as never, 0), TypeError, 'ERR_INVALID_ARG_VALUE'],
-      [() => new Value(4 as never, 0), TypeError, 'ERR_INVALID_ARG_TYPE'],
+      [() => new Value('x' as Typecode, 0), TypeError, 'ERR_INVALID_ARG_VALUE'],
+      [() => new Value('u' as Typecode, 0), TypeError, 'ERR_INVALID_ARG_VALUE'],
+      [() => new Value('toString' as Typecode, 0), TypeError, 'ERR_INVALID_ARG_VALUE'],
+      [() => new Value(4 as unknown as Typecode, 0), TypeError, 'ERR_INVALID_ARG_TYPE'],
       [() => new Value('i', 1.5), RangeError, 'ERR_OUT_OF_RANGE'],
       [() => new Value('i', 2 ** 31), RangeError, 'ERR_OUT_OF_RANGE'],
       [() => new Value('B', -1), RangeError, 'ERR_OUT_OF_RANGE'],
@@ -667,7 +668,7 @@ describe('native guards', () => {
     const { binding } = await import('../../lib/core/binding.js');
     const sem = binding.semOpen('/' + name('g'), true, false, 0o600, 1);
     try {
-      expect(() => binding.shmBuffer(sem)).toThrow(/Illegal invocation/);
+      expect(() => binding.shmBuffer(sem, 64)).toThrow(/Illegal invocation/);
       expect(() => binding.shmOps(sem, 4, 0, 1, true)).toThrow(/Illegal invocation/);
       expect(() => binding.shmClose({} as never)).toThrow(TypeError);
     } finally {
