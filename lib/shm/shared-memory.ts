@@ -15,7 +15,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { markAsUntransferable } from 'node:worker_threads';
 import { binding } from '../core/binding.js';
-import type { Handle, ShmOps } from '../core/binding.js';
+import type { Handle } from '../core/binding.js';
 import { IPCError, closedError, ipcError } from '../core/errors.js';
 import { Lock } from '../sync/semaphore.js';
 import { typeInfo } from './typecodes.js';
@@ -31,6 +31,9 @@ import {
 
 export type { Typecode, BigIntTypecode, ScalarOf, TypedArrayOf } from './typecodes.js';
 
+/** The integer typed arrays JavaScript's Atomics accept. */
+type AtomicView = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
+
 const SEM_PREFIX = 4; // the lock of Value/SharedArray NAME is /dev/shm/sem.NAME
 /** The largest Buffer this runtime makes (4 GiB on Node 20): the largest segment we create or view. */
 const MAX_SIZE = bufferConstants.MAX_LENGTH;
@@ -38,6 +41,12 @@ const EACCES = 13;
 const WHEN_SMALLER_MAP_AS_IS = 0;
 const WHEN_SMALLER_GROW = 1;
 const WHEN_SMALLER_WAIT = 2;
+/**
+ * How long an opener waits (WHEN_SMALLER_WAIT) for a racing creator to give
+ * the segment its size: the creator is between its shm_open and its first
+ * write, microseconds apart, so this only matters if the creator died there.
+ */
+const SIZE_WAIT_MS = 1000;
 
 /** The size of a memory page: mappings are made of whole pages. */
 export const PAGE_SIZE: number = binding.SHM_PAGE_SIZE;
@@ -80,13 +89,13 @@ class Segment {
       for (let attempt = 0; result === undefined; attempt++) {
         name = randomName();
         try {
-          result = binding.shmOpen(name, true, true, false, req.mode, req.size, req.init, WHEN_SMALLER_MAP_AS_IS);
+          result = binding.shmOpen(name, true, true, false, req.mode, req.size, req.init, WHEN_SMALLER_MAP_AS_IS, 0);
         } catch (err) {
           if (!(err instanceof IPCError && err.code === 'EEXIST') || attempt >= 100) throw err;
         }
       }
     } else {
-      result = binding.shmOpen(name, req.create, req.exclusive, req.readOnly, req.mode, req.size, req.init, req.whenSmaller);
+      result = binding.shmOpen(name, req.create, req.exclusive, req.readOnly, req.mode, req.size, req.init, req.whenSmaller, SIZE_WAIT_MS);
     }
     [this.h, this.created, this.size] = result;
     this.name = name as string;
@@ -375,8 +384,14 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
   readonly #seg: Segment;
   /** @internal the typed-array view (null after close). */
   protected cells: TypedArrayOf<T> | null;
-  /** @internal the native atomics (null for f/d, and after close). */
-  protected atom: ShmOps<[]> | ShmOps<[index: number]> | null;
+  /**
+   * @internal the same view, for JavaScript's Atomics (null for f/d, and after
+   * close): an atomic operation is one hardware instruction on the mapping,
+   * with no call into the addon.
+   */
+  protected atom: AtomicView | null;
+  /** @internal false when opened readOnly. */
+  protected readonly writable: boolean;
   readonly #count: number;
   readonly #mode: number;
   readonly #lockOption: boolean | Lock;
@@ -424,9 +439,8 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
       }
       this.#count = count;
       this.cells = this.info.view(this.#seg.arrayBuffer(), count) as TypedArrayOf<T>;
-      const h = this.#seg.handle('mmap');
-      if (this.info.elem < 0) this.atom = null;
-      else this.atom = kind === 'Value' ? binding.shmOps(h, this.info.elem, 0, count, true) : binding.shmOps(h, this.info.elem, 0, count, false);
+      this.atom = this.info.elem < 0 ? null : (this.cells as unknown as AtomicView);
+      this.writable = !readOnly;
     } catch (err) {
       this.#seg.abandon();
       throw err;
@@ -477,15 +491,24 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
     return c;
   }
 
-  /** @internal the native view for an atomic op, or EBADF / TypeError / EACCES. */
-  protected atomics(write: boolean): ShmOps<[]> | ShmOps<[index: number]> {
+  /** @internal the view for an atomic read, or EBADF / TypeError. */
+  protected atomicView(): AtomicView {
     const a = this.atom;
-    if (a === null) {
-      if (this.cells === null) throw closedError(this.constructor.name, 'atomic', this.#seg.name);
-      throw typeError('ERR_IPC_NOT_INTEGER', `Atomic operations need an integer typecode; '${this.info.code}' is floating point`);
-    }
-    if (write && this.#seg.readOnly) throw readOnlyError(this.#seg.name);
+    if (a === null) this.#noAtomics();
     return a;
+  }
+
+  /** @internal the view for an atomic write, or EBADF / TypeError / EACCES. */
+  protected atomicWritable(): AtomicView {
+    const a = this.atom;
+    if (a === null) this.#noAtomics();
+    if (!this.writable) throw readOnlyError(this.#seg.name);
+    return a;
+  }
+
+  #noAtomics(): never {
+    if (this.cells === null) throw closedError(this.constructor.name, 'atomic', this.#seg.name);
+    throw typeError('ERR_IPC_NOT_INTEGER', `Atomic operations need an integer typecode; '${this.info.code}' is floating point`);
   }
 
   /** @internal element count. */
@@ -617,57 +640,57 @@ export class Value<T extends Typecode = Typecode> extends SharedCells<T> {
 
   /** Atomically reads the value. */
   load(): ScalarOf<T> {
-    return this.#ops(false).load() as ScalarOf<T>;
+    return Atomics.load(this.atomicView() as Int32Array, 0) as ScalarOf<T>;
   }
 
   /** Atomically writes `v`; returns `v`. */
   store(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     this.info.check(v, 'value');
-    a.store(v);
+    Atomics.store(a as Int32Array, 0, v as number);
     return v;
   }
 
   /** Atomically adds `v` (wrapping around at the type's width); returns the previous value. */
   add(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     this.info.check(v, 'value');
-    return a.add(v) as ScalarOf<T>;
+    return Atomics.add(a as Int32Array, 0, v as number) as ScalarOf<T>;
   }
 
   /** Atomically subtracts `v` (wrapping); returns the previous value. */
   sub(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     this.info.check(v, 'value');
-    return a.sub(v) as ScalarOf<T>;
+    return Atomics.sub(a as Int32Array, 0, v as number) as ScalarOf<T>;
   }
 
   /** Atomic bitwise AND; returns the previous value. */
   and(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     this.info.check(v, 'value');
-    return a.and(v) as ScalarOf<T>;
+    return Atomics.and(a as Int32Array, 0, v as number) as ScalarOf<T>;
   }
 
   /** Atomic bitwise OR; returns the previous value. */
   or(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     this.info.check(v, 'value');
-    return a.or(v) as ScalarOf<T>;
+    return Atomics.or(a as Int32Array, 0, v as number) as ScalarOf<T>;
   }
 
   /** Atomic bitwise XOR; returns the previous value. */
   xor(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     this.info.check(v, 'value');
-    return a.xor(v) as ScalarOf<T>;
+    return Atomics.xor(a as Int32Array, 0, v as number) as ScalarOf<T>;
   }
 
   /** Atomically replaces the value with `v`; returns the previous value. */
   exchange(v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     this.info.check(v, 'value');
-    return a.exchange(v) as ScalarOf<T>;
+    return Atomics.exchange(a as Int32Array, 0, v as number) as ScalarOf<T>;
   }
 
   /**
@@ -676,14 +699,10 @@ export class Value<T extends Typecode = Typecode> extends SharedCells<T> {
    * `expected`), as `Atomics.compareExchange`.
    */
   compareExchange(expected: ScalarOf<T>, replacement: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     this.info.check(expected, 'expected');
     this.info.check(replacement, 'replacement');
-    return a.compareExchange(expected, replacement) as ScalarOf<T>;
-  }
-
-  #ops(write: boolean): ShmOps<[]> {
-    return this.atomics(write) as ShmOps<[]>;
+    return Atomics.compareExchange(a as Int32Array, 0, expected as number, replacement as number) as ScalarOf<T>;
   }
 
   /** Removes the segment `name` and its lock semaphore. @throws IPCError ENOENT if the segment does not exist. */
@@ -777,65 +796,65 @@ export class SharedArray<T extends Typecode = Typecode> extends SharedCells<T> i
 
   /** Atomically reads element `index`. */
   load(index: number): ScalarOf<T> {
-    const a = this.#ops(false);
-    return a.load(this.#index(index)) as ScalarOf<T>;
+    const a = this.atomicView();
+    return Atomics.load(a as Int32Array, this.#index(index)) as ScalarOf<T>;
   }
 
   /** Atomically writes `v` to element `index`; returns `v`. */
   store(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     const i = this.#index(index);
     this.info.check(v, 'value');
-    a.store(i, v);
+    Atomics.store(a as Int32Array, i, v as number);
     return v;
   }
 
   /** Atomically adds `v` to element `index` (wrapping); returns its previous value. */
   add(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     const i = this.#index(index);
     this.info.check(v, 'value');
-    return a.add(i, v) as ScalarOf<T>;
+    return Atomics.add(a as Int32Array, i, v as number) as ScalarOf<T>;
   }
 
   /** Atomically subtracts `v` from element `index` (wrapping); returns its previous value. */
   sub(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     const i = this.#index(index);
     this.info.check(v, 'value');
-    return a.sub(i, v) as ScalarOf<T>;
+    return Atomics.sub(a as Int32Array, i, v as number) as ScalarOf<T>;
   }
 
   /** Atomic bitwise AND on element `index`; returns its previous value. */
   and(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     const i = this.#index(index);
     this.info.check(v, 'value');
-    return a.and(i, v) as ScalarOf<T>;
+    return Atomics.and(a as Int32Array, i, v as number) as ScalarOf<T>;
   }
 
   /** Atomic bitwise OR on element `index`; returns its previous value. */
   or(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     const i = this.#index(index);
     this.info.check(v, 'value');
-    return a.or(i, v) as ScalarOf<T>;
+    return Atomics.or(a as Int32Array, i, v as number) as ScalarOf<T>;
   }
 
   /** Atomic bitwise XOR on element `index`; returns its previous value. */
   xor(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     const i = this.#index(index);
     this.info.check(v, 'value');
-    return a.xor(i, v) as ScalarOf<T>;
+    return Atomics.xor(a as Int32Array, i, v as number) as ScalarOf<T>;
   }
 
   /** Atomically replaces element `index` with `v`; returns its previous value. */
   exchange(index: number, v: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     const i = this.#index(index);
     this.info.check(v, 'value');
-    return a.exchange(i, v) as ScalarOf<T>;
+    return Atomics.exchange(a as Int32Array, i, v as number) as ScalarOf<T>;
   }
 
   /**
@@ -843,15 +862,11 @@ export class SharedArray<T extends Typecode = Typecode> extends SharedCells<T> i
    * `replacement`. Returns the previous value either way.
    */
   compareExchange(index: number, expected: ScalarOf<T>, replacement: ScalarOf<T>): ScalarOf<T> {
-    const a = this.#ops(true);
+    const a = this.atomicWritable();
     const i = this.#index(index);
     this.info.check(expected, 'expected');
     this.info.check(replacement, 'replacement');
-    return a.compareExchange(i, expected, replacement) as ScalarOf<T>;
-  }
-
-  #ops(write: boolean): ShmOps<[index: number]> {
-    return this.atomics(write) as ShmOps<[index: number]>;
+    return Atomics.compareExchange(a as Int32Array, i, expected as number, replacement as number) as ScalarOf<T>;
   }
 
   /** Iterates over the current elements (plain reads). */
