@@ -31,7 +31,8 @@ if (found.length > 0) {
   console.log(`prebuilds: ${found.join(', ')}`);
   process.exit(0);
 }
-const message = 'prebuilds/ holds no addon: this package would make every user compile it. Run `npm run prebuildify` first (CONTRIBUTING.md, "Releasing").';
+const message =
+  'prebuilds/ holds no addon: this package would make every user compile it. Run `npm run prebuildify` first (CONTRIBUTING.md, "Releasing").';
 if (process.argv.includes('--warn')) {
   console.warn(`warning: ${message}`);
   process.exit(0);
