@@ -12,7 +12,7 @@
  *   mounts one in a private mount namespace, or /dev/mqueue), every entry that
  *   starts with this process's prefix, whoever made it.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { binding } from '../../lib/core/binding.js';
 
 type MqOpen = typeof binding.mqOpen;
@@ -38,17 +38,22 @@ binding.mqOpen = function observedMqOpen(this: unknown, name, ...rest) {
   return realMqOpen.call(this, name, ...rest);
 } as MqOpen;
 
-/** The mounted mqueue file system, or null when there is none. */
+/**
+ * The mounted mqueue file system, or null when there is none: POSIX_IPC_MQUEUE_DIR
+ * if it names a directory (a mount in a namespace may show under another path
+ * in /proc/mounts), else /dev/mqueue if /proc/mounts lists an mqueue fs there.
+ */
 export function mqueueDir(): string | null {
-  for (const dir of [process.env.POSIX_IPC_MQUEUE_DIR, '/dev/mqueue']) {
-    if (!dir) continue;
-    try {
-      if (statSync(dir).isDirectory()) return dir;
-    } catch {
-      // not there
-    }
+  const env = process.env.POSIX_IPC_MQUEUE_DIR;
+  try {
+    if (env && statSync(env).isDirectory()) return env;
+  } catch {
+    // not there
   }
-  return null;
+  const mounted = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === '/dev/mqueue' && l.split(' ')[2] === 'mqueue');
+  return mounted ? '/dev/mqueue' : null;
 }
 
 /** True if a queue of that name exists (open-only mq_open; EACCES means it exists but is not ours to open). */
