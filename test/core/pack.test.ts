@@ -1,14 +1,21 @@
 // What `npm pack` ships: the license, the changelog, and TypeScript sources
 // that every source map in dist/ points at; README's relative links resolve.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectOk, ROOT, run } from '../helpers/index.js';
 
 let files: Set<string>;
 beforeAll(async () => {
-  const r = expectOk(await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT }), 'npm pack --dry-run');
-  files = new Set((JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path));
+  // A cache of its own: under `npm run` as another user, the inherited cache is root's.
+  const cache = mkdtempSync(join(tmpdir(), 'pipc-npm-cache-'));
+  try {
+    const r = expectOk(await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts', '--cache', cache], { cwd: ROOT }), 'npm pack --dry-run');
+    files = new Set((JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path));
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
 }, 60_000);
 
 describe('the package', () => {
