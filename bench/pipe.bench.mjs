@@ -47,7 +47,7 @@ function deframer(onFrame) {
     have += chunk.length;
     for (;;) {
       if (have < 4) return;
-      let head = chunks[0].length >= 4 ? chunks[0] : Buffer.concat(chunks);
+      const head = chunks[0].length >= 4 ? chunks[0] : Buffer.concat(chunks);
       const n = head.readInt32BE(0);
       if (have < 4 + n) return;
       const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);

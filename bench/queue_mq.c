@@ -74,8 +74,8 @@ int main(int argc, char** argv) {
   double dt = now_us() - t0;
   waitpid(pid, NULL, 0);
   qsort(lat, n_rtt, sizeof(double), cmp);
-  printf("{\"rtt_median_us\":%.2f,\"rtt_p99_us\":%.2f,\"rate\":%.0f}\n", lat[n_rtt / 2],
-         lat[(int)(n_rtt * 0.99)], n_tp / (dt / 1e6));
+  printf("{\"rtt_median_us\":%.2f,\"rtt_p99_us\":%.2f,\"rate\":%.0f}\n",
+         lat[n_rtt / 2], lat[(int)(n_rtt * 0.99)], n_tp / (dt / 1e6));
   mq_unlink(req_name);
   mq_unlink(resp_name);
   return 0;

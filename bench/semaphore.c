@@ -40,8 +40,7 @@ static void wait_spin(sem_t *s, long long spin_ns) {
       if (sem_trywait(s) == 0) return;
     } while (now_ns() < stop);
   }
-  while (sem_wait(s) == -1 && errno == EINTR) {
-  }
+  while (sem_wait(s) == -1 && errno == EINTR) {}
 }
 
 static int cmp(const void *a, const void *b) {
@@ -52,7 +51,8 @@ static int cmp(const void *a, const void *b) {
 static double cpu_us(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec + ru.ru_stime.tv_sec * 1e6 + ru.ru_stime.tv_usec;
+  return ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec +
+         ru.ru_stime.tv_sec * 1e6 + ru.ru_stime.tv_usec;
 }
 
 int main(int argc, char **argv) {
@@ -70,7 +70,8 @@ int main(int argc, char **argv) {
     sem_close(s);
     return 0;
   }
-  if (argc >= 6 && (strcmp(argv[1], "ping") == 0 || strcmp(argv[1], "pong") == 0)) {
+  if (argc >= 6 &&
+      (strcmp(argv[1], "ping") == 0 || strcmp(argv[1], "pong") == 0)) {
     sem_t *ping = open_sem(argv[2]);
     sem_t *pong = open_sem(argv[3]);
     long rounds = atol(argv[4]);
@@ -92,7 +93,8 @@ int main(int argc, char **argv) {
     }
     double c1 = cpu_us();
     qsort(rt, rounds, sizeof(long long), cmp);
-    printf("%.2f %.2f %.2f\n", rt[rounds / 2] / 1e3, rt[rounds * 99 / 100] / 1e3, (c1 - c0) / rounds);
+    printf("%.2f %.2f %.2f\n", rt[rounds / 2] / 1e3,
+           rt[rounds * 99 / 100] / 1e3, (c1 - c0) / rounds);
     return 0;
   }
   fprintf(stderr, "usage: see the comment at the top of semaphore.c\n");

@@ -26,12 +26,21 @@ static int64_t now_ns(void) {
 
 static void *map(const char *name, size_t *size) {
   int fd = shm_open(name, O_RDWR, 0);
-  if (fd < 0) { perror("shm_open"); exit(1); }
+  if (fd < 0) {
+    perror("shm_open");
+    exit(1);
+  }
   struct stat st;
-  if (fstat(fd, &st) < 0) { perror("fstat"); exit(1); }
+  if (fstat(fd, &st) < 0) {
+    perror("fstat");
+    exit(1);
+  }
   *size = (size_t)st.st_size;
   void *p = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) { perror("mmap"); exit(1); }
+  if (p == MAP_FAILED) {
+    perror("mmap");
+    exit(1);
+  }
   close(fd);
   return p;
 }
@@ -42,7 +51,10 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 4) { fprintf(stderr, "usage: shm-peer add|memcpy NAME N\n"); return 2; }
+  if (argc < 4) {
+    fprintf(stderr, "usage: shm-peer add|memcpy NAME N\n");
+    return 2;
+  }
   size_t size;
   uint8_t *p = map(argv[2], &size);
   long n = atol(argv[3]);
@@ -52,7 +64,8 @@ int main(int argc, char **argv) {
     __atomic_fetch_add(arrived, 1, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(arrived, __ATOMIC_SEQ_CST) < parties) {}
     int64_t t0 = now_ns();
-    for (long i = 0; i < n; i++) __atomic_fetch_add(counter, 1, __ATOMIC_SEQ_CST);
+    for (long i = 0; i < n; i++)
+      __atomic_fetch_add(counter, 1, __ATOMIC_SEQ_CST);
     printf("%lld\n", (long long)(now_ns() - t0));
   } else if (strcmp(argv[1], "memcpy") == 0) {
     uint8_t *src = malloc(size);

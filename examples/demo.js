@@ -10,10 +10,15 @@ import { fileURLToPath } from 'node:url';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'scenes');
 const filter = process.argv[2];
-const scenes = readdirSync(dir)
+const all = readdirSync(dir)
   .filter((f) => /^\d+-.*\.mjs$/.test(f))
-  .filter((f) => !filter || f.includes(filter))
   .sort();
+const scenes = all.filter((f) => !filter || f.includes(filter));
+if (scenes.length === 0) {
+  const names = all.map((f) => f.replace(/^\d+-/, '').replace(/\.mjs$/, ''));
+  console.error(`No scene matches '${filter}'. Scenes: ${names.join(', ')} (npm run demo -- <scene>).`);
+  process.exit(2);
+}
 
 let failed = 0;
 for (const scene of scenes) {

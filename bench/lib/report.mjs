@@ -45,19 +45,18 @@ export function fmt(x, digits = 1) {
 
 /**
  * Prints a table. rows: [{ name, value, unit, note? , ...extra columns }]
- * `ref` names the row the ratio column divides by; lowerIsBetter decides
- * the direction of "x faster".
+ * `ref` names the row that the "vs <ref>" column divides by, and the footer
+ * says what that column is; lowerIsBetter (values are times) or not (rates)
+ * decides which side of 1 is faster. Without `ref` there is no ratio column
+ * and no footer (a caller's own ratio columns are explained in its title).
  */
 export function table(title, rows, { ref, lowerIsBetter = true, columns = [] } = {}) {
-  const refRow = rows.find((r) => r.name === ref);
-  const header = ['', 'median', 'unit', ...columns.map((c) => c.title), ref ? `vs ${ref}` : '', 'note'];
+  const refRow = ref === undefined ? undefined : rows.find((r) => r.name === ref);
+  if (ref !== undefined && refRow === undefined) throw new Error(`table "${title}": no row named "${ref}" to compare with`);
+  const header = ['', 'median', 'unit', ...columns.map((c) => c.title), ...(refRow ? [`vs ${ref}`] : []), 'note'];
   const body = rows.map((r) => {
-    let ratio = '';
-    if (refRow && r.value) {
-      const x = r.value / refRow.value;
-      ratio = `${x.toFixed(2)}x`;
-    }
-    return [r.name, fmt(r.value), r.unit, ...columns.map((c) => (c.fmt ?? fmt)(r[c.key])), ratio, r.note ?? ''];
+    const ratio = refRow ? [r.value ? `${(r.value / refRow.value).toFixed(2)}x` : '-'] : [];
+    return [r.name, fmt(r.value), r.unit, ...columns.map((c) => (c.fmt ?? fmt)(r[c.key])), ...ratio, r.note ?? ''];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => String(b[i]).length)));
   const line = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
@@ -65,7 +64,13 @@ export function table(title, rows, { ref, lowerIsBetter = true, columns = [] } =
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const b of body) console.log(line(b));
-  console.log(`(ratio: ${lowerIsBetter ? 'time / reference time; below 1 is faster' : 'rate / reference rate'})`);
+  if (refRow) {
+    console.log(
+      lowerIsBetter
+        ? `(vs ${ref}: this row's time / its time; below 1 is faster)`
+        : `(vs ${ref}: this row's rate / its rate; above 1 is faster)`,
+    );
+  }
 }
 
 export function haveCommand(cmd) {

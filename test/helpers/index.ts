@@ -5,6 +5,7 @@ import { Queue, type IPCError } from '../../lib/index.js';
 import { readdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NAME_PREFIX, noteQueueName } from './mqueue.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
@@ -15,7 +16,10 @@ let counter = 0;
 /** A name unique to this test process and call: "pipc-test-<pid>-<tag>-<n>". */
 export function uniqueName(tag = 'x'): string {
   counter += 1;
-  return `pipc-test-${process.pid}-${tag}-${counter}`;
+  const name = `${NAME_PREFIX}${tag}-${counter}`;
+  // Any of them may name a queue (made here or by a child): the leak check probes each.
+  noteQueueName(name);
+  return name;
 }
 
 /**
@@ -73,8 +77,7 @@ export function queueExists(name: string): boolean {
   }
 }
 
-/** The prefix every name made by this test process starts with. */
-export const NAME_PREFIX = `pipc-test-${process.pid}-`;
+export { NAME_PREFIX };
 
 /** Entries of /dev/shm (semaphores appear as sem.NAME). */
 export function shmEntries(): string[] {

@@ -1,10 +1,11 @@
-// Every test file must leave the process as it found it: no /dev/shm name made
-// by this test process, no extra open descriptor, no wait still pending in the
-// addon's engine.
+// Every test file must leave the process as it found it: no /dev/shm name and
+// no message queue made by this test process, no extra open descriptor, no
+// wait still pending in the addon's engine.
 import { readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll } from 'vitest';
 import { binding } from '../../lib/core/binding.js';
 import { ourShmEntries, sleep } from './index.js';
+import { leakedQueues } from './mqueue.js';
 
 function openFds(): Map<string, string> {
   const fds = new Map<string, string>();
@@ -27,6 +28,10 @@ afterAll(async () => {
   const left = ourShmEntries();
   if (left.length > 0) {
     throw new Error(`test file leaked names in /dev/shm: ${left.join(', ')}`);
+  }
+  const queues = leakedQueues();
+  if (queues.length > 0) {
+    throw new Error(`test file leaked message queues: ${queues.join(', ')}`);
   }
   // Descriptors of finished child processes and closed sockets are released
   // asynchronously: give them a moment before calling anything a leak.

@@ -432,12 +432,16 @@ describe('worker thread teardown', () => {
         parentPort.postMessage(readdirSync('/proc/self/fd').length);
       });`;
     const w = new Worker(code, { eval: true });
+    // Listen for 'exit' from the start: a worker that exits while this thread
+    // is busy has its message drained and 'exit' emitted in one go, before an
+    // await after the message could add the listener (the test then hung).
+    const exited = new Promise((resolve) => w.once('exit', resolve));
     const during = await new Promise<number>((resolve, reject) => {
       w.once('message', resolve);
       w.once('error', reject);
     });
     expect(during).toBeGreaterThanOrEqual(before + 6);
-    await new Promise((resolve) => w.once('exit', resolve));
+    await exited;
     await sleep(50);
     expect(fdCount()).toBe(before);
   });

@@ -14,16 +14,22 @@ describe('atomics across processes', () => {
     const b = BigInt.asIntN(64, ~a);
     const v = new Value('q', a, { name: n, lock: false });
     try {
-      const child = runNode('shm/atomics.mjs', ['flip', n, '1500']);
+      // Read for as long as the child runs (not for a fixed second, which a
+      // slow child start could leave without a single store to see).
+      let running = true;
+      const child = runNode('shm/atomics.mjs', ['flip', n, '1500']).finally(() => {
+        running = false;
+      });
       const seen = new Map<bigint, number>();
-      const until = Date.now() + 1000;
+      const until = Date.now() + 30_000;
       let reads = 0;
-      while (Date.now() < until) {
+      while (running && Date.now() < until) {
         for (let i = 0; i < 10_000; i++) {
           const x = v.load();
           seen.set(x, (seen.get(x) ?? 0) + 1);
         }
         reads += 10_000;
+        await new Promise((resolve) => setImmediate(resolve));
       }
       const stores = Number(expectOk(await child, 'flipper').stdout.trim());
       expect(stores).toBeGreaterThan(0);

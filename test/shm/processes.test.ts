@@ -13,13 +13,13 @@ const { name, track } = namesRemovedAfterEach('shmp', (n) => SharedMemory.unlink
 
 describe('between node processes', () => {
   /** 4 processes x `count` increments started together; returns the final count. */
-  async function adders(count: number, flags: string[] = []): Promise<number> {
+  async function adders(count: number): Promise<number> {
     const n = name('add');
     track(`${n}-go`);
     const v = new Value('i', 0, { name: n });
     const barrier = new Value('i', 0, { name: `${n}-go`, lock: false });
     try {
-      const runs = await Promise.all([0, 1, 2, 3].map(() => runNode('shm/add.mjs', [n, String(count), ...flags])));
+      const runs = await Promise.all([0, 1, 2, 3].map(() => runNode('shm/add.mjs', [n, String(count)])));
       runs.forEach((r, i) => expectOk(r, `adder ${i}`));
       expect(barrier.value).toBe(4);
       expect(v.load()).toBe(v.value);
@@ -32,23 +32,21 @@ describe('between node processes', () => {
     }
   }
 
+  // No control run with plain `value += 1`: whether it loses updates depends on
+  // the scheduler overlapping the four loops (on two shared cores often not),
+  // so it passed or failed by chance, and it tested the CPU, not this code.
   it('4 processes x 5000 atomic add(1) on one Value(\'i\') make exactly 20000', async () => {
     expect(await adders(5000)).toBe(20000);
   });
 
-  it('(control) plain value += 1 from the same processes loses updates', async () => {
-    // Longer loops than above so that the processes surely overlap.
-    expect(await adders(200_000, ['--plain'])).toBeLessThan(800_000);
-  });
-
   /** 4 processes x 500 read-spin-write increments; returns the final count. */
-  async function rmw(flags: string[]): Promise<number> {
+  async function rmw(): Promise<number> {
     const n = name('rmw');
     track(`${n}-go`);
     const v = new Value('i', 0, { name: n });
     const barrier = new Value('i', 0, { name: `${n}-go`, lock: false });
     try {
-      const runs = await Promise.all([0, 1, 2, 3].map(() => runNode('shm/locked-rmw.mjs', [n, '500', ...flags])));
+      const runs = await Promise.all([0, 1, 2, 3].map(() => runNode('shm/locked-rmw.mjs', [n, '500'])));
       runs.forEach((r, i) => expectOk(r, `rmw ${i}`));
       expect(barrier.value).toBe(4);
       return v.value;
@@ -62,11 +60,28 @@ describe('between node processes', () => {
   }
 
   it('4 processes x 500 read-modify-writes under getLock() are exact', async () => {
-    expect(await rmw([])).toBe(2000);
+    expect(await rmw()).toBe(2000);
   });
 
-  it('(control) the same read-modify-writes without the lock lose updates', async () => {
-    expect(await rmw(['--no-lock'])).toBeLessThan(2000);
+  // Instead of a control run without the lock (which loses updates only when
+  // the scheduler overlaps the loops: a random outcome), show what makes the
+  // locked run exact: another process's getLock() is this lock.
+  it("getLock() in another process is the same lock: held here, it cannot take it; released, it can", async () => {
+    const n = name('samelock');
+    const v = new Value('i', 0, { name: n });
+    const lock = v.getLock();
+    try {
+      expect(lock.tryAcquire()).toBe(true);
+      const held = expectOk(await runNode('shm/try-lock.mjs', [n]), 'try-lock (held)');
+      expect(JSON.parse(held.stdout)).toEqual({ try: false, timed: false });
+      lock.release();
+      const free = expectOk(await runNode('shm/try-lock.mjs', [n]), 'try-lock (free)');
+      expect(JSON.parse(free.stdout)).toEqual({ try: true, timed: true });
+      expect(lock.value).toBe(1);
+    } finally {
+      v.close();
+      v.unlink();
+    }
   });
 
   it('an opener waits for a creator caught between shm_open and its first write, then sees its value', async () => {
