@@ -10,6 +10,8 @@ import { resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
 import { abortError, closedError, ipcError } from '../core/errors.js';
 import { encodeHeader, eofError, fromNodeError, isEof, MAX_FRAME, sysError } from './frame.js';
+import { codecOption, kReopen } from '../core/transfer.js';
+import type { ReopenSpec } from '../core/transfer.js';
 import {
   typeError,
   rangeError,
@@ -840,5 +842,10 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       }
       yield item;
     }
+  }
+
+  /** @internal how a child process rebuilds this end: its descriptor travels as one of the child's stdio. */
+  [kReopen](): ReopenSpec {
+    return { kind: 'Connection', fd: this.fileno(), options: { codec: codecOption(this.#codec, 'Connection'), readable: this.#readable, writable: this.#writable } };
   }
 }

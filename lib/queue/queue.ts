@@ -11,6 +11,8 @@ import type { Codec, CodecOption } from '../core/codec.js';
 import { abortError, closedError, ipcError, IPCError } from '../core/errors.js';
 import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './large-items.js';
 import { explainOpenError, HARD_MSGMAX, HARD_MSGSIZEMAX, mqueueSetting } from './limits.js';
+import { codecOption, kReopen } from '../core/transfer.js';
+import type { ReopenSpec } from '../core/transfer.js';
 import {
   throwIfAborted,
   validateBoolean,
@@ -761,5 +763,11 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   /** Same as `close()`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** @internal how a child process reopens this queue: by name, with its codec, never creating it. */
+  [kReopen](): ReopenSpec {
+    this.#handle('mq_open');
+    return { kind: 'Queue', name: this.#name, options: { codec: codecOption(this.#codec, 'Queue'), create: false } };
   }
 }

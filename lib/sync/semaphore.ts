@@ -20,6 +20,8 @@ import {
   validateTimeout,
 } from '../core/validate.js';
 import { WaiterQueue } from '../core/waitlist.js';
+import { kReopen } from '../core/transfer.js';
+import type { ReopenSpec } from '../core/transfer.js';
 
 /** The largest value a semaphore can hold (`SEM_VALUE_MAX`, 2147483647 on Linux). */
 export const SEM_VALUE_MAX: number = binding.SEM_VALUE_MAX;
@@ -78,6 +80,7 @@ export class Semaphore implements Disposable {
   constructor(name: string, options?: SemaphoreOptions) {
     this.#name = validateName(name, 'name', SEM_PREFIX);
     const o = validateOptions<SemaphoreOptions>(options);
+    this.#opened = o;
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
@@ -245,6 +248,14 @@ export class Semaphore implements Disposable {
   /** Same as `close()`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  readonly #opened: SemaphoreOptions;
+  /** @internal how a child process reopens this semaphore: by name, with its own options, never creating it. */
+  [kReopen](): ReopenSpec {
+    this.#handle('sem_open');
+    const kind = this instanceof Lock ? 'Lock' : this instanceof BoundedSemaphore ? 'BoundedSemaphore' : 'Semaphore';
+    return { kind, name: this.#name, options: { ...this.#opened, create: false, exclusive: false } };
   }
 }
 
