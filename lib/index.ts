@@ -32,3 +32,5 @@ export type { ListenerOptions, AcceptOptions, ClientOptions } from './pipe/liste
 // Processes and pools
 export { Process, currentProcess, activeChildren, cpuCount } from './process/process.js';
 export type { ProcessOptions, JoinOptions, ProcessInfo } from './process/process.js';
+export { Pool } from './process/pool.js';
+export type { PoolOptions, MapOptions } from './process/pool.js';

@@ -66,6 +66,8 @@ export interface ProcessInfo {
 }
 
 const CURRENT = Symbol.for('posix-ipc.currentProcess');
+/** @internal resolves when the child has exited, without keeping this process alive as `join()` does. */
+export const kExited: unique symbol = Symbol('exited') as never;
 const DESCRIPTORS_FROM = 5; // the child's fd 3 is the control channel, 4 the daemon's lifeline
 let counter = 0;
 const children = new Set<Process>();
@@ -96,9 +98,13 @@ export function cpuCount(): number {
   return availableParallelism();
 }
 
-// Under the TypeScript sources (tests), the bootstrap is the built one in dist/.
+// Under the TypeScript sources (tests), a child runs the built modules in dist/.
 const here = fileURLToPath(import.meta.url);
-const BOOTSTRAP = here.endsWith('.ts') ? join(dirname(here), '..', '..', 'dist', 'process', 'child.js') : join(dirname(here), 'child.js');
+/** @internal the path of one of this folder's built modules, which a child node can run. */
+export function builtModule(base: string): string {
+  return here.endsWith('.ts') ? join(dirname(here), '..', '..', 'dist', 'process', `${base}.js`) : join(dirname(here), `${base}.js`);
+}
+const BOOTSTRAP = builtModule('child');
 
 /** @internal a module argument as a file: URL (a URL, a file: URL string or a path). */
 export function moduleHref(moduleUrl: unknown, argName = 'moduleUrl'): string {
@@ -394,6 +400,11 @@ export class Process {
    */
   close(): void {
     if (this.isAlive()) throw stateError('ERR_IPC_PROCESS_ALIVE', `${this.#name} is still running: join() or kill() it before close()`);
+  }
+
+  /** @internal */
+  [kExited](): Promise<void> {
+    return this.#exited ?? Promise.resolve();
   }
 
   /** Kills the child if it still runs and waits for it: `await using p = new Process(...)`. */
