@@ -70,6 +70,13 @@ function validateFn(fn: unknown): string {
   return fn;
 }
 
+function items<T>(iterable: Iterable<T>): T[] {
+  if (typeof (iterable as Partial<Iterable<T>> | null | undefined)?.[Symbol.iterator] !== 'function') {
+    throw typeError('ERR_INVALID_ARG_TYPE', 'The "iterable" argument must be iterable (an array, a Set, a generator...)');
+  }
+  return Array.from(iterable);
+}
+
 function chunked(items: unknown[][], size: number): unknown[][][] {
   const out: unknown[][][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -281,7 +288,7 @@ export class Pool implements AsyncDisposable {
    */
   async map(fn: string, iterable: Iterable<unknown>, options?: MapOptions): Promise<unknown[]> {
     validateFn(fn);
-    const calls = Array.from(iterable, (x) => [x]);
+    const calls = items(iterable).map((x) => [x]);
     const parts = await Promise.all(this.#tasks(fn, calls, this.#chunksize(options, calls.length, false)));
     return parts.flat(1);
   }
@@ -289,7 +296,7 @@ export class Pool implements AsyncDisposable {
   /** As `map`, with each item an array of arguments: `fn(...item)`. */
   async starmap(fn: string, iterable: Iterable<unknown[]>, options?: MapOptions): Promise<unknown[]> {
     validateFn(fn);
-    const calls = Array.from(iterable, (x) => (Array.isArray(x) ? x : [x]));
+    const calls = items(iterable).map((x) => (Array.isArray(x) ? x : [x]));
     const parts = await Promise.all(this.#tasks(fn, calls, this.#chunksize(options, calls.length, false)));
     return parts.flat(1);
   }
@@ -301,14 +308,14 @@ export class Pool implements AsyncDisposable {
    */
   async *imap(fn: string, iterable: Iterable<unknown>, options?: MapOptions): AsyncGenerator<unknown, void, undefined> {
     validateFn(fn);
-    const calls = Array.from(iterable, (x) => [x]);
+    const calls = items(iterable).map((x) => [x]);
     for (const p of this.#tasks(fn, calls, this.#chunksize(options, calls.length, true))) yield* await p;
   }
 
   /** The results of `fn(item)` in the order they complete. A failed item throws from the iterator when it fails. */
   async *imapUnordered(fn: string, iterable: Iterable<unknown>, options?: MapOptions): AsyncGenerator<unknown, void, undefined> {
     validateFn(fn);
-    const calls = Array.from(iterable, (x) => [x]);
+    const calls = items(iterable).map((x) => [x]);
     const pending = new Map<number, Promise<[number, unknown[] | null, unknown]>>();
     this.#tasks(fn, calls, this.#chunksize(options, calls.length, true)).forEach((p, i) => {
       pending.set(
