@@ -24,8 +24,11 @@
       "cflags_cc": ["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
       "libraries": ["-lrt", "-lpthread"],
       "conditions": [
-        ["OS!='linux'", {
-          "sources!": ["native/mq/mq.cc"]
+        ["OS=='linux'", {
+          "defines": ["PIPC_HAVE_MQ=1"]
+        }, {
+          "sources!": ["native/mq/mq.cc"],
+          "defines": ["PIPC_HAVE_MQ=0"]
         }]
       ],
       "configurations": {

@@ -105,12 +105,12 @@ export interface ShmOps<I extends [] | [index: number]> {
 export interface ShmBinding {
   /**
    * Opens (and maybe creates and initialises) a segment and maps it: [handle, created, mapped size].
-   * whenSmaller, for an existing segment smaller than `size`: 0 map as is, 1 grow it, 2 wait for its
-   * creator (and map only `size` bytes of a larger one).
+   * whenSmaller, for an existing segment smaller than `size`: 0 map as is, 1 grow it, 2 wait up to
+   * sizeWaitMs for its creator (and map only `size` bytes of a larger one).
    */
   shmOpen(
     name: string, create: boolean, exclusive: boolean, readOnly: boolean, mode: number, size: number,
-    init: Uint8Array | null, whenSmaller: 0 | 1 | 2,
+    init: Uint8Array | null, whenSmaller: 0 | 1 | 2, sizeWaitMs: number,
   ): [Handle, boolean, number];
   /** A new external ArrayBuffer over the whole mapping (no copy); detached by shmClose. RangeError past maxLength. */
   shmBuffer(h: Handle, maxLength: number): ArrayBuffer;
@@ -157,7 +157,10 @@ const require = createRequire(import.meta.url);
 const load = require('node-gyp-build') as (dir: string) => unknown;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export const binding = load(root) as Binding;
+// POSIX_IPC_BINDING=/path/to/posix_ipc.node loads that build instead (the
+// sanitizer build of scripts/test-asan.sh, a baseline in a benchmark).
+const override = process.env.POSIX_IPC_BINDING;
+export const binding = (override ? require(override) : load(root)) as Binding;
 
 /** The engine's default spin before sleeping (see POSIX_IPC_SPIN_US). */
 export const DEFAULT_SPIN_US = 0;

@@ -43,6 +43,12 @@ const EACCES = 13;
 const WHEN_SMALLER_MAP_AS_IS = 0;
 const WHEN_SMALLER_GROW = 1;
 const WHEN_SMALLER_WAIT = 2;
+/**
+ * How long an opener waits (WHEN_SMALLER_WAIT) for a racing creator to give
+ * the segment its size: the creator is between its shm_open and its first
+ * write, microseconds apart, so this only matters if the creator died there.
+ */
+const SIZE_WAIT_MS = 1000;
 
 /** The size of a memory page: mappings are made of whole pages. */
 export const PAGE_SIZE: number = binding.SHM_PAGE_SIZE;
@@ -85,13 +91,13 @@ class Segment {
       for (let attempt = 0; result === undefined; attempt++) {
         name = randomName();
         try {
-          result = binding.shmOpen(name, true, true, false, req.mode, req.size, req.init, WHEN_SMALLER_MAP_AS_IS);
+          result = binding.shmOpen(name, true, true, false, req.mode, req.size, req.init, WHEN_SMALLER_MAP_AS_IS, 0);
         } catch (err) {
           if (!(err instanceof IPCError && err.code === 'EEXIST') || attempt >= 100) throw err;
         }
       }
     } else {
-      result = binding.shmOpen(name, req.create, req.exclusive, req.readOnly, req.mode, req.size, req.init, req.whenSmaller);
+      result = binding.shmOpen(name, req.create, req.exclusive, req.readOnly, req.mode, req.size, req.init, req.whenSmaller, SIZE_WAIT_MS);
     }
     [this.h, this.created, this.size] = result;
     this.name = name as string;

@@ -1,6 +1,8 @@
 #include "wait.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 
@@ -33,9 +35,47 @@ struct Completion {
   std::shared_ptr<WaitJob> job;
 };
 
+// kWakeSignal (wait.h): its only effect is to make a blocking call return EINTR.
+extern "C" void OnWakeSignal(int) {}
+
+// The signal, installed once per process; 0 when unavailable. Real-time
+// signals are used by nothing in Node, libuv or V8 (V8 profiles with
+// SIGPROF); one that already has a handler is left alone.
+class WakeSignal {
+ public:
+  WakeSignal() {
+#ifdef SIGRTMIN
+    const int sig = SIGRTMIN + 7;
+    struct sigaction current;
+    if (sig > SIGRTMAX || sigaction(sig, nullptr, &current) != 0) return;
+    if ((current.sa_flags & SA_SIGINFO) != 0 || current.sa_handler != SIG_DFL) return;
+    struct sigaction sa = {};
+    sa.sa_handler = OnWakeSignal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: interrupted calls return EINTR
+    if (sigaction(sig, &sa, nullptr) == 0) sig_ = sig;
+#endif
+  }
+  // The addon being unloaded (dlclose of a worker-only load) must not leave
+  // a handler pointing into unmapped code.
+  ~WakeSignal() {
+    if (sig_ == 0) return;
+    struct sigaction current;
+    if (sigaction(sig_, nullptr, &current) == 0 && current.sa_handler == OnWakeSignal) {
+      signal(sig_, SIG_DFL);
+    }
+  }
+  int sig() const { return sig_; }
+
+ private:
+  int sig_ = 0;
+};
+
+WakeSignal wake_signal;
+
 }  // namespace
 
-WaitEngine::WaitEngine(Napi::Env env) {
+WaitEngine::WaitEngine(Napi::Env env) : env_(env) {
   napi_value name;
   napi_create_string_utf8(env, "posix-ipc:wait", NAPI_AUTO_LENGTH, &name);
   napi_status s = napi_create_threadsafe_function(
@@ -45,11 +85,12 @@ WaitEngine::WaitEngine(Napi::Env env) {
   napi_unref_threadsafe_function(env, tsfn_);
 }
 
-WaitEngine::~WaitEngine() { Shutdown(); }
+WaitEngine::~WaitEngine() { Shutdown(env_); }
 
 void WaitEngine::Submit(Napi::Env env, std::shared_ptr<WaitJob> job,
                         Napi::Function callback) {
   napi_create_reference(env, callback, 1, &job->callback_);
+  live_.emplace(job.get(), job);
   if (pending_++ == 0 && !referenced_) {
     napi_ref_threadsafe_function(env, tsfn_);
     referenced_ = true;
@@ -90,7 +131,28 @@ size_t WaitEngine::ThreadCount() {
   return workers_.size();
 }
 
+void WaitEngine::InterruptLocked(Worker& w) {
+  if (wake_signal.sig() != 0 && !w.exited) {
+    pthread_kill(w.thread.native_handle(), wake_signal.sig());
+  }
+}
+
+void WaitEngine::Cancel(const JobPtr& job) {
+  job->Cancel();
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto& w : workers_) {
+    if (w.running == job.get()) InterruptLocked(w);
+  }
+}
+
 void WaitEngine::ThreadMain(Worker* self) {
+  if (wake_signal.sig() != 0) {
+    // Threads inherit the creator's mask: make sure ours can be interrupted.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, wake_signal.sig());
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  }
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     if (!self->job) {
@@ -113,18 +175,21 @@ void WaitEngine::ThreadMain(Worker* self) {
     }
     JobPtr job = std::move(self->job);
     self->job = nullptr;
+    self->running = job.get();
     lk.unlock();
     bool finished = RunJob(job);
     lk.lock();
+    self->running = nullptr;
     if (!finished) queue_.push_back(std::move(job));
   }
   self->exited = true;
+  exited_cv_.notify_all();
 }
 
 bool WaitEngine::RunJob(const JobPtr& job) {
   int r;
   for (;;) {
-    if (job->cancelled.load()) {
+    if (job->cancelled.load() || stopping_.load()) {
       r = ECANCELED;
       break;
     }
@@ -146,14 +211,11 @@ bool WaitEngine::RunJob(const JobPtr& job) {
       if (job->cancelled.load()) job->TakeBack();
       break;
     }
+    if (r == EINTR) continue;  // interrupted: look at the flags again
     if (r != ETIMEDOUT || last) break;
     // The slice ended: give the turn to a job that has no thread, if any.
     std::lock_guard<std::mutex> lk(mu_);
-    if (stopping_) {
-      r = ECANCELED;
-      break;
-    }
-    if (!queue_.empty()) return false;
+    if (!queue_.empty() && !stopping_.load()) return false;
   }
   Finish(job, r);
   return true;
@@ -180,6 +242,7 @@ void WaitEngine::CallJs(napi_env env, napi_value, void* context,
     return;
   }
   auto* engine = static_cast<WaitEngine*>(context);
+  engine->live_.erase(job);
   if (--engine->pending_ == 0 && engine->referenced_) {
     napi_unref_threadsafe_function(env, engine->tsfn_);
     engine->referenced_ = false;
@@ -207,23 +270,47 @@ void WaitEngine::CallJs(napi_env env, napi_value, void* context,
   }
 }
 
-void WaitEngine::Shutdown() {
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (stopping_) return;
-    stopping_ = true;
+void WaitEngine::Shutdown(napi_env env) {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (stopping_.exchange(true)) return;
+  // Queued jobs never ran to success: nothing to undo.
+  queue_.clear();
+  // Interrupt every thread until each has exited: a signal that came just
+  // before its thread entered a blocking call is lost, so send again.
+  for (;;) {
+    bool alive = false;
     for (auto& w : workers_) {
+      if (w.exited) continue;
+      alive = true;
       if (w.job) w.job->cancelled = true;
+      if (w.running != nullptr) w.running->cancelled = true;
       w.cv.notify_one();
+      InterruptLocked(w);
     }
-    // Queued jobs never ran to success: nothing to undo.
-    queue_.clear();
+    if (!alive) break;
+    exited_cv_.wait_for(lk, std::chrono::milliseconds(1));
   }
+  lk.unlock();
   for (auto& w : workers_) {
     if (w.thread.joinable()) w.thread.join();
   }
   workers_.clear();
   idle_.clear();
+  // No engine thread is left. Completions still queued for the event loop
+  // will never run with an environment: free their callback references (and
+  // those of jobs that never ran) while the environment can.
+  for (auto& [raw, job] : live_) {
+    if (job->callback_ != nullptr) napi_delete_reference(env, job->callback_);
+    job->callback_ = nullptr;
+    if (job->succeeded.load()) job->TakeBack();
+  }
+  live_.clear();
+  // Aborting drains the queue through CallJs without an environment, which
+  // frees each completion.
+  if (tsfn_ != nullptr) {
+    napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
+    tsfn_ = nullptr;
+  }
 }
 
 // JavaScript side ------------------------------------------------------------
@@ -231,15 +318,13 @@ void WaitEngine::Shutdown() {
 namespace {
 
 void FinalizeToken(napi_env, void* data, void*) {
-  delete static_cast<std::shared_ptr<WaitJob>*>(data);
+  delete static_cast<WaitJobPtr*>(data);
 }
 
+// cancelWait(token): idempotent, and harmless once the job has finished.
 Napi::Value CancelWait(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) {
-    throw Napi::TypeError::New(info.Env(), "not a wait token");
-  }
-  auto* job = info[0].As<Napi::External<std::shared_ptr<WaitJob>>>().Data();
-  (*job)->Cancel();
+  const WaitJobPtr& job = Unwrap<WaitJobPtr>(info[0]);
+  AddonData::Get(info.Env())->engine->Cancel(job);
   return info.Env().Undefined();
 }
 
@@ -261,10 +346,8 @@ Napi::Value SetSpin(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Value JobToken(Napi::Env env, std::shared_ptr<WaitJob> job) {
-  napi_value ext;
-  auto* holder = new std::shared_ptr<WaitJob>(std::move(job));
-  napi_create_external(env, holder, FinalizeToken, nullptr, &ext);
-  return Napi::Value(env, ext);
+  return Wrap(env, new WaitJobPtr(std::move(job)), FinalizeToken,
+              [](WaitJobPtr* h) { delete h; });
 }
 
 void InitWait(Napi::Env env, Napi::Object exports) {

@@ -20,17 +20,12 @@
 
 #include "../addon.h"
 #include "../core/errors.h"
+#include "../core/handle.h"
 #include "../core/posix.h"
 
 namespace pipc {
 
-namespace {
-
-struct MqRegistry;
-
 struct Mq {
-  static constexpr uint32_t kMagic = 0x4d513031;  // "MQ01"
-  uint32_t magic = kMagic;
   mqd_t mqd = -1;
   std::string name;
   bool closed = false;
@@ -47,14 +42,18 @@ struct Mq {
   int active = 0;
   napi_env env = nullptr;
   napi_ref callback = nullptr;
-  MqRegistry* registry = nullptr;
+  // The environment's state, which lists the queue until it is closed.
+  AddonData* owner = nullptr;
 };
 
-// Queues open in one environment, closed by its cleanup hook so that a worker
-// thread's loop has no handle of ours left when it is closed.
-struct MqRegistry {
-  std::unordered_set<Mq*> open;
+template <>
+struct HandleTraits<Mq> {
+  static constexpr HandleKind kind = HandleKind::kMessageQueue;
+  static bool Closed(const Mq& mq) { return mq.closed; }
+  static const std::string& Name(const Mq& mq) { return mq.name; }
 };
+
+namespace {
 
 void OnPollClosed(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
 
@@ -78,51 +77,17 @@ void CloseMq(Mq* mq) {
     mq_close(mq->mqd);
     mq->mqd = -1;
   }
-  if (mq->registry != nullptr) {
-    mq->registry->open.erase(mq);
-    mq->registry = nullptr;
+  if (mq->owner != nullptr) {
+    mq->owner->queues.erase(mq);
+    mq->owner = nullptr;
   }
   std::vector<char>().swap(mq->buf);
-}
-
-void Cleanup(void* arg) {
-  auto* reg = static_cast<MqRegistry*>(arg);
-  std::vector<Mq*> all(reg->open.begin(), reg->open.end());
-  for (Mq* mq : all) CloseMq(mq);
-  delete reg;
 }
 
 void FinalizeMq(napi_env, void* data, void*) {
   auto* mq = static_cast<Mq*>(data);
   CloseMq(mq);
   delete mq;
-}
-
-// Hot-path argument access, plain N-API. `syscall` names the call in the
-// EBADF error of a closed queue.
-inline Mq* GetMq(napi_env env, napi_value v, const char* syscall) {
-  void* data = nullptr;
-  if (napi_get_value_external(env, v, &data) != napi_ok || data == nullptr) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "not a queue handle");
-    return nullptr;
-  }
-  Mq* mq = static_cast<Mq*>(data);
-  if (mq->magic != Mq::kMagic) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "Illegal invocation");
-    return nullptr;
-  }
-  if (mq->closed) {
-    ThrowIPCErrorC(env, EBADF, syscall, mq->name);
-    return nullptr;
-  }
-  return mq;
-}
-
-inline Mq* GetMqCpp(const Napi::Env& env, const Napi::Value& v,
-                    const char* syscall) {
-  Mq* mq = GetMq(env, v, syscall);
-  if (mq == nullptr) throw env.GetAndClearPendingException();
-  return mq;
 }
 
 // Bytes of a Uint8Array (Buffer) argument; false with a pending TypeError.
@@ -220,22 +185,19 @@ Napi::Value MqOpen(const Napi::CallbackInfo& info) {
   mq->msgsize = attr.mq_msgsize;
   mq->buf.resize(static_cast<size_t>(attr.mq_msgsize));
   mq->env = env;
-  napi_value ext;
-  if (napi_create_external(env, mq, FinalizeMq, nullptr, &ext) != napi_ok) {
-    CloseMq(mq);
-    delete mq;
-    throw Napi::Error::New(env, "cannot wrap queue");
-  }
-  auto* reg = static_cast<MqRegistry*>(info.Data());
-  reg->open.insert(mq);
-  mq->registry = reg;
-  return Napi::Value(env, ext);
+  Napi::Value handle = Wrap(env, mq, FinalizeMq, [](Mq* m) {
+    CloseMq(m);
+    delete m;
+  });
+  mq->owner = AddonData::Get(env);
+  mq->owner->queues.insert(mq);
+  return handle;
 }
 
 // mqAttr(h) -> { maxmsg, msgsize, curmsgs, mode, uid }
 Napi::Value MqAttr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Mq* mq = GetMqCpp(env, info[0], "mq_getattr");
+  Mq* mq = &UnwrapOpen<Mq>(info[0], "mq_getattr");
   mq_attr attr{};
   if (mq_getattr(mq->mqd, &attr) == -1) {
     ThrowIPCError(env, errno, "mq_getattr", mq->name);
@@ -257,7 +219,7 @@ napi_value MqCurmsgs(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = GetMq(env, argv[0], "mq_getattr");
+  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_getattr");
   if (mq == nullptr) return nullptr;
   mq_attr attr{};
   if (mq_getattr(mq->mqd, &attr) == -1) {
@@ -284,7 +246,7 @@ napi_value MqSend(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 3;
   napi_value argv[3];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = GetMq(env, argv[0], "mq_send");
+  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_send");
   if (mq == nullptr) return nullptr;
   const char* data;
   size_t len;
@@ -302,7 +264,7 @@ napi_value MqSendText(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 3;
   napi_value argv[3];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = GetMq(env, argv[0], "mq_send");
+  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_send");
   if (mq == nullptr) return nullptr;
   size_t units = 0;
   if (napi_get_value_string_utf16(env, argv[1], nullptr, 0, &units) != napi_ok) {
@@ -325,7 +287,7 @@ napi_value MqSendMany(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = GetMq(env, argv[0], "mq_send");
+  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_send");
   if (mq == nullptr) return nullptr;
   uint32_t prio = 0, start = 0, length = 0;
   napi_get_value_uint32(env, argv[2], &prio);
@@ -353,7 +315,7 @@ napi_value MqReceive(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = GetMq(env, argv[0], "mq_receive");
+  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_receive");
   if (mq == nullptr) return nullptr;
   ssize_t n = ReceiveOnce(mq);
   napi_value result;
@@ -375,7 +337,7 @@ napi_value MqReceiveInto(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = GetMq(env, argv[0], "mq_receive");
+  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_receive");
   if (mq == nullptr) return nullptr;
   const char* data;
   size_t len;
@@ -400,7 +362,7 @@ napi_value MqReceiveMany(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = GetMq(env, argv[0], "mq_receive");
+  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_receive");
   if (mq == nullptr) return nullptr;
   uint32_t max = 0;
   napi_get_value_uint32(env, argv[1], &max);
@@ -428,7 +390,7 @@ napi_value MqLastPriority(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Mq* mq = GetMq(env, argv[0], "mq_receive");
+  Mq* mq = UnwrapOpen<Mq>(env, argv[0], "mq_receive");
   if (mq == nullptr) return nullptr;
   napi_value result;
   napi_create_uint32(env, mq->last_priority, &result);
@@ -438,7 +400,7 @@ napi_value MqLastPriority(napi_env env, napi_callback_info cbinfo) {
 // mqSendSync(h, bytes, priority, timeoutMs) -> boolean (false: timed out).
 Napi::Value MqSendSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Mq* mq = GetMqCpp(env, info[0], "mq_send");
+  Mq* mq = &UnwrapOpen<Mq>(info[0], "mq_send");
   const char* data;
   size_t len;
   if (!GetBytes(env, info[1], &data, &len)) throw env.GetAndClearPendingException();
@@ -457,7 +419,7 @@ Napi::Value MqSendSync(const Napi::CallbackInfo& info) {
 // mqReceiveSync(h, timeoutMs) -> Buffer, or null when timed out.
 Napi::Value MqReceiveSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Mq* mq = GetMqCpp(env, info[0], "mq_receive");
+  Mq* mq = &UnwrapOpen<Mq>(info[0], "mq_receive");
   int64_t deadline = DeadlineFromMs(info[1].As<Napi::Number>().DoubleValue());
   for (;;) {
     ssize_t n = ReceiveOnce(mq);
@@ -523,7 +485,7 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
 // fires unwanted, so waiting again before then costs no system call.
 Napi::Value MqWatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Mq* mq = GetMqCpp(env, info[0], "uv_poll_start");
+  Mq* mq = &UnwrapOpen<Mq>(info[0], "uv_poll_start");
   int want = info[1].As<Napi::Number>().Int32Value() &
              (UV_READABLE | UV_WRITABLE);
   if (mq->callback == nullptr) {
@@ -567,12 +529,9 @@ Napi::Value MqWatch(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// mqClose(h): idempotent.
 Napi::Value MqClose(const Napi::CallbackInfo& info) {
-  void* data = nullptr;
-  if (napi_get_value_external(info.Env(), info[0], &data) == napi_ok && data) {
-    auto* mq = static_cast<Mq*>(data);
-    if (mq->magic == Mq::kMagic) CloseMq(mq);
-  }
+  CloseMq(&Unwrap<Mq>(info[0]));
   return info.Env().Undefined();
 }
 
@@ -587,10 +546,15 @@ Napi::Value MqUnlink(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// Teardown (AddonData::Teardown, step 2): a worker thread's loop must have no
+// handle of ours left when it is closed.
+void CloseQueues(AddonData* data) {
+  std::vector<Mq*> all(data->queues.begin(), data->queues.end());
+  for (Mq* mq : all) CloseMq(mq);
+}
+
 void InitMq(Napi::Env env, Napi::Object exports) {
-  auto* reg = new MqRegistry();
-  napi_add_env_cleanup_hook(env, Cleanup, reg);
-  exports.Set("mqOpen", Napi::Function::New(env, MqOpen, "mqOpen", reg));
+  exports.Set("mqOpen", Napi::Function::New(env, MqOpen));
   exports.Set("mqAttr", Napi::Function::New(env, MqAttr));
   SetRawFunction(env, exports, "mqCurmsgs", MqCurmsgs);
   SetRawFunction(env, exports, "mqSend", MqSend);

@@ -13,8 +13,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <mutex>
-#include <set>
 
 #include "../addon.h"
 #include "../core/errors.h"
@@ -125,11 +123,12 @@ class FifoOpenJob : public WaitJob {
       int64_t wait = std::min(step, std::max<int64_t>(until_ns - now, 0));
       int r = o_.Attempt(o_.write ? 0 : wait);
       if (r == 0) return 0;
-      if (r != EAGAIN || MonotonicNs() >= until_ns) {
+      const bool interrupted = r == EAGAIN && cancelled.load();
+      if (r != EAGAIN || interrupted || MonotonicNs() >= until_ns) {
         // Between slices (and after a cancel) no descriptor is held, so an
         // abandoned wait leaves nothing behind whoever drops the token.
         CloseFd(o_.fd);
-        return r == EAGAIN ? ETIMEDOUT : r;
+        return interrupted ? EINTR : r == EAGAIN ? ETIMEDOUT : r;
       }
       if (o_.write) {
         timespec ts = NsToTimespec(wait);
@@ -376,50 +375,27 @@ Napi::Value PipePrefault(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Descriptors owned by Connections that libuv does not drive yet (an end
-// not used so far in this thread). libuv closes its own handles when the
-// environment goes away; these are closed by the cleanup hook, so a worker
-// thread that ends with unused ends leaks nothing.
-struct OwnedFds {
-  std::mutex mu;
-  std::set<int> fds;
-};
-
-void CloseOwned(void* arg) {
-  auto* owned = static_cast<OwnedFds*>(arg);
-  for (int fd : owned->fds) close(fd);
-  delete owned;
-}
-
-OwnedFds* Owned(const Napi::CallbackInfo& info) {
-  return static_cast<OwnedFds*>(info.Data());
-}
+// The descriptors Connections own that libuv does not drive yet (an end not
+// used so far in this thread) are AddonData::owned_fds, closed at teardown.
 
 // fdOwn(fd): a Connection took ownership of fd.
 Napi::Value PipeFdOwn(const Napi::CallbackInfo& info) {
-  OwnedFds* o = Owned(info);
-  std::lock_guard<std::mutex> lk(o->mu);
-  o->fds.insert(info[0].As<Napi::Number>().Int32Value());
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  AddonData::Get(info.Env())->owned_fds.insert(fd);
   return info.Env().Undefined();
 }
 
 // fdRelease(fd): libuv drives fd from now on (and will close it).
 Napi::Value PipeFdRelease(const Napi::CallbackInfo& info) {
-  OwnedFds* o = Owned(info);
-  std::lock_guard<std::mutex> lk(o->mu);
-  o->fds.erase(info[0].As<Napi::Number>().Int32Value());
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  AddonData::Get(info.Env())->owned_fds.erase(fd);
   return info.Env().Undefined();
 }
 
 // fdClose(fd): closes an owned descriptor that libuv never drove.
 Napi::Value PipeFdClose(const Napi::CallbackInfo& info) {
-  OwnedFds* o = Owned(info);
   int fd = info[0].As<Napi::Number>().Int32Value();
-  {
-    std::lock_guard<std::mutex> lk(o->mu);
-    if (o->fds.erase(fd) == 0) return info.Env().Undefined();
-  }
-  CloseFd(fd);
+  if (AddonData::Get(info.Env())->owned_fds.erase(fd) != 0) CloseFd(fd);
   return info.Env().Undefined();
 }
 
@@ -435,12 +411,9 @@ void InitPipe(Napi::Env env, Napi::Object exports) {
   exports.Set("pipeUnixListen", Napi::Function::New(env, PipeUnixListen));
   exports.Set("pipeUnixConnect", Napi::Function::New(env, PipeUnixConnect));
   exports.Set("pipePrefault", Napi::Function::New(env, PipePrefault));
-  auto* owned = new OwnedFds();
-  napi_add_env_cleanup_hook(env, CloseOwned, owned);
-  exports.Set("pipeFdOwn", Napi::Function::New(env, PipeFdOwn, "pipeFdOwn", owned));
-  exports.Set("pipeFdRelease",
-              Napi::Function::New(env, PipeFdRelease, "pipeFdRelease", owned));
-  exports.Set("pipeFdClose", Napi::Function::New(env, PipeFdClose, "pipeFdClose", owned));
+  exports.Set("pipeFdOwn", Napi::Function::New(env, PipeFdOwn));
+  exports.Set("pipeFdRelease", Napi::Function::New(env, PipeFdRelease));
+  exports.Set("pipeFdClose", Napi::Function::New(env, PipeFdClose));
 }
 
 }  // namespace pipc

@@ -44,6 +44,9 @@ struct OpenParams {
   const uint8_t* init = nullptr;
   size_t init_len = 0;
   WhenSmaller when_smaller = WhenSmaller::kMapAsIs;
+  // kWait: how long to wait for a racing creator to size the segment (a
+  // policy of lib/shm, passed in).
+  int64_t size_wait_ns = 0;
 };
 
 struct OpenResult {
@@ -53,11 +56,6 @@ struct OpenResult {
   int err = 0;
   const char* syscall = nullptr;
 };
-
-// How long an opener waits for a racing creator to give the segment its size:
-// the creator is between its shm_open and its pwrite/ftruncate, microseconds
-// apart, so this only matters if the creator died in between.
-constexpr int64_t kSizeWaitNs = 1000LL * 1000 * 1000;
 
 bool Fail(OpenResult* r, const char* syscall, int err) {
   r->syscall = syscall;
@@ -130,7 +128,7 @@ bool OpenSegment(const OpenParams& p, OpenResult* r) {
       ok = FileSize(fd, &size) || Fail(r, "fstat", errno);
     }
   } else if (size < p.size && p.when_smaller == WhenSmaller::kWait) {
-    const int64_t stop = MonotonicNs() + kSizeWaitNs;
+    const int64_t stop = MonotonicNs() + p.size_wait_ns;
     while (size < p.size && MonotonicNs() < stop) {
       timespec ts = {0, 1000 * 1000};
       nanosleep(&ts, nullptr);
@@ -170,20 +168,6 @@ bool OpenSegment(const OpenParams& p, OpenResult* r) {
 // ---------------------------------------------------------------------------
 // Handles
 
-ShmHandle* UnwrapHandle(napi_env env, napi_value v) {
-  void* data = nullptr;
-  if (napi_get_value_external(env, v, &data) != napi_ok || data == nullptr) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "not a shared memory handle");
-    return nullptr;
-  }
-  auto* h = static_cast<ShmHandle*>(data);
-  if (h->magic != ShmHandle::kMagic) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "Illegal invocation");
-    return nullptr;
-  }
-  return h;
-}
-
 void DropBufferRefs(napi_env env, Mapping* m) {
   for (napi_ref ref : m->buffers) napi_delete_reference(env, ref);
   m->buffers.clear();
@@ -194,11 +178,11 @@ void FinalizeHandle(napi_env env, void* data, void*) {
   // The weak references are only needed by close(), which can no longer be
   // called. The mapping itself lives on while an ArrayBuffer still holds it.
   DropBufferRefs(env, h->map.get());
-  h->magic = 0;
   delete h;
 }
 
-// shmOpen(name, create, exclusive, readOnly, mode, size, init, whenSmaller)
+// shmOpen(name, create, exclusive, readOnly, mode, size, init, whenSmaller,
+//         sizeWaitMs)
 //   -> [handle, created, size]
 Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -219,6 +203,9 @@ Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
     p.init_len = init.ByteLength();
   }
   p.when_smaller = static_cast<WhenSmaller>(info[7].As<Napi::Number>().Int32Value());
+  if (p.when_smaller == WhenSmaller::kWait) {
+    p.size_wait_ns = static_cast<int64_t>(info[8].As<Napi::Number>().DoubleValue() * 1e6);
+  }
 
   OpenResult r;
   if (!OpenSegment(p, &r)) ThrowIPCError(env, r.err, r.syscall, p.name);
@@ -229,13 +216,9 @@ Napi::Value ShmOpen(const Napi::CallbackInfo& info) {
   h->map->size = r.size;
   h->map->read_only = p.read_only;
   h->map->name = p.name;
-  napi_value ext;
-  if (napi_create_external(env, h, FinalizeHandle, nullptr, &ext) != napi_ok) {
-    delete h;
-    throw Napi::Error::New(env, "cannot wrap shared memory handle");
-  }
+  Napi::Value handle = Wrap(env, h, FinalizeHandle, [](ShmHandle* x) { delete x; });
   Napi::Array out = Napi::Array::New(env, 3);
-  out.Set(0u, Napi::Value(env, ext));
+  out.Set(0u, handle);
   out.Set(1u, Napi::Boolean::New(env, r.created));
   out.Set(2u, Napi::Number::New(env, static_cast<double>(r.size)));
   return out;
@@ -249,10 +232,8 @@ void FinalizeBuffer(napi_env, void*, void* hint) {
 // copying. maxLength is the runtime's buffer.constants.MAX_LENGTH.
 Napi::Value ShmBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  ShmHandle* h = UnwrapHandle(env, info[0]);
-  if (h == nullptr) throw env.GetAndClearPendingException();
+  ShmHandle* h = &UnwrapOpen<ShmHandle>(info[0], "mmap");
   Mapping* m = h->map.get();
-  if (m->addr == nullptr) ThrowIPCError(env, EBADF, "mmap", m->name);
   // Past the runtime's limit Node refuses the buffer, having already run the
   // finalizer (which frees `hold`): refuse first, with a clear error.
   if (static_cast<double>(m->size) > info[1].As<Napi::Number>().DoubleValue()) {
@@ -283,9 +264,7 @@ Napi::Value ShmBuffer(const Napi::CallbackInfo& info) {
 // shmClose(handle): detaches every ArrayBuffer handed out, then unmaps.
 Napi::Value ShmClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  ShmHandle* h = UnwrapHandle(env, info[0]);
-  if (h == nullptr) throw env.GetAndClearPendingException();
-  Mapping* m = h->map.get();
+  Mapping* m = Unwrap<ShmHandle>(info[0]).map.get();
   for (napi_ref ref : m->buffers) {
     napi_value v = nullptr;
     if (napi_get_reference_value(env, ref, &v) == napi_ok && v != nullptr) {
@@ -493,8 +472,7 @@ void AddOpsFor(Napi::Env env, Napi::Object ops, const ShmView* v) {
 // byteOffset; with `fixed`, on the first element only, without an index.
 Napi::Value ShmOps(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  ShmHandle* h = UnwrapHandle(env, info[0]);
-  if (h == nullptr) throw env.GetAndClearPendingException();
+  ShmHandle* h = &UnwrapOpen<ShmHandle>(info[0], "mmap");
   int32_t type = info[1].As<Napi::Number>().Int32Value();
   double offset = info[2].As<Napi::Number>().DoubleValue();
   double count = info[3].As<Napi::Number>().DoubleValue();
@@ -503,7 +481,6 @@ Napi::Value ShmOps(const Napi::CallbackInfo& info) {
   }
   size_t size = ElemSize(static_cast<ElemType>(type));
   Mapping* m = h->map.get();
-  if (m->addr == nullptr) ThrowIPCError(env, EBADF, "mmap", m->name);
   // Atomic instructions need natural alignment; the mapping is page aligned.
   if (!(offset >= 0 && count >= 1 && count <= 4294967295.0) ||
       static_cast<size_t>(offset) % size != 0 ||

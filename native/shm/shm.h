@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "../core/handle.h"
+
 namespace pipc {
 
 // One mmap'ed segment. The JavaScript handle owns one reference and every
@@ -32,9 +34,15 @@ using MappingPtr = std::shared_ptr<Mapping>;
 
 // What the JavaScript handle (an external) holds.
 struct ShmHandle {
-  static constexpr uint32_t kMagic = 0x53484d31;  // "SHM1"
-  uint32_t magic = kMagic;
   MappingPtr map;
+};
+
+template <>
+struct HandleTraits<ShmHandle> {
+  static constexpr HandleKind kind = HandleKind::kSharedMemory;
+  // Closed: unmapped by close().
+  static bool Closed(const ShmHandle& h) { return h.map->addr == nullptr; }
+  static const std::string& Name(const ShmHandle& h) { return h.map->name; }
 };
 
 // Element types of the typed views (Python array typecodes).

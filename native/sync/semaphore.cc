@@ -30,27 +30,6 @@ bool Sem::Close() {
 
 namespace {
 
-using SemPtr = std::shared_ptr<Sem>;
-
-// Hot-path argument access, plain N-API: an external holding a SemPtr.
-inline Sem* GetSem(napi_env env, napi_value v) {
-  void* data = nullptr;
-  if (napi_get_value_external(env, v, &data) != napi_ok || data == nullptr) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "not a semaphore handle");
-    return nullptr;
-  }
-  Sem* s = static_cast<SemPtr*>(data)->get();
-  if (s->magic != Sem::kMagic) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "Illegal invocation");
-    return nullptr;
-  }
-  if (s->closed.load(std::memory_order_relaxed)) {
-    ThrowIPCErrorC(env, EBADF, "sem_trywait", s->name);
-    return nullptr;
-  }
-  return s;
-}
-
 void FinalizeSem(napi_env, void* data, void*) {
   auto* holder = static_cast<SemPtr*>(data);
   (*holder)->Close();
@@ -72,13 +51,10 @@ Napi::Value SemOpen(const Napi::CallbackInfo& info) {
   auto* holder = new SemPtr(std::make_shared<Sem>());
   (*holder)->sem = sem;
   (*holder)->name = name;
-  napi_value ext;
-  napi_status st = napi_create_external(env, holder, FinalizeSem, nullptr, &ext);
-  if (st != napi_ok) {
-    delete holder;
-    throw Napi::Error::New(env, "cannot wrap semaphore");
-  }
-  return Napi::Value(env, ext);
+  return Wrap(env, holder, FinalizeSem, [](SemPtr* h) {
+    (*h)->Close();
+    delete h;
+  });
 }
 
 // Bound fast paths: functions whose N-API data is the semaphore itself, so a
@@ -132,10 +108,7 @@ napi_value Bind(napi_env env, const SemPtr& sem, const char* name, napi_callback
 // semBind(h) -> [tryWait(), post()] bound to the semaphore.
 Napi::Value SemBind(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  void* data = nullptr;
-  if (GetSem(env, info[0]) == nullptr) throw env.GetAndClearPendingException();
-  napi_get_value_external(env, info[0], &data);
-  const SemPtr& sem = *static_cast<SemPtr*>(data);
+  const SemPtr& sem = UnwrapOpen<SemPtr>(info[0], "sem_trywait");
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::Value(env, Bind(env, sem, "tryWait", BoundTryWait)));
   out.Set(1u, Napi::Value(env, Bind(env, sem, "post", BoundPost)));
@@ -147,8 +120,9 @@ napi_value SemPost(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Sem* s = GetSem(env, argv[0]);
-  if (s == nullptr) return nullptr;
+  SemPtr* h = UnwrapOpen<SemPtr>(env, argv[0], "sem_post");
+  if (h == nullptr) return nullptr;
+  Sem* s = h->get();
   uint32_t n = 1;
   if (argc > 1) napi_get_value_uint32(env, argv[1], &n);
   for (uint32_t i = 0; i < n; i++) {
@@ -164,8 +138,9 @@ napi_value SemValue(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  Sem* s = GetSem(env, argv[0]);
-  if (s == nullptr) return nullptr;
+  SemPtr* h = UnwrapOpen<SemPtr>(env, argv[0], "sem_getvalue");
+  if (h == nullptr) return nullptr;
+  Sem* s = h->get();
   int v = 0;
   if (sem_getvalue(s->sem, &v) == -1) {
     return ThrowIPCErrorC(env, errno, "sem_getvalue", s->name);
@@ -176,8 +151,10 @@ napi_value SemValue(napi_env env, napi_callback_info cbinfo) {
 }
 
 // Blocks the calling thread until the semaphore is taken or deadline_ns passes
-// (-1: no deadline). Returns 0, ETIMEDOUT, or an errno.
-int WaitBlocking(sem_t* sem, int64_t deadline_ns) {
+// (-1: no deadline). Returns 0, ETIMEDOUT, or an errno; EINTR only if
+// `interruptible` (an engine thread, interrupted by the engine), else a
+// signal's EINTR is retried.
+int WaitBlocking(sem_t* sem, int64_t deadline_ns, bool interruptible) {
   for (;;) {
     int r;
     if (deadline_ns < 0) {
@@ -187,19 +164,18 @@ int WaitBlocking(sem_t* sem, int64_t deadline_ns) {
       r = sem_clockwait(sem, CLOCK_MONOTONIC, &ts);
     }
     if (r == 0) return 0;
-    if (errno != EINTR) return errno;
+    if (errno != EINTR || interruptible) return errno;
   }
 }
 
 // semWaitSync(h, timeoutMs) -> boolean; timeoutMs < 0 waits forever.
 Napi::Value SemWaitSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Sem* s = GetSem(env, info[0]);
-  if (s == nullptr) throw env.GetAndClearPendingException();
+  Sem* s = UnwrapOpen<SemPtr>(info[0], "sem_clockwait").get();
   double timeout = info[1].As<Napi::Number>().DoubleValue();
   int64_t deadline =
       timeout < 0 ? -1 : MonotonicNs() + static_cast<int64_t>(timeout * 1e6);
-  int r = WaitBlocking(s->sem, deadline);
+  int r = WaitBlocking(s->sem, deadline, false);
   if (r == ETIMEDOUT) return Napi::Boolean::New(env, false);
   if (r != 0) ThrowIPCError(env, r, "sem_clockwait", s->name);
   return Napi::Boolean::New(env, true);
@@ -221,10 +197,10 @@ class SemWaitJob : public WaitJob {
       spin_ns_ = 0;
       do {
         if (sem_trywait(s_->sem) == 0) return 0;
-        for (int i = 0; i < 64; i++) __builtin_ia32_pause();
+        for (int i = 0; i < 64; i++) cpu_relax();
       } while (MonotonicNs() < stop);
     }
-    return WaitBlocking(s_->sem, until_ns);
+    return WaitBlocking(s_->sem, until_ns, true);
   }
 
   void Undo() override { sem_post(s_->sem); }
@@ -237,14 +213,10 @@ class SemWaitJob : public WaitJob {
 // semWaitAsync(h, timeoutMs, callback) -> token. callback(err, acquired).
 Napi::Value SemWaitAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  void* data = nullptr;
-  Sem* s = GetSem(env, info[0]);
-  if (s == nullptr) throw env.GetAndClearPendingException();
-  napi_get_value_external(env, info[0], &data);
+  const SemPtr& sem = UnwrapOpen<SemPtr>(info[0], "sem_clockwait");
   double timeout = info[1].As<Napi::Number>().DoubleValue();
   WaitEngine* engine = AddonData::Get(env)->engine.get();
-  auto job = std::make_shared<SemWaitJob>(*static_cast<SemPtr*>(data),
-                                          engine->spin_ns());
+  auto job = std::make_shared<SemWaitJob>(sem, engine->spin_ns());
   if (timeout >= 0) {
     job->deadline_ns = MonotonicNs() + static_cast<int64_t>(timeout * 1e6);
   }
@@ -252,11 +224,9 @@ Napi::Value SemWaitAsync(const Napi::CallbackInfo& info) {
   return JobToken(env, job);
 }
 
+// semClose(h): idempotent.
 Napi::Value SemClose(const Napi::CallbackInfo& info) {
-  void* data = nullptr;
-  if (napi_get_value_external(info.Env(), info[0], &data) == napi_ok && data) {
-    (*static_cast<SemPtr*>(data))->Close();
-  }
+  Unwrap<SemPtr>(info[0])->Close();
   return info.Env().Undefined();
 }
 

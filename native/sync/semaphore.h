@@ -7,14 +7,14 @@
 #include <memory>
 #include <string>
 
+#include "../core/handle.h"
+
 namespace pipc {
 
 // One sem_open'ed semaphore. JavaScript holds it through an external; each
 // in-flight wait job holds a "user" too, so close() while a job still sleeps in
 // sem_clockwait defers sem_close until the job is gone.
 struct Sem {
-  static constexpr uint32_t kMagic = 0x53454d31;  // "SEM1"
-  uint32_t magic = kMagic;
   sem_t* sem = nullptr;
   std::string name;
   std::atomic<bool> closed{false};
@@ -25,6 +25,18 @@ struct Sem {
   void DropUser();
   // Marks closed; returns false if it already was.
   bool Close();
+};
+
+// The handle JavaScript holds owns one reference.
+using SemPtr = std::shared_ptr<Sem>;
+
+template <>
+struct HandleTraits<SemPtr> {
+  static constexpr HandleKind kind = HandleKind::kSemaphore;
+  static bool Closed(const SemPtr& s) {
+    return s->closed.load(std::memory_order_relaxed);
+  }
+  static const std::string& Name(const SemPtr& s) { return s->name; }
 };
 
 }  // namespace pipc

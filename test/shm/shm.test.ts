@@ -674,7 +674,7 @@ describe('native guards', () => {
       binding.semClose(sem);
     }
     const s = new SharedMemory(name('g'), { create: true, size: 8 });
-    const h = binding.shmOpen('/' + s.name, false, false, false, 0, 0, null, 0)[0];
+    const h = binding.shmOpen('/' + s.name, false, false, false, 0, 0, null, 0, 0)[0];
     try {
       // Out of bounds or misaligned windows are refused before any access.
       expect(() => binding.shmOps(h, 4, 8, 1, true)).toThrow(RangeError);
