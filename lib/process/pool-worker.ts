@@ -7,11 +7,12 @@
  */
 import type { Connection } from '../pipe/connection.js';
 
-/** A task as the pool sends it: call `fn` once per entry of `calls`. */
+/** A task as the pool sends it: `fn(...args)` for each entry of `calls`, or `fn(item)` for each of `items`. */
 export interface TaskMessage {
   id: number;
   fn: string;
-  calls: unknown[][];
+  calls?: unknown[][];
+  items?: unknown[];
 }
 
 /** The answer: every result in order, or the first error. */
@@ -52,10 +53,21 @@ export default async function poolWorker(href: string, conn: Connection<unknown>
     let reply: ReplyMessage;
     try {
       const f = lookup(mod, href, task.fn);
-      const results = new Array<unknown>(task.calls.length);
-      for (let i = 0; i < task.calls.length; i++) {
-        const r = f(...task.calls[i]!);
-        results[i] = r instanceof Promise ? await r : r;
+      let results: unknown[];
+      if (task.items !== undefined) {
+        const items = task.items;
+        results = new Array<unknown>(items.length);
+        for (let i = 0; i < items.length; i++) {
+          const r = f(items[i]);
+          results[i] = r instanceof Promise ? await r : r;
+        }
+      } else {
+        const calls = task.calls!;
+        results = new Array<unknown>(calls.length);
+        for (let i = 0; i < calls.length; i++) {
+          const r = f(...calls[i]!);
+          results[i] = r instanceof Promise ? await r : r;
+        }
       }
       reply = { id: task.id, results };
     } catch (err) {

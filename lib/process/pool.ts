@@ -37,7 +37,10 @@ export interface MapOptions {
 interface Task {
   id: number;
   fn: string;
-  calls: unknown[][];
+  /** Each entry is the arguments of one call (apply, starmap)... */
+  calls?: unknown[][];
+  /** ...or each is the one argument of one call (map, imap): no array per item to clone. */
+  items?: unknown[];
   resolve(results: unknown[]): void;
   reject(err: unknown): void;
   settled: boolean;
@@ -77,8 +80,8 @@ function items<T>(iterable: Iterable<T>): T[] {
   return Array.from(iterable);
 }
 
-function chunked(items: unknown[][], size: number): unknown[][][] {
-  const out: unknown[][][] = [];
+function chunked<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
@@ -225,7 +228,8 @@ export class Pool implements AsyncDisposable {
   async #run(w: Worker, task: Task): Promise<void> {
     w.task = task;
     try {
-      await w.conn.send({ id: task.id, fn: task.fn, calls: task.calls } satisfies TaskMessage);
+      const message: TaskMessage = task.items !== undefined ? { id: task.id, fn: task.fn, items: task.items } : { id: task.id, fn: task.fn, calls: task.calls! };
+      await w.conn.send(message);
     } catch (err) {
       if ((err as { code?: unknown }).code === 'ERR_IPC_ENCODE') {
         // An argument that cannot be cloned fails its task only.
@@ -249,7 +253,7 @@ export class Pool implements AsyncDisposable {
     this.#dispatch();
   }
 
-  #submit(fn: string, calls: unknown[][]): Promise<unknown[]> {
+  #submit(fn: string, calls: unknown[][] | null, items?: unknown[]): Promise<unknown[]> {
     if (this.#state !== 'run') return Promise.reject(poolError('ERR_IPC_POOL_CLOSED', 'Pool is not running: no tasks after close() or terminate()'));
     if (this.#broken !== null) return Promise.reject(this.#broken);
     return new Promise<unknown[]>((resolve, reject) => {
@@ -257,13 +261,17 @@ export class Pool implements AsyncDisposable {
       this.#pending += 1;
       this.#keepAlive ??= setInterval(() => {}, 1 << 30);
       this.#nextId += 1;
-      this.#queue.push({ id: this.#nextId, fn, calls, resolve, reject, settled: false });
+      const task: Task = { id: this.#nextId, fn, resolve, reject, settled: false };
+      if (calls !== null) task.calls = calls;
+      else task.items = items!;
+      this.#queue.push(task);
       this.#dispatch();
     });
   }
 
-  #tasks(fn: string, calls: unknown[][], chunksize: number): Array<Promise<unknown[]>> {
-    const promises = chunked(calls, chunksize).map((c) => this.#submit(fn, c));
+  /** One task per chunk: of argument lists when `star`, else of single arguments. */
+  #tasks(fn: string, list: unknown[], chunksize: number, star = false): Array<Promise<unknown[]>> {
+    const promises = chunked(list, chunksize).map((c) => (star ? this.#submit(fn, c as unknown[][]) : this.#submit(fn, null, c)));
     for (const p of promises) p.catch(() => {}); // observed by the caller in its own order
     return promises;
   }
@@ -288,8 +296,8 @@ export class Pool implements AsyncDisposable {
    */
   async map(fn: string, iterable: Iterable<unknown>, options?: MapOptions): Promise<unknown[]> {
     validateFn(fn);
-    const calls = items(iterable).map((x) => [x]);
-    const parts = await Promise.all(this.#tasks(fn, calls, this.#chunksize(options, calls.length, false)));
+    const list = items(iterable);
+    const parts = await Promise.all(this.#tasks(fn, list, this.#chunksize(options, list.length, false)));
     return parts.flat(1);
   }
 
@@ -297,7 +305,7 @@ export class Pool implements AsyncDisposable {
   async starmap(fn: string, iterable: Iterable<unknown[]>, options?: MapOptions): Promise<unknown[]> {
     validateFn(fn);
     const calls = items(iterable).map((x) => (Array.isArray(x) ? x : [x]));
-    const parts = await Promise.all(this.#tasks(fn, calls, this.#chunksize(options, calls.length, false)));
+    const parts = await Promise.all(this.#tasks(fn, calls, this.#chunksize(options, calls.length, false), true));
     return parts.flat(1);
   }
 
@@ -308,16 +316,16 @@ export class Pool implements AsyncDisposable {
    */
   async *imap(fn: string, iterable: Iterable<unknown>, options?: MapOptions): AsyncGenerator<unknown, void, undefined> {
     validateFn(fn);
-    const calls = items(iterable).map((x) => [x]);
-    for (const p of this.#tasks(fn, calls, this.#chunksize(options, calls.length, true))) yield* await p;
+    const list = items(iterable);
+    for (const p of this.#tasks(fn, list, this.#chunksize(options, list.length, true))) yield* await p;
   }
 
   /** The results of `fn(item)` in the order they complete. A failed item throws from the iterator when it fails. */
   async *imapUnordered(fn: string, iterable: Iterable<unknown>, options?: MapOptions): AsyncGenerator<unknown, void, undefined> {
     validateFn(fn);
-    const calls = items(iterable).map((x) => [x]);
+    const list = items(iterable);
     const pending = new Map<number, Promise<[number, unknown[] | null, unknown]>>();
-    this.#tasks(fn, calls, this.#chunksize(options, calls.length, true)).forEach((p, i) => {
+    this.#tasks(fn, list, this.#chunksize(options, list.length, true)).forEach((p, i) => {
       pending.set(
         i,
         p.then(
