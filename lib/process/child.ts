@@ -47,7 +47,12 @@ async function main(): Promise<void> {
   const control = new Connection(3, { codec: 'raw' });
   const start = deserialize(await control.recvBytes()) as StartMessage;
   setCurrentProcess({ name: start.name, pid: process.pid, daemon: start.daemon });
-  if (start.daemon) new Worker(WATCHER, { eval: true }).unref();
+  if (start.daemon) {
+    // The target runs once the watcher does: from then on, the parent's death is this process's death.
+    const watcher = new Worker(WATCHER, { eval: true });
+    await new Promise((resolve, reject) => watcher.once('online', resolve).once('error', reject));
+    watcher.unref();
+  }
   const opened: Closable[] = [];
   let failure: unknown;
   let failed = false;
