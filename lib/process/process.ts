@@ -301,6 +301,14 @@ export class Process {
       childControl.close();
       childLifeline?.close();
     }
+    if (child.pid === undefined) {
+      // spawn failed (a missing cwd, no more processes): Node says why only on the next tick.
+      child.on('error', () => {});
+      control.close();
+      lifeline?.close();
+      const why = this.#cwd !== undefined && !existsSync(this.#cwd) ? ` (cwd ${this.#cwd} does not exist)` : '';
+      throw stateError('ERR_IPC_SPAWN_FAILED', `${this.#name} could not be started: spawning ${process.execPath} failed${why}`);
+    }
     this.#child = child;
     this.#control = control;
     this.#lifeline = lifeline;

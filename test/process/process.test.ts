@@ -180,6 +180,9 @@ describe('Process', () => {
     }
     expect(activeChildren().length).toBe(before);
 
+    expect(() => new Process(TARGET, { cwd: '/nonexistent-dir' }).start()).toThrow(
+      expect.objectContaining({ code: 'ERR_IPC_SPAWN_FAILED', message: expect.stringContaining('does not exist') }),
+    );
     const p = new Process(TARGET, { stdio: 'ignore' });
     await expect(p.join()).rejects.toMatchObject({ code: 'ERR_IPC_PROCESS_NOT_STARTED' });
     expect(() => p.kill()).toThrow(expect.objectContaining({ code: 'ERR_IPC_PROCESS_NOT_STARTED' }));
