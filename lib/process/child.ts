@@ -43,16 +43,25 @@ function describeError(err: unknown): { name: string; message: string; stack: st
   return { name: 'Error', message: `the target threw a non-Error value: ${String(err)}`, stack: `thrown: ${String(err)}` };
 }
 
+/** Starts the watcher thread; resolves once it runs. */
+function watch(): Promise<void> {
+  const watcher = new Worker(WATCHER, { eval: true });
+  return new Promise<void>((resolve, reject) => {
+    watcher.once('online', () => {
+      watcher.unref();
+      resolve();
+    });
+    watcher.once('error', reject);
+  });
+}
+
 async function main(): Promise<void> {
+  // A daemon's watcher boots while this thread reads the start message and
+  // imports the module (the parent says --daemon on the command line).
+  const watching = process.argv.includes('--daemon') ? watch() : null;
   const control = new Connection(3, { codec: 'raw' });
   const start = deserialize(await control.recvBytes()) as StartMessage;
   setCurrentProcess({ name: start.name, pid: process.pid, daemon: start.daemon });
-  if (start.daemon) {
-    // The target runs once the watcher does: from then on, the parent's death is this process's death.
-    const watcher = new Worker(WATCHER, { eval: true });
-    await new Promise((resolve, reject) => watcher.once('online', resolve).once('error', reject));
-    watcher.unref();
-  }
   const opened: Closable[] = [];
   let failure: unknown;
   let failed = false;
@@ -70,6 +79,8 @@ async function main(): Promise<void> {
         { code: 'ERR_IPC_NO_SUCH_EXPORT' },
       );
     }
+    // The target runs once the watcher does: from then on, the parent's death is this process's death.
+    if (watching !== null) await watching;
     await target(...args);
   } catch (err) {
     failed = true;

@@ -287,7 +287,7 @@ export class Process {
     const stdio: StdioOptions = [...this.#stdio, childControl.fileno(), childLifeline?.fileno() ?? 'ignore', ...fds];
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [...this.#execArgv, BOOTSTRAP], {
+      child = spawn(process.execPath, [...this.#execArgv, BOOTSTRAP, ...(this.#daemon ? ['--daemon'] : [])], {
         stdio,
         env: this.#env ?? process.env,
         cwd: this.#cwd,
