@@ -7,6 +7,7 @@
 import { Pipe } from '../pipe/pipe.js';
 import type { Connection } from '../pipe/connection.js';
 import { typeError, validateInteger, validateOptions } from '../core/validate.js';
+import { isReopenable } from '../core/transfer.js';
 import { Process, builtModule, cpuCount, kExited, moduleHref } from './process.js';
 import type { ReplyMessage, TaskMessage } from './pool-worker.js';
 
@@ -254,6 +255,13 @@ export class Pool implements AsyncDisposable {
   }
 
   #submit(fn: string, calls: unknown[][] | null, items?: unknown[]): Promise<unknown[]> {
+    // Structured clone would turn one into an empty object; they travel once per worker, through initargs.
+    const reopenable = calls !== null ? calls.some((c) => c.some(isReopenable)) : items!.some(isReopenable);
+    if (reopenable) {
+      return Promise.reject(
+        typeError('ERR_IPC_UNCLONEABLE', 'A posix-ipc object cannot be a task argument: pass it in the Pool\'s initargs (reopened once in each worker)'),
+      );
+    }
     if (this.#state !== 'run') return Promise.reject(poolError('ERR_IPC_POOL_CLOSED', 'Pool is not running: no tasks after close() or terminate()'));
     if (this.#broken !== null) return Promise.reject(this.#broken);
     return new Promise<unknown[]>((resolve, reject) => {

@@ -2,7 +2,7 @@
 // worker killed mid-task fails that task and is replaced, nothing hangs.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pool } from '../../lib/index.js';
+import { Pipe, Pool, Value } from '../../lib/index.js';
 import { FIXTURES, sleep } from '../helpers/index.js';
 import { childPids, isRunning, noChildrenAfterEach, waitGone } from './children.js';
 
@@ -41,6 +41,13 @@ describe('Pool', () => {
     await expect(it.next()).rejects.toThrow('bad item 3');
     await expect(pool.apply('noSuchExport')).rejects.toMatchObject({ code: 'ERR_IPC_NO_SUCH_EXPORT' });
     await expect(pool.apply('square', [() => 1])).rejects.toMatchObject({ code: 'ERR_IPC_ENCODE' });
+    const [a, b] = Pipe();
+    try {
+      await expect(pool.map('square', [1, a])).rejects.toMatchObject({ code: 'ERR_IPC_UNCLONEABLE', message: expect.stringContaining('initargs') });
+    } finally {
+      a.close();
+      b.close();
+    }
     expect(await pool.apply('square', [2])).toBe(4);
   });
 
@@ -61,6 +68,20 @@ describe('Pool', () => {
     await waitGone([victim], 1000);
     expect(pool.pids).toHaveLength(2);
     expect(pool.pids).not.toContain(victim);
+  });
+
+  it('initargs carry posix-ipc objects, reopened once in each worker', async () => {
+    const n = `pipc-test-${process.pid}-poolv`;
+    const v = new Value('i', 0, { name: n, lock: false });
+    try {
+      await using pool = new Pool(TASKS, { processes: 2, initializer: 'initShared', initargs: [v] });
+      const after = await pool.map('bump', [1, 1, 1, 1, 1, 1], { chunksize: 1 });
+      expect(v.load()).toBe(6);
+      expect([...after].sort()).toEqual([1, 2, 3, 4, 5, 6]);
+    } finally {
+      v.close();
+      Value.unlink(n);
+    }
   });
 
   it('maxTasksPerChild replaces a worker after that many tasks', async () => {
