@@ -30,3 +30,8 @@ export { Pipe, NamedPipe } from './pipe/pipe.js';
 export type { PipeOptions, NamedPipeCreateOptions, NamedPipeOpenOptions } from './pipe/pipe.js';
 export { Listener, Client, AuthenticationError } from './pipe/listener.js';
 export type { ListenerOptions, AcceptOptions, ClientOptions } from './pipe/listener.js';
+// Processes and pools
+export { Process, currentProcess, activeChildren, cpuCount } from './process/process.js';
+export type { ProcessOptions, JoinOptions, ProcessInfo } from './process/process.js';
+export { Pool } from './process/pool.js';
+export type { PoolOptions, MapOptions } from './process/pool.js';

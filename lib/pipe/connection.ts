@@ -13,6 +13,8 @@ import { LoopRef, WaitList } from '../core/waitlist.js';
 import type { Waiter } from '../core/waitlist.js';
 import { encodeHeader, MAX_FRAME } from './frame.js';
 import { FrameReader } from './frame-reader.js';
+import { codecOption, kReopen } from '../core/transfer.js';
+import type { ReopenSpec } from '../core/transfer.js';
 import {
   typeError,
   rangeError,
@@ -649,5 +651,10 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       }
       yield item;
     }
+  }
+
+  /** @internal how a child process rebuilds this end: its descriptor travels as one of the child's stdio. */
+  [kReopen](): ReopenSpec {
+    return { kind: 'Connection', fd: this.fileno(), options: { codec: codecOption(this.#codec, 'Connection'), readable: this.#readable, writable: this.#writable } };
   }
 }

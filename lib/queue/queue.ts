@@ -14,6 +14,8 @@ import { HARD_MSGMAX, HARD_MSGSIZEMAX } from './limits.js';
 import { MqTransport } from './mq.js';
 import { READABLE, WRITABLE } from './transport.js';
 import type { QueueTransport, ReadyCallback } from './transport.js';
+import { codecOption, kReopen } from '../core/transfer.js';
+import type { ReopenSpec } from '../core/transfer.js';
 import {
   throwIfAborted,
   validateBoolean,
@@ -780,6 +782,12 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** Same as `close()`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** @internal how a child process reopens this queue: by name, with its codec, never creating it. */
+  [kReopen](): ReopenSpec {
+    this.#handle('mq_open');
+    return { kind: 'Queue', name: this.#name, options: { codec: codecOption(this.#codec, 'Queue'), create: false } };
   }
 }
 

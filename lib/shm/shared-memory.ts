@@ -19,6 +19,8 @@ import type { Handle } from '../core/binding.js';
 import { ErrorCode, IPCError, closedError, ipcError, rangeError } from '../core/errors.js';
 import { Lock } from '../sync/semaphore.js';
 import { typeInfo } from './typecodes.js';
+import { kReopen } from '../core/transfer.js';
+import type { ReopenSpec } from '../core/transfer.js';
 import type { ScalarOf, TypeInfo, Typecode, TypedArrayOf } from './typecodes.js';
 import {
   typeError,
@@ -353,6 +355,12 @@ export class SharedMemory implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** @internal how a child process reopens this segment: by name, never creating it. */
+  [kReopen](): ReopenSpec {
+    if (this.closed) throw closedError('shared memory', 'shm_open', this.#seg.name);
+    return { kind: 'SharedMemory', name: this.name, options: { readOnly: this.readOnly } };
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -595,6 +603,18 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
   /** Same as `close()`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** @internal how a child process reopens these cells: by name, with the same lock and mode, never creating them. */
+  [kReopen](): ReopenSpec {
+    this.view('shm_open');
+    const array = this instanceof SharedArray;
+    return {
+      kind: array ? 'SharedArray' : 'Value',
+      name: this.name,
+      args: array ? [this.typecode, this.#count] : [this.typecode],
+      options: { lock: this.#lockOption, mode: this.#mode, readOnly: this.readOnly, create: false },
+    };
   }
 }
 

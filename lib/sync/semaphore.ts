@@ -30,6 +30,8 @@ import { RobustSegment } from './robust.js';
 import type { OwnerDeadInfo } from './robust.js';
 
 export type { OwnerDeadInfo } from './robust.js';
+import { kReopen } from '../core/transfer.js';
+import type { ReopenSpec } from '../core/transfer.js';
 
 /** The largest value a semaphore can hold (`SEM_VALUE_MAX`, 2147483647 on Linux). */
 export const SEM_VALUE_MAX: number = binding.SEM_VALUE_MAX;
@@ -142,6 +144,7 @@ export class Semaphore implements Disposable {
     const o = validateOptions<SemaphoreOptions>(options, new.target === Semaphore ? SEMAPHORE_KEYS : BOUNDED_KEYS);
     const robust = validateBoolean(o.robust, 'robust', true);
     this.#name = validateName(name, 'name', robust ? ROBUST_SEM_RESERVED : PLAIN_SEM_RESERVED);
+    this.#opened = o;
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
@@ -420,6 +423,20 @@ export class Semaphore implements Disposable {
   /** Same as `close()`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  readonly #opened: SemaphoreOptions;
+  /** @internal how a child process reopens this semaphore: by name, with its own options, never creating it. */
+  [kReopen](): ReopenSpec {
+    this.#handle('sem_open');
+    const kind = this instanceof Lock ? 'Lock' : this instanceof BoundedSemaphore ? 'BoundedSemaphore' : 'Semaphore';
+    const options: Record<string, unknown> = { ...this.#opened, create: false, exclusive: false };
+    if (kind === 'Lock') {
+      // Lock sets them itself and refuses them as options.
+      delete options.initialValue;
+      delete options.maxValue;
+    }
+    return { kind, name: this.#name, options };
   }
 }
 
