@@ -440,6 +440,8 @@ export async function connect(urlOrClient: unknown, options?: ConnectOptions): P
     });
     try {
       await client.connect();
+      // A server that wants a password accepts the connection and refuses commands: say so now.
+      await client.sendCommand(['PING']);
     } catch (err) {
       await closeNodeRedis(client);
       throw redisError(lastError ?? err, address, 'CONNECT');

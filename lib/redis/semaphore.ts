@@ -5,7 +5,8 @@
  *
  * Keys (`P` the prefix, `N` the name without its slash):
  * - `P{N}:leases`  sorted set: lease id -> expiry, ms on the server's clock (TIME)
- * - `P{N}:fence`   the fencing counter (INCR; never expires, never decreases)
+ * - `P{N}:fence`   the fencing counter (INCR; never expires; created at the server's
+ *                  time in µs, so tokens keep increasing even if Redis loses its data)
  * - `P{N}:meta`    hash: `limit`, the number of units, set by the first opener
  * - `P{N}:wake`    list: one entry per release, popped by a waiter's BLPOP
  * @module
@@ -42,6 +43,11 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+  if redis.call('EXISTS', KEYS[2]) == 0 then
+    -- A new (or lost) counter starts at the server's time in microseconds:
+    -- tokens still increase after Redis lost its data, unless the clock went back.
+    redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+  end
   return {1, redis.call('INCR', KEYS[2])}
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
