@@ -5,9 +5,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, Lock, Queue, type RedisConnection } from '../../lib/redis/index.js';
+import { connect, Lock, type RedisConnection } from '../../lib/redis/index.js';
 import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis.js';
-import { expectOk, FIXTURES, runNode, sleep, uniqueName } from '../helpers/index.js';
+import { expectOk, FIXTURES, runNode, uniqueName } from '../helpers/index.js';
 
 const ok = redisAvailable();
 let server: RedisServer;
@@ -103,10 +103,10 @@ describe.runIf(ok)('Redis backend across processes', () => {
 
   it('Semaphore(3) shared by 8 processes: never more than 3 inside', async () => {
     const name = uniqueName('sem');
-    const runs = await Promise.all(Array.from({ length: 8 }, () => runNode(HOST, ['sem', server.url, name, '3', '15'])));
+    const runs = await Promise.all(Array.from({ length: 8 }, () => runNode(HOST, ['sem', server.url, name, '3', '10'])));
     runs.forEach((r, i) => expectOk(r, `sem ${i}`));
     const { max, intervals } = maxInside(runs.map((r) => r.stdout));
-    expect(intervals).toBe(120);
+    expect(intervals).toBe(80);
     expect(max).toBeLessThanOrEqual(3);
     expect(max).toBeGreaterThanOrEqual(2);
     await Lock.unlink(name, { redis });
@@ -162,40 +162,4 @@ describe.runIf(ok)('Redis backend across processes', () => {
     await Lock.unlink(name, { redis });
   });
 
-  it('Queue: 3 producers x 200 items, 3 consumers: every item exactly once', async () => {
-    const name = uniqueName('q');
-    const consumers = [0, 1, 2].map(() => startHost(['consume', server.url, name, '5000']));
-    const producers = await Promise.all([0, 1, 2].map((i) => runNode(HOST, ['produce', server.url, name, String(i * 200), '200'])));
-    producers.forEach((r, i) => expectOk(r, `producer ${i}`));
-    const q = new Queue(name, { redis });
-    for (let i = 0; i < 3; i++) await q.put({ stop: true });
-    await q.close();
-    const codes = await Promise.all(consumers.map((c) => c.exited));
-    expect(codes).toEqual([0, 0, 0]);
-    const all = consumers.flatMap((c) => c.lines.map((l) => (JSON.parse(l) as { n: number }).n));
-    expect(all.length).toBe(600);
-    expect(new Set(all).size).toBe(600);
-    expect(consumers.every((c) => c.lines.length > 0)).toBe(true);
-    await Queue.unlink(name, { redis });
-  });
-
-  it('Queue: the item of a SIGKILLed consumer is redelivered to another after the visibility timeout', async () => {
-    const name = uniqueName('redeliver');
-    const q = new Queue<{ n: number }>(name, { redis });
-    await q.put({ n: 1 });
-    await q.put({ n: 2 });
-    const dying = startHost(['consume', server.url, name, '800', 'die']);
-    expect(await dying.waitFor(/^\{/)).toBe('{"n":1}');
-    dying.child.kill('SIGKILL');
-    await dying.exited;
-    const t0 = performance.now();
-    const a = await q.get({ timeout: 5000 });
-    const b = await q.get({ timeout: 5000 });
-    // n:2 was still queued; n:1 comes back once the dead consumer's heartbeat expired
-    expect([a, b].map((x) => x.n).sort()).toEqual([1, 2]);
-    expect(performance.now() - t0).toBeLessThan(3000);
-    await expect(q.get({ timeout: 1200 })).rejects.toMatchObject({ code: 'ERR_IPC_EMPTY' });
-    await q.close();
-    await Queue.unlink(name, { redis });
-  });
 });
