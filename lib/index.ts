@@ -4,7 +4,7 @@
  * @module
  */
 // Errors and semaphores
-export { IPCError, AbortError } from './core/errors.js';
+export { IPCError, AbortError, ErrorCode } from './core/errors.js';
 export { Semaphore, BoundedSemaphore, Lock, SEM_VALUE_MAX } from './sync/semaphore.js';
 export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } from './sync/semaphore.js';
 // Queues (POSIX message queues)
@@ -23,8 +23,8 @@ export type {
   TypedArrayOf,
 } from './shm/shared-memory.js';
 // Pipes, FIFOs and sockets
-export { Connection } from './pipe/connection.js';
-export type { ConnectionOptions, RecvOptions } from './pipe/connection.js';
+export { Connection, RECV_MAX_LENGTH } from './pipe/connection.js';
+export type { ConnectionOptions, RecvOptions, RecvMessageOptions } from './pipe/connection.js';
 export { Pipe, NamedPipe } from './pipe/pipe.js';
 export type { PipeOptions, NamedPipeCreateOptions, NamedPipeOpenOptions } from './pipe/pipe.js';
 export { Listener, Client, AuthenticationError } from './pipe/listener.js';

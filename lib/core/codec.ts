@@ -13,7 +13,7 @@
  * @module
  */
 import * as v8 from 'node:v8';
-import { typeError } from './validate.js';
+import { encodeError, ErrorCode, typeError } from './errors.js';
 
 /** A custom codec. `encode` must return bytes; `decode` receives a Buffer. */
 export interface Codec<T = unknown> {
@@ -26,10 +26,14 @@ export type CodecOption<T = unknown> = 'json' | 'v8' | 'raw' | Codec<T>;
 
 /** The JSON text of `item`, as the json codec encodes it (TypeError if JSON cannot express it). @internal */
 export function jsonText(item: unknown): string {
-  const text = JSON.stringify(item);
-  if (text === undefined) {
-    throw typeError('ERR_IPC_ENCODE', `Cannot encode ${typeof item} as JSON`);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(item);
+  } catch (err) {
+    // A BigInt, a circular structure, or a toJSON() that threw.
+    throw encodeError(`Cannot encode item as JSON: ${(err as Error).message}`, err);
   }
+  if (text === undefined) throw encodeError(`Cannot encode ${typeof item} as JSON`);
   return text;
 }
 
@@ -47,9 +51,7 @@ const structured: Codec = {
     try {
       return v8.serialize(item);
     } catch (err) {
-      throw Object.assign(new TypeError(`Cannot encode item with the v8 codec: ${(err as Error).message}`, { cause: err }), {
-        code: 'ERR_IPC_ENCODE',
-      });
+      throw encodeError(`Cannot encode item with the v8 codec: ${(err as Error).message}`, err);
     }
   },
   decode(bytes) {
@@ -109,7 +111,7 @@ export function resolveCodec<T>(option: unknown): Codec<T> {
       encode(item) {
         const bytes = custom.encode(item);
         if (!(bytes instanceof Uint8Array)) {
-          throw typeError('ERR_IPC_ENCODE', 'A custom codec\'s encode() must return a Uint8Array or Buffer');
+          throw typeError(ErrorCode.ENCODE, 'A custom codec\'s encode() must return a Uint8Array or Buffer');
         }
         return bytes;
       },

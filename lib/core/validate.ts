@@ -4,64 +4,74 @@
  * @internal
  * @module
  */
-import { abortError } from './errors.js';
+import { abortError, describeValue, rangeError, typeError } from './errors.js';
 
-/** A TypeError carrying Node's `code` (e.g. `ERR_INVALID_ARG_TYPE`). */
-export function typeError(code: string, message: string): TypeError {
-  return Object.assign(new TypeError(message), { code });
-}
-
-/** A RangeError carrying Node's `code` (e.g. `ERR_OUT_OF_RANGE`). */
-export function rangeError(code: string, message: string): RangeError {
-  return Object.assign(new RangeError(message), { code });
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return `type string ('${value.length > 28 ? value.slice(0, 25) + '...' : value}')`;
-  if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
-  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
-  return `type ${typeof value} (${String(value)})`;
-}
-
-/** NAME_MAX on Linux: the longest file name under /dev/shm or /dev/mqueue. */
-export const NAME_MAX = 255;
+export { rangeError, typeError };
+// Naming rules live in names.ts; re-exported for the callers that import them from here.
+export { NAME_MAX, validateName } from './names.js';
 
 /**
- * Validates an IPC object name and returns it with its one leading slash, as
- * the OS functions take it. `"jobs"` and `"/jobs"` are the same object.
- * `reserved` is what the OS adds to the file name (4 for glibc's "sem.").
+ * The option keys of an options type, for `validateOptions`: the compiler
+ * checks that the list names every key of `T` and nothing else, so an option
+ * added to the type cannot be forgotten here.
+ * ```ts
+ * const KEYS = keysOf<PipeOptions>()('duplex', 'codec');
+ * ```
  */
-export function validateName(name: unknown, argName = 'name', reserved = 0): string {
-  if (typeof name !== 'string') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type string. Received ${describe(name)}`);
-  }
-  const bare = name.startsWith('/') ? name.slice(1) : name;
-  if (bare.length === 0) {
-    throw typeError('ERR_INVALID_ARG_VALUE', `The "${argName}" argument must not be empty (nor a lone "/")`);
-  }
-  if (bare.includes('/')) {
-    throw typeError('ERR_INVALID_ARG_VALUE', `The "${argName}" argument may have one leading "/" and no other. Received '${name}'`);
-  }
-  if (bare.includes('\0')) {
-    throw typeError('ERR_INVALID_ARG_VALUE', `The "${argName}" argument must not contain null bytes`);
-  }
-  if (bare === '.' || bare === '..') {
-    throw typeError('ERR_INVALID_ARG_VALUE', `The "${argName}" argument must not be "." or ".."`);
-  }
-  const max = NAME_MAX - reserved;
-  const bytes = Buffer.byteLength(bare);
-  if (bytes > max) {
-    throw rangeError('ERR_OUT_OF_RANGE', `The "${argName}" argument is ${bytes} bytes long; at most ${max} are allowed`);
-  }
-  return '/' + bare;
+export function keysOf<T extends object>() {
+  return <const K extends keyof T & string>(
+    ...keys: [Exclude<keyof T, K>] extends [never] ? K[] : ['missing option key', Exclude<keyof T, K>]
+  ): readonly string[] => keys as readonly string[];
 }
 
-/** Validates that `value` is a plain options object (or undefined/null). */
-export function validateOptions<T extends object>(value: unknown, argName = 'options'): Partial<T> {
+/** Levenshtein distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  const al = a.toLowerCase();
+  const bl = b.toLowerCase();
+  let prev = Array.from({ length: bl.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= al.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= bl.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (al[i - 1] === bl[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[bl.length]!;
+}
+
+/** The known key closest to `key`, if it is close enough to be a typo. */
+export function nearestKey(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = distance(key, k);
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined;
+}
+
+/**
+ * Validates that `value` is a plain options object (or undefined/null). With
+ * `knownKeys`, a key that is not one of them is a TypeError
+ * (`ERR_INVALID_ARG_VALUE`) naming the nearest known key: a misspelt option
+ * (`{ intialValue: 3 }`, `{ timeOut: 50 }`) must not be silently ignored.
+ */
+export function validateOptions<T extends object>(value: unknown, knownKeys?: readonly string[], argName = 'options'): Partial<T> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type object. Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type object. Received ${describeValue(value)}`);
+  }
+  if (knownKeys !== undefined) {
+    for (const key in value) {
+      if (!knownKeys.includes(key)) {
+        const near = nearestKey(key, knownKeys);
+        const hint = near === undefined ? `known options are ${knownKeys.join(', ')}` : `did you mean ${near}?`;
+        throw typeError('ERR_INVALID_ARG_VALUE', `The "${argName}" argument has an unknown option "${key}": ${hint}`);
+      }
+    }
   }
   return value as Partial<T>;
 }
@@ -69,7 +79,7 @@ export function validateOptions<T extends object>(value: unknown, argName = 'opt
 export function validateBoolean(value: unknown, argName: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be of type boolean. Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be of type boolean. Received ${describeValue(value)}`);
   }
   return value;
 }
@@ -78,7 +88,7 @@ export function validateBoolean(value: unknown, argName: string, fallback: boole
 export function validateInteger(value: unknown, argName: string, min: number, max: number, fallback?: number): number {
   if (value === undefined && fallback !== undefined) return fallback;
   if (typeof value !== 'number') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type number. Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type number. Received ${describeValue(value)}`);
   }
   if (!Number.isInteger(value)) {
     throw rangeError('ERR_OUT_OF_RANGE', `The value of "${argName}" is out of range. It must be an integer. Received ${String(value)}`);
@@ -101,7 +111,7 @@ export function validateMode(value: unknown, fallback = 0o600): number {
 export function validateTimeout(value: unknown, argName = 'timeout'): number {
   if (value === undefined || value === null || value === Infinity) return -1;
   if (typeof value !== 'number') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be of type number (milliseconds). Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be of type number (milliseconds). Received ${describeValue(value)}`);
   }
   if (Number.isNaN(value) || value < 0) {
     throw rangeError('ERR_OUT_OF_RANGE', `The value of "${argName}" is out of range. It must be a number of milliseconds >= 0. Received ${String(value)}`);
@@ -113,7 +123,7 @@ export function validateTimeout(value: unknown, argName = 'timeout'): number {
 export function validateSignal(value: unknown, argName = 'signal'): AbortSignal | undefined {
   if (value === undefined || value === null) return undefined;
   if (!(value instanceof AbortSignal)) {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be an instance of AbortSignal. Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" option must be an instance of AbortSignal. Received ${describeValue(value)}`);
   }
   return value;
 }
@@ -125,6 +135,6 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 
 export function validateFunction(value: unknown, argName: string): void {
   if (typeof value !== 'function') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be a function. Received ${describe(value)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be a function. Received ${describeValue(value)}`);
   }
 }

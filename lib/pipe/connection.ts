@@ -6,16 +6,20 @@
  */
 import { Socket } from 'node:net';
 import { binding } from '../core/binding.js';
-import { resolveCodec } from '../core/codec.js';
+import { jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
-import { abortError, closedError, ipcError } from '../core/errors.js';
-import { encodeHeader, eofError, fromNodeError, isEof, MAX_FRAME, sysError } from './frame.js';
+import { closedError, describeValue, eofError, fromNodeError, ipcError, isEof } from '../core/errors.js';
+import { LoopRef, WaitList } from '../core/waitlist.js';
+import type { Waiter } from '../core/waitlist.js';
+import { encodeHeader, MAX_FRAME } from './frame.js';
+import { FrameReader } from './frame-reader.js';
 import {
   typeError,
   rangeError,
   throwIfAborted,
   validateBoolean,
   validateInteger,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
@@ -40,6 +44,22 @@ export interface RecvOptions {
   timeout?: number;
   /** Abort the wait: rejects with `AbortError`; no message is consumed. */
   signal?: AbortSignal;
+}
+
+/**
+ * The default `maxLength` of `recv()`: 64 MiB. A peer cannot make `recv()`
+ * take more memory than this unless the caller allows it.
+ */
+export const RECV_MAX_LENGTH = 64 * 1024 * 1024;
+
+/** Options for `recv()`. */
+export interface RecvMessageOptions extends RecvOptions {
+  /**
+   * The longest message accepted, in bytes (default {@link RECV_MAX_LENGTH},
+   * 64 MiB). A longer one is refused with IPCError `EMSGSIZE` before it is
+   * read, and stays first in line for a call that allows it.
+   */
+  maxLength?: number;
 }
 
 /** What an internal factory hands to the constructor (module-private). */
@@ -75,7 +95,12 @@ export function socketFd(socket: Socket): number {
   return typeof fd === 'number' ? fd : -1;
 }
 
+const CONNECTION_KEYS = keysOf<ConnectionOptions>()('codec', 'readable', 'writable');
+const RECV_KEYS = keysOf<RecvOptions>()('timeout', 'signal');
+const RECV_MESSAGE_KEYS = keysOf<RecvMessageOptions>()('timeout', 'signal', 'maxLength');
+const POLL_KEYS = keysOf<{ signal?: AbortSignal }>()('signal');
 const RESOLVED = Promise.resolve();
+const NOT_READY = { value: false };
 // An end dropped without close() before it was ever used (say, one meant for
 // a child that never started) gives its descriptor back when collected. Once
 // libuv drives the descriptor, the open handle keeps the connection alive,
@@ -90,9 +115,6 @@ const COPY_MAX = 16 * 1024;
 // While nobody is receiving, read ahead at most this much before pausing, so
 // a peer that floods us meets the OS's back-pressure, not our memory.
 const READ_AHEAD = 256 * 1024;
-// A frame at least this large is assembled in its own buffer as it arrives
-// (one copy, straight from the read buffer), once a receiver accepts its size.
-const ASSEMBLE_MIN = 64 * 1024;
 // Descriptors this module opens are read into one buffer per thread: libuv
 // reads into it and the callback copies the bytes out before returning, so
 // connections never share bytes in flight. 256 KiB is a quarter of the reads
@@ -101,36 +123,13 @@ const ASSEMBLE_MIN = 64 * 1024;
 // that frame's own buffer instead (no copy at all), never past it.
 const READ_BUFFER = 256 * 1024;
 let readBuffer: Buffer | null = null;
-// A frame buffer at least this large is usually fresh pages from the OS:
-// they are mapped in at once (one system call) rather than by one page fault
-// per 4 KiB as bytes arrive, which costs more than the copying itself, and
-// more still when the kernel takes the faults inside read().
-const PREFAULT_MIN = 256 * 1024;
+const prefault = (b: Buffer): void => binding.pipePrefault(b);
 
 interface Request {
   kind: number;
   max: number;
   into: Buffer | undefined;
   offset: number;
-  resolve(value: unknown): void;
-  reject(err: unknown): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
-interface Poller {
-  resolve(ready: boolean): void;
-  reject(err: unknown): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
-  return `type ${typeof value} (${String(value)})`;
 }
 
 /** A Buffer over the bytes of any ArrayBufferView or ArrayBuffer, or a TypeError. */
@@ -140,7 +139,7 @@ function bytesOf(value: unknown, argName: string): Buffer {
   if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return Buffer.from(value);
   throw typeError(
     'ERR_INVALID_ARG_TYPE',
-    `The "${argName}" argument must be a Buffer, TypedArray, DataView or ArrayBuffer. Received ${describe(value)}`,
+    `The "${argName}" argument must be a Buffer, TypedArray, DataView or ArrayBuffer. Received ${describeValue(value)}`,
   );
 }
 
@@ -169,30 +168,22 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   readonly #path: string | undefined;
   #closed = false;
 
-  // Received bytes not yet handed out: chunks[0] from offset #off.
-  #chunks: Buffer[] = [];
-  #off = 0;
-  #avail = 0;
-  // The parsed header of the frame at the front, while it is incomplete.
-  #hdrLen = 0;
-  #hdrSize = -1;
-  #reqs: Request[] = [];
-  readonly #pollers = new Set<Poller>();
+  // Received bytes and the frames in them (see frame-reader.ts).
+  readonly #frames: FrameReader;
+  // Pending receives and polls; the socket is referenced while either waits.
+  readonly #loop = new LoopRef();
+  readonly #reqs = new WaitList<unknown, Request>({
+    onTimeout: (_req, ms) => ({ error: ipcError('ETIMEDOUT', `no message within ${ms} ms`, 'recv', this.#path) }),
+    onChange: () => this.#flow(),
+    loop: this.#loop,
+  });
+  readonly #pollers = new WaitList<boolean>({ onTimeout: () => NOT_READY, onChange: () => this.#flow(), loop: this.#loop });
   // The end of the read side: EOF, or the error that ended it.
   #ended = false;
   #readErr: unknown = null;
   #writeErr: unknown = null;
   #writes = 0;
   #paused = false;
-  #refed = false;
-  // The frame being assembled (its payload so far, and its header to put back
-  // in front when it is complete).
-  #asm: Buffer | null = null;
-  #asmGot = 0;
-  #asmHdr: Buffer | null = null;
-  // The rest of #asm, handed to libuv as the buffer of the next read (the
-  // reads of descriptors this module opens); null while reads go elsewhere.
-  #asmTarget: Buffer | null = null;
   #idleCheck = false;
   readonly #json: boolean;
 
@@ -208,10 +199,11 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   constructor(fd: number, options?: ConnectionOptions<T>) {
     const adopt = adopting;
     adopting = null;
-    const o = validateOptions<ConnectionOptions<T>>(options);
+    const o = validateOptions<ConnectionOptions<T>>(options, CONNECTION_KEYS);
     this.#codec = resolveCodec<T>(o.codec);
     this.#json = o.codec === undefined || o.codec === 'json';
     this.#path = adopt?.path;
+    this.#frames = new FrameReader({ prefault, path: this.#path });
     if (adopt?.socket !== undefined) {
       this.#fd = fd;
       this.#readable = adopt.readable ?? true;
@@ -236,7 +228,7 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     binding.pipeFdOwn(fd);
     unused.register(this, fd, this);
     if (adopt?.prefix !== undefined && adopt.prefix >= 0) {
-      this.#ingest(Buffer.from([adopt.prefix]), 1, true);
+      this.#frames.push(Buffer.from([adopt.prefix]), 1, true);
     }
   }
 
@@ -272,8 +264,9 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       ? {
           buffer: (): Buffer => this.#nextReadBuffer(),
           callback: (n: number, buf: Uint8Array): boolean => {
-            if (buf === this.#asmTarget) this.#filled(n);
-            else this.#ingest(buf as Buffer, n, false);
+            if (this.#frames.isTarget(buf)) this.#frames.filled(n);
+            else this.#frames.push(buf as Buffer, n, false);
+            this.#arrived();
             return true;
           },
         }
@@ -292,81 +285,29 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     this.#sock = s;
     s.on('error', (err) => this.#onError(err));
     if (this.#readable) {
-      if (!ownBuffer) s.on('data', (chunk: Buffer) => this.#ingest(chunk, chunk.length, true));
+      if (!ownBuffer) {
+        s.on('data', (chunk: Buffer) => {
+          this.#frames.push(chunk, chunk.length, true);
+          this.#arrived();
+        });
+      }
       s.on('end', () => this.#end(null));
       s.resume();
     }
-    s.unref();
+    this.#loop.attach(s);
     this.#flow();
   }
 
+  // Reads of descriptors this module opens land in the rest of the frame
+  // being assembled (no copy), else in the shared read buffer.
   #nextReadBuffer(): Buffer {
-    const asm = this.#asm;
-    this.#asmTarget = asm === null ? null : asm.subarray(this.#asmGot);
-    return this.#asmTarget ?? (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
+    return this.#frames.readTarget() ?? (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
   }
 
-  /** n bytes were read straight into #asmTarget, the rest of the frame being assembled. */
-  #filled(n: number): void {
-    this.#asmTarget = null;
-    if (n === 0) return;
-    this.#asmGot += n;
-    if (this.#asmGot === this.#asm!.length) this.#assembled();
-    if (this.#reqs.length > 0 || this.#pollers.size > 0) this.#pump();
+  /** Bytes arrived: serve the waiters, or read ahead a little. */
+  #arrived(): void {
+    if (this.#reqs.size > 0 || this.#pollers.size > 0) this.#pump();
     else this.#flow();
-  }
-
-  /** The frame being assembled is complete: it goes back in line as header + payload, whole. */
-  #assembled(): void {
-    this.#chunks = [this.#asmHdr!, this.#asm!];
-    this.#off = 0;
-    this.#avail = this.#asmHdr!.length + this.#asm!.length;
-    this.#asm = null;
-    this.#asmHdr = null;
-  }
-
-  /**
-   * Takes n received bytes from buf: `owned` when buf is ours to keep (a
-   * chunk Node allocated), else they are copied out (the shared read buffer).
-   */
-  #ingest(buf: Buffer, n: number, owned: boolean): void {
-    if (n === 0) return;
-    let off = 0;
-    const asm = this.#asm;
-    if (asm !== null) {
-      off = Math.min(asm.length - this.#asmGot, n);
-      buf.copy(asm, this.#asmGot, 0, off);
-      this.#asmGot += off;
-      if (this.#asmGot < asm.length) return;
-      this.#assembled();
-    }
-    if (off < n) {
-      const rest = owned ? (off === 0 && n === buf.length ? buf : buf.subarray(off, n)) : Buffer.from(buf.subarray(off, n));
-      this.#chunks.push(rest);
-      this.#avail += n - off;
-    }
-    if (this.#reqs.length > 0 || this.#pollers.size > 0) this.#pump();
-    else this.#flow();
-  }
-
-  /** Moves the (incomplete) frame at the front into a buffer of its own size. */
-  #assemble(size: number): void {
-    const hdr = Buffer.from(this.#take(this.#hdrLen));
-    const asm = Buffer.allocUnsafe(size);
-    if (size >= PREFAULT_MIN) binding.pipePrefault(asm);
-    let got = 0;
-    let off = this.#off;
-    for (const c of this.#chunks) {
-      c.copy(asm, got, off);
-      got += c.length - off;
-      off = 0;
-    }
-    this.#chunks = [];
-    this.#off = 0;
-    this.#avail = 0;
-    this.#asm = asm;
-    this.#asmGot = got;
-    this.#asmHdr = hdr;
   }
 
   #onError(err: unknown): void {
@@ -385,71 +326,16 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     this.#pump();
   }
 
-  /** Copies n bytes from the front (zero-copy when they lie in one chunk). */
-  #peek(n: number): Buffer {
-    const first = this.#chunks[0]!;
-    if (first.length - this.#off >= n) return first.subarray(this.#off, this.#off + n);
-    const out = Buffer.allocUnsafe(n);
-    let got = 0;
-    let off = this.#off;
-    for (const c of this.#chunks) {
-      const k = Math.min(n - got, c.length - off);
-      c.copy(out, got, off, off + k);
-      got += k;
-      off = 0;
-      if (got === n) break;
-    }
-    return out;
-  }
-
-  #take(n: number): Buffer {
-    const out = n === 0 ? Buffer.alloc(0) : this.#peek(n);
-    let left = n;
-    while (left > 0) {
-      const first = this.#chunks[0]!;
-      const k = Math.min(left, first.length - this.#off);
-      left -= k;
-      this.#off += k;
-      if (this.#off === first.length) {
-        this.#chunks.shift();
-        this.#off = 0;
-      }
-    }
-    this.#avail -= n;
-    return out;
-  }
-
-  /** Parses the header at the front; false if it is not all here yet. */
-  #header(): boolean {
-    if (this.#hdrSize >= 0) return true;
-    if (this.#avail < 4) return false;
-    const first = this.#chunks[0]!;
-    const n = first.length - this.#off >= 4 ? first.readInt32BE(this.#off) : this.#peek(4).readInt32BE(0);
-    if (n >= 0) {
-      this.#hdrLen = 4;
-      this.#hdrSize = n;
-      return true;
-    }
-    if (n !== -1) {
-      throw ipcError('EPROTO', `invalid frame length ${n}: the peer does not speak multiprocessing.connection framing`, 'recv', this.#path);
-    }
-    if (this.#avail < 12) return false;
-    const big = this.#peek(12).readBigUInt64BE(4);
-    this.#hdrLen = 12;
-    this.#hdrSize = big > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(big);
-    return true;
-  }
-
   #pump(): void {
     try {
-      while (this.#reqs.length > 0 && this.#header()) {
-        const req = this.#reqs[0]!;
-        const size = this.#hdrSize;
+      const frames = this.#frames;
+      for (let w = this.#reqs.first(); w !== undefined && frames.header(); w = this.#reqs.first()) {
+        const req = w.data;
+        const size = frames.frameSize;
         if (size > req.max) {
           // Refused before reading it: the frame stays first in line.
-          this.#reqs.shift();
-          this.#settle(req);
-          req.reject(
+          this.#reqs.reject(
+            w,
             ipcError(
               'EMSGSIZE',
               req.kind === KIND_INTO
@@ -461,83 +347,62 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
           );
           continue;
         }
-        if (this.#avail < this.#hdrLen + size) {
-          if (size >= ASSEMBLE_MIN && this.#asm === null) this.#assemble(size);
-          break;
-        }
-        this.#take(this.#hdrLen);
-        const data = this.#take(size);
-        this.#hdrSize = -1;
-        this.#reqs.shift();
-        this.#settle(req);
-        this.#deliver(req, data);
+        if (!frames.complete()) break;
+        this.#deliver(w, frames.take());
       }
     } catch (err) {
       // A corrupt stream: nothing after it can be trusted.
       this.#ended = true;
       this.#readErr = err;
-      this.#chunks = [];
-      this.#avail = 0;
-      this.#asm = null;
-      this.#asmTarget = null;
+      this.#frames.clear();
     }
-    if (this.#ended && this.#reqs.length > 0) {
+    if (this.#ended && this.#reqs.size > 0) {
       let err = this.#readErr;
       if (err === null) {
-        const partial = this.#avail + (this.#asm === null ? 0 : this.#hdrLen + this.#asmGot);
+        const partial = this.#frames.partial;
         err =
           partial === 0
-            ? eofError(this.#path)
-            : sysError(104, 'recv', this.#path, `the peer closed the connection in the middle of a message (${partial} bytes of it arrived)`);
+            ? eofError('recv', this.#path)
+            : ipcError('ECONNRESET', `the peer closed the connection in the middle of a message (${partial} bytes of it arrived)`, 'recv', this.#path);
       }
-      for (const req of this.#reqs.splice(0)) {
-        this.#settle(req);
-        req.reject(err);
-      }
+      this.#reqs.rejectAll(err);
     }
-    if (this.#pollers.size > 0 && (this.#avail > 0 || this.#asm !== null || this.#ended)) {
-      for (const p of [...this.#pollers]) this.#leavePoll(p, true);
+    if (this.#pollers.size > 0 && (this.#frames.hasData || this.#ended)) {
+      for (const p of this.#pollers.all()) this.#pollers.resolve(p, true);
     }
     this.#flow();
   }
 
-  #deliver(req: Request, data: Buffer): void {
+  #deliver(w: Waiter<unknown, Request>, data: Buffer): void {
+    const req = w.data;
     if (req.kind === KIND_BYTES) {
-      req.resolve(data);
+      this.#reqs.resolve(w, data);
     } else if (req.kind === KIND_OBJECT) {
       let item: T;
       try {
         item = this.#codec.decode(data);
       } catch (err) {
-        req.reject(err);
+        this.#reqs.reject(w, err);
         return;
       }
-      req.resolve(item);
+      this.#reqs.resolve(w, item);
     } else {
       data.copy(req.into!, req.offset);
-      req.resolve(data.length);
+      this.#reqs.resolve(w, data.length);
     }
   }
 
-  /** Reads while someone waits (or a little ahead); keeps the loop alive only while someone waits. */
+  /** Reads while someone waits (or a little ahead). The wait lists keep the loop alive meanwhile. */
   #flow(): void {
     const s = this.#sock;
     if (s === null || !this.#readable) return;
-    if (this.#reqs.length > 0 || this.#pollers.size > 0) {
-      if (!this.#refed) {
-        this.#refed = true;
-        s.ref();
-      }
+    if (this.#reqs.size > 0 || this.#pollers.size > 0) {
       if (this.#paused) {
         this.#paused = false;
         s.resume();
       }
     } else {
-      if (this.#refed) {
-        this.#refed = false;
-        s.unref();
-      }
-      if (!this.#idleCheck && !this.#paused && this.#avail >= READ_AHEAD) {
+      if (!this.#idleCheck && !this.#paused && this.#frames.available >= READ_AHEAD) {
         // Decided a moment later: a loop that awaits one message after
         // another asks again within microtasks, and stopping and restarting
         // the reads for each message would cost system calls.
@@ -550,63 +415,27 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   readonly #onIdleCheck = (): void => {
     this.#idleCheck = false;
     const s = this.#sock;
-    if (s === null || this.#closed || this.#reqs.length > 0 || this.#pollers.size > 0) return;
-    if (!this.#paused && this.#avail >= READ_AHEAD) {
+    if (s === null || this.#closed || this.#reqs.size > 0 || this.#pollers.size > 0) return;
+    if (!this.#paused && this.#frames.available >= READ_AHEAD) {
       this.#paused = true;
       s.pause();
     }
   };
-
-  #settle(w: Request | Poller): void {
-    if (w.timer !== undefined) clearTimeout(w.timer);
-    if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort);
-  }
 
   #checkRead(syscall: string): void {
     if (this.#closed) throw closedError('connection', syscall, this.#path);
     if (!this.#readable) throw ipcError('EBADF', 'connection is write-only', syscall, this.#path);
   }
 
-  #request(kind: number, max: number, into: Buffer | undefined, offset: number, options: unknown): Promise<never> {
-    const o = validateOptions<RecvOptions>(options);
+  #request(kind: number, max: number, into: Buffer | undefined, offset: number, options: unknown, keys = RECV_KEYS): Promise<never> {
+    const o = validateOptions<RecvOptions>(options, keys);
     const timeout = validateTimeout(o.timeout);
     const signal = validateSignal(o.signal);
     throwIfAborted(signal);
     this.#socket();
-    return new Promise((resolve, reject) => {
-      const req: Request = {
-        kind,
-        max,
-        into,
-        offset,
-        resolve: resolve as (v: unknown) => void,
-        reject,
-        timer: undefined,
-        signal,
-        onAbort: undefined,
-      };
-      if (timeout >= 0) {
-        req.timer = setTimeout(
-          () => this.#leave(req, ipcError('ETIMEDOUT', `no message within ${timeout} ms`, 'recv', this.#path)),
-          timeout,
-        );
-      }
-      if (signal !== undefined) {
-        req.onAbort = () => this.#leave(req, abortError(signal));
-        signal.addEventListener('abort', req.onAbort, { once: true });
-      }
-      this.#reqs.push(req);
-      this.#pump();
-    });
-  }
-
-  #leave(req: Request, err: unknown): void {
-    const i = this.#reqs.indexOf(req);
-    if (i < 0) return;
-    this.#reqs.splice(i, 1);
-    this.#settle(req);
-    req.reject(err);
-    this.#flow();
+    const p = this.#reqs.wait({ kind, max, into, offset }, timeout, signal) as Promise<never>;
+    this.#pump();
+    return p;
   }
 
   /**
@@ -616,13 +445,17 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
    *
    * Rejects with IPCError `EOF` when the peer closed its end at a message
    * boundary, `ECONNRESET` when it vanished in the middle of a message,
-   * `ETIMEDOUT` after `timeout` ms, `EBADF` when this end is closed meanwhile;
+   * `ETIMEDOUT` after `timeout` ms, `EBADF` when this end is closed meanwhile,
+   * `EMSGSIZE` when the message is longer than `maxLength` (default
+   * {@link RECV_MAX_LENGTH}, 64 MiB; it stays first in line);
    * with `AbortError` when `signal` aborts (no message is consumed).
    */
-  recv(options?: RecvOptions): Promise<T> {
+  recv(options?: RecvMessageOptions): Promise<T> {
     try {
       this.#checkRead('recv');
-      return this.#request(KIND_OBJECT, MAX_FRAME, undefined, 0, options);
+      const limit = (options as RecvMessageOptions | undefined)?.maxLength;
+      const max = limit === undefined ? RECV_MAX_LENGTH : validateInteger(limit, 'maxLength', 0, Number.MAX_SAFE_INTEGER);
+      return this.#request(KIND_OBJECT, max, undefined, 0, options, RECV_MESSAGE_KEYS);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -669,33 +502,16 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     try {
       this.#checkRead('poll');
       const ms = validateTimeout(timeout);
-      const signal = validateSignal(validateOptions<{ signal?: AbortSignal }>(options).signal);
+      const signal = validateSignal(validateOptions<{ signal?: AbortSignal }>(options, POLL_KEYS).signal);
       throwIfAborted(signal);
       this.#socket();
-      if (this.#avail > 0 || this.#asm !== null || this.#ended) return Promise.resolve(true);
+      if (this.#frames.hasData || this.#ended) return Promise.resolve(true);
       if (binding.pipePollIn(this.#fd, 0)) return Promise.resolve(true);
       if (ms === 0) return Promise.resolve(false);
-      return new Promise<boolean>((resolve, reject) => {
-        const p: Poller = { resolve, reject, timer: undefined, signal, onAbort: undefined };
-        if (ms > 0) p.timer = setTimeout(() => this.#leavePoll(p, false), ms);
-        if (signal !== undefined) {
-          p.onAbort = () => this.#leavePoll(p, abortError(signal));
-          signal.addEventListener('abort', p.onAbort, { once: true });
-        }
-        this.#pollers.add(p);
-        this.#flow();
-      });
+      return this.#pollers.wait(undefined, ms, signal);
     } catch (err) {
       return Promise.reject(err);
     }
-  }
-
-  #leavePoll(p: Poller, outcome: boolean | unknown): void {
-    if (!this.#pollers.delete(p)) return;
-    this.#settle(p);
-    if (typeof outcome === 'boolean') p.resolve(outcome);
-    else p.reject(outcome);
-    this.#flow();
   }
 
   /**
@@ -709,8 +525,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
       this.#checkWrite();
       if (this.#json) {
         // The default codec, framed in one buffer without an intermediate copy.
-        const text = JSON.stringify(item);
-        if (text !== undefined && text.length <= COPY_MAX / 3) {
+        const text = jsonText(item);
+        if (text.length <= COPY_MAX / 3) {
           const n = Buffer.byteLength(text);
           const b = Buffer.allocUnsafe(4 + n);
           b.writeInt32BE(n, 0);
@@ -807,15 +623,9 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
     if (this.#closed) return;
     this.#closed = true;
     const err = closedError('connection', 'recv', this.#path);
-    for (const req of this.#reqs.splice(0)) {
-      this.#settle(req);
-      req.reject(err);
-    }
-    for (const p of [...this.#pollers]) this.#leavePoll(p, err);
-    this.#chunks = [];
-    this.#avail = 0;
-    this.#asm = null;
-    this.#asmTarget = null;
+    this.#reqs.rejectAll(err);
+    this.#pollers.rejectAll(err);
+    this.#frames.clear();
     if (this.#writes === 0) this.#destroy();
     else this.#sock?.unref();
   }

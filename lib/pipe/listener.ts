@@ -8,20 +8,20 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { statSync, unlinkSync } from 'node:fs';
 import { Server, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { binding } from '../core/binding.js';
+import { randomSocketPath, shownAddress, validateSocketAddress } from '../core/names.js';
 import { resolveCodec } from '../core/codec.js';
 import type { ConnectionOptions } from './connection.js';
 import { Connection, adoptConnection, socketFd } from './connection.js';
-import { AbortError, abortError, closedError, ipcError } from '../core/errors.js';
-import { fromNodeError } from './frame.js';
+import { AbortError, abortError, closedError, ErrorCode, fromNodeError, ipcError } from '../core/errors.js';
+import { deadline, LoopRef, sleep, WaitList } from '../core/waitlist.js';
 import {
   throwIfAborted,
   typeError,
   rangeError,
   validateInteger,
   validateMode,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
@@ -32,7 +32,7 @@ import {
  * speak the protocol (Python's `multiprocessing.AuthenticationError`).
  */
 export class AuthenticationError extends Error {
-  readonly code = 'ERR_IPC_AUTHENTICATION';
+  readonly code = ErrorCode.AUTHENTICATION;
   override get name(): string {
     return 'AuthenticationError';
   }
@@ -116,8 +116,6 @@ async function answerChallenge(conn: Connection, key: Buffer, signal: AbortSigna
   if (!verdict.equals(WELCOME)) throw new AuthenticationError('digest sent was rejected');
 }
 
-const TIMED_OUT = Symbol('timed out');
-
 /** Runs both halves of the handshake in `role`'s order, within the deadline. */
 async function handshake(
   conn: Connection,
@@ -128,27 +126,23 @@ async function handshake(
   syscall: string,
   address: string,
 ): Promise<void> {
-  const ac = new AbortController();
-  const timer = timeoutMs >= 0 ? setTimeout(() => ac.abort(TIMED_OUT), timeoutMs) : undefined;
-  const onAbort = (): void => ac.abort(signal!.reason);
-  signal?.addEventListener('abort', onAbort, { once: true });
+  const d = deadline(timeoutMs, signal);
   try {
     if (serving) {
-      await deliverChallenge(conn, key, ac.signal);
-      await answerChallenge(conn, key, ac.signal);
+      await deliverChallenge(conn, key, d.signal);
+      await answerChallenge(conn, key, d.signal);
     } else {
-      await answerChallenge(conn, key, ac.signal);
-      await deliverChallenge(conn, key, ac.signal);
+      await answerChallenge(conn, key, d.signal);
+      await deliverChallenge(conn, key, d.signal);
     }
   } catch (err) {
     if (err instanceof AbortError) {
-      if (ac.signal.reason === TIMED_OUT) throw ipcError('ETIMEDOUT', 'authentication handshake timed out', syscall, address);
+      if (d.timedOut) throw ipcError('ETIMEDOUT', 'authentication handshake timed out', syscall, address);
       if (signal?.aborted) throw abortError(signal);
     }
     throw err;
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
+    d.dispose();
   }
 }
 
@@ -164,31 +158,6 @@ function validateAuthkey(value: unknown): Buffer | null {
   return key;
 }
 
-// sockaddr_un.sun_path holds 108 bytes: a path and its NUL, or NUL + name.
-const SUN_PATH = 108;
-
-function validateAddress(value: unknown): string {
-  if (typeof value !== 'string') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "address" argument must be of type string. Received ${value === null ? 'null' : typeof value}`);
-  }
-  const abstract = value.startsWith('\0');
-  if (value.length === 0 || value === '\0') throw typeError('ERR_INVALID_ARG_VALUE', 'The "address" argument must not be empty');
-  if (!abstract && value.includes('\0')) {
-    throw typeError('ERR_INVALID_ARG_VALUE', 'The "address" argument must not contain null bytes (except a leading one for an abstract name)');
-  }
-  const bytes = Buffer.byteLength(value);
-  const max = abstract ? SUN_PATH : SUN_PATH - 1;
-  if (bytes > max) {
-    throw rangeError('ERR_OUT_OF_RANGE', `The "address" argument is ${bytes} bytes long; an AF_UNIX address holds at most ${max}`);
-  }
-  return value;
-}
-
-/** How an address appears in messages: abstract names as "@name". */
-function shown(address: string): string {
-  return address.startsWith('\0') ? '@' + address.slice(1) : address;
-}
-
 /** Options for `new Listener()`. */
 export interface ListenerOptions<T = unknown> {
   /** Require clients to prove they know this key (Python's `authkey`). Default: no handshake. */
@@ -199,23 +168,36 @@ export interface ListenerOptions<T = unknown> {
   mode?: number;
   /** The codec of accepted connections. Default `'json'`. */
   codec?: ConnectionOptions<T>['codec'];
+  /**
+   * With an `authkey`: how long a client has to complete the handshake, in
+   * ms, before it is disconnected (its failure is reported to `accept()` as
+   * IPCError `ETIMEDOUT`). Handshakes run concurrently as clients arrive, so
+   * a slow or silent client never delays another. Default 5000.
+   */
+  handshakeTimeout?: number;
+  /**
+   * The most clients held that `accept()` has not yet taken (connected,
+   * handshaking or ready; each holds a descriptor). Clients arriving beyond it
+   * are disconnected at once. Default 64.
+   */
+  maxPending?: number;
 }
 
 /** Options for `accept()`. */
 export interface AcceptOptions {
-  /** Give up after this many ms (waiting and handshake): rejects with IPCError `ETIMEDOUT`. */
+  /** Give up waiting for a client after this many ms: rejects with IPCError `ETIMEDOUT`. */
   timeout?: number;
   /** Abort: rejects with `AbortError`. */
   signal?: AbortSignal;
 }
 
-interface Waiter {
-  resolve(s: Socket): void;
-  reject(err: unknown): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
+const ACCEPT_KEYS = keysOf<AcceptOptions>()('timeout', 'signal');
+const LISTENER_KEYS = keysOf<ListenerOptions>()('authkey', 'backlog', 'mode', 'codec', 'handshakeTimeout', 'maxPending');
+const DEFAULT_HANDSHAKE_TIMEOUT = 5000;
+const DEFAULT_MAX_PENDING = 64;
+
+/** What `accept()` hands out: a raw client (no authkey), an authenticated one, or a failed handshake. */
+type Ready<T> = { socket: Socket } | { conn: Connection<T> } | { error: unknown };
 
 /**
  * A listening AF_UNIX socket (Python's `multiprocessing.connection.Listener`).
@@ -239,11 +221,22 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
   readonly #authkey: Buffer | null;
   readonly #codec: ConnectionOptions<T>['codec'];
   readonly #file: { dev: number; ino: number } | null = null;
-  readonly #incoming: Socket[] = [];
-  readonly #waiters: Waiter[] = [];
+  readonly #handshakeTimeout: number;
+  readonly #maxPending: number;
+  /** Outcomes nobody has taken yet, in the order they came. */
+  readonly #ready: Ready<T>[] = [];
+  /** Connections in their handshake. */
+  readonly #shaking = new Set<Connection<T>>();
+  /** Clients holding a descriptor that accept() has not taken: #shaking and the sockets and conns in #ready. */
+  #held = 0;
+  // The listening socket keeps the process alive only while an accept() waits.
+  readonly #loop = new LoopRef();
+  readonly #waiters = new WaitList<Ready<T>>({
+    onTimeout: (_w, ms) => ({ error: ipcError('ETIMEDOUT', `no connection within ${ms} ms`, 'accept', shownAddress(this.#address)) }),
+    loop: this.#loop,
+  });
   #closed = false;
   #error: unknown = null;
-  #refed = false;
 
   /**
    * Binds and listens on `address` (a path, or `'\0name'` for an abstract
@@ -254,11 +247,13 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
    */
   constructor(address?: string, options?: ListenerOptions<T>) {
     const addr =
-      address === undefined ? join(tmpdir(), `pipc-listener-${process.pid}-${randomBytes(6).toString('hex')}.sock`) : validateAddress(address);
-    const o = validateOptions<ListenerOptions<T>>(options);
+      address === undefined ? randomSocketPath() : validateSocketAddress(address);
+    const o = validateOptions<ListenerOptions<T>>(options, LISTENER_KEYS);
     this.#authkey = validateAuthkey(o.authkey);
     const backlog = validateInteger(o.backlog, 'backlog', 0, 65535, 16);
     const mode = validateMode(o.mode);
+    this.#handshakeTimeout = o.handshakeTimeout === undefined ? DEFAULT_HANDSHAKE_TIMEOUT : validateTimeout(o.handshakeTimeout, 'handshakeTimeout');
+    this.#maxPending = validateInteger(o.maxPending, 'maxPending', 1, 0x7fffffff, DEFAULT_MAX_PENDING);
     resolveCodec(o.codec);
     this.#codec = o.codec;
     this.#address = addr;
@@ -267,12 +262,12 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
       const st = statSync(addr);
       this.#file = { dev: st.dev, ino: st.ino };
     }
-    // Incoming sockets stay unread until accept() takes them.
+    // Incoming sockets stay unread until accept() takes them (or their handshake starts).
     this.#server = new Server({ pauseOnConnect: true, allowHalfOpen: true });
     this.#server.on('connection', (s: Socket) => this.#onConnection(s));
-    this.#server.on('error', (err) => this.#fail(fromNodeError(err, 'accept', shown(addr))));
+    this.#server.on('error', (err) => this.#fail(fromNodeError(err, 'accept', shownAddress(addr))));
     this.#server.listen({ fd, backlog });
-    this.#server.unref();
+    this.#loop.attach(this.#server);
   }
 
   /** The address it listens on (abstract names keep their leading `'\0'`). */
@@ -286,98 +281,86 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
   }
 
   #onConnection(s: Socket): void {
-    if (this.#closed) {
+    if (this.#closed || this.#held >= this.#maxPending) {
       s.destroy();
       return;
     }
+    this.#held += 1;
     // A client that gives up while queued must not crash the process.
     s.on('error', ignore);
-    const w = this.#waiters.shift();
+    if (this.#authkey === null) this.#offer({ socket: s });
+    else this.#authenticate(s, this.#authkey);
+  }
+
+  /** Runs a client's handshake now, beside the others, within the handshake deadline. */
+  #authenticate(s: Socket, key: Buffer): void {
+    s.removeListener('error', ignore);
+    const path = shownAddress(this.#address);
+    const conn = adoptConnection<T>({ socket: s, path }, socketFd(s), { codec: this.#codec });
+    this.#shaking.add(conn);
+    handshake(conn as Connection, key, true, this.#handshakeTimeout, undefined, 'accept', path).then(
+      () => {
+        this.#shaking.delete(conn);
+        if (this.#closed) conn.close();
+        else this.#offer({ conn });
+      },
+      (err: unknown) => {
+        this.#shaking.delete(conn);
+        this.#held -= 1;
+        conn.close();
+        if (!this.#closed) this.#offer({ error: err });
+      },
+    );
+  }
+
+  /** Hands an outcome to the oldest accept(), or keeps it for the next one. */
+  #offer(r: Ready<T>): void {
+    const w = this.#waiters.first();
     if (w !== undefined) {
-      this.#settle(w);
-      w.resolve(s);
-      this.#ref();
-    } else {
-      this.#incoming.push(s);
+      this.#waiters.resolve(w, r);
+      return;
     }
+    if ('error' in r && this.#ready.length >= this.#maxPending) {
+      // Failures hold no descriptor; keep only the latest ones.
+      const i = this.#ready.findIndex((x) => 'error' in x);
+      if (i >= 0) this.#ready.splice(i, 1);
+    }
+    this.#ready.push(r);
+  }
+
+  /** Turns an outcome into what accept() returns (or throws). */
+  #take(r: Ready<T>): Connection<T> {
+    if ('error' in r) throw r.error;
+    this.#held -= 1;
+    if ('conn' in r) return r.conn;
+    r.socket.removeListener('error', ignore);
+    return adoptConnection<T>({ socket: r.socket, path: shownAddress(this.#address) }, socketFd(r.socket), { codec: this.#codec });
   }
 
   #fail(err: unknown): void {
     this.#error = err;
-    for (const w of this.#waiters.splice(0)) {
-      this.#settle(w);
-      w.reject(err);
-    }
-    this.#ref();
-  }
-
-  #settle(w: Waiter): void {
-    if (w.timer !== undefined) clearTimeout(w.timer);
-    if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort);
-  }
-
-  /** The listening socket keeps the process alive only while an accept() waits. */
-  #ref(): void {
-    const want = this.#waiters.length > 0 && !this.#closed;
-    if (want === this.#refed) return;
-    this.#refed = want;
-    if (want) this.#server.ref();
-    else this.#server.unref();
-  }
-
-  #next(timeout: number, signal: AbortSignal | undefined): Promise<Socket> {
-    const s = this.#incoming.shift();
-    if (s !== undefined) return Promise.resolve(s);
-    if (this.#error !== null) return Promise.reject(this.#error);
-    return new Promise<Socket>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, timer: undefined, signal, onAbort: undefined };
-      const leave = (err: unknown): void => {
-        const i = this.#waiters.indexOf(w);
-        if (i < 0) return;
-        this.#waiters.splice(i, 1);
-        this.#settle(w);
-        reject(err);
-        this.#ref();
-      };
-      if (timeout >= 0) {
-        w.timer = setTimeout(() => leave(ipcError('ETIMEDOUT', `no connection within ${timeout} ms`, 'accept', shown(this.#address))), timeout);
-      }
-      if (signal !== undefined) {
-        w.onAbort = () => leave(abortError(signal));
-        signal.addEventListener('abort', w.onAbort, { once: true });
-      }
-      this.#waiters.push(w);
-      this.#ref();
-    });
+    this.#waiters.rejectAll(err);
   }
 
   /**
    * Waits for the next client and returns its connection, after the
-   * authentication handshake when the listener has an `authkey`. A client
-   * with the wrong key is told so (`#FAILURE#`), disconnected, and this call
-   * rejects with {@link AuthenticationError}; the listener keeps serving.
-   * Concurrent calls take different clients.
+   * authentication handshake when the listener has an `authkey`. Handshakes
+   * run as clients arrive, concurrently, each within `handshakeTimeout`; a
+   * client with the wrong key is told so (`#FAILURE#`), disconnected, and the
+   * next `accept()` rejects with {@link AuthenticationError} (a client that
+   * does not finish in time: IPCError `ETIMEDOUT`); the listener keeps
+   * serving. Concurrent calls take different clients.
    */
   async accept(options?: AcceptOptions): Promise<Connection<T>> {
-    const o = validateOptions<AcceptOptions>(options);
+    const o = validateOptions<AcceptOptions>(options, ACCEPT_KEYS);
     const timeout = validateTimeout(o.timeout);
     const signal = validateSignal(o.signal);
     throwIfAborted(signal);
-    if (this.#closed) throw closedError('listener', 'accept', shown(this.#address));
-    const started = performance.now();
-    const s = await this.#next(timeout, signal);
-    s.removeListener('error', ignore);
-    const conn = adoptConnection<T>({ socket: s, path: shown(this.#address) }, socketFd(s), { codec: this.#codec });
-    if (this.#authkey !== null) {
-      const left = timeout < 0 ? -1 : Math.max(0, timeout - (performance.now() - started));
-      try {
-        await handshake(conn as Connection, this.#authkey, true, left, signal, 'accept', shown(this.#address));
-      } catch (err) {
-        conn.close();
-        throw err;
-      }
-    }
-    return conn;
+    if (this.#closed) throw closedError('listener', 'accept', shownAddress(this.#address));
+    const r = this.#ready.shift();
+    if (r !== undefined) return this.#take(r);
+    if (this.#error !== null) throw this.#error;
+    return this.#take(await this.#waiters.wait(undefined, timeout, signal));
   }
 
   /**
@@ -388,14 +371,15 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const err = closedError('listener', 'accept', shown(this.#address));
-    for (const w of this.#waiters.splice(0)) {
-      this.#settle(w);
-      w.reject(err);
+    this.#waiters.rejectAll(closedError('listener', 'accept', shownAddress(this.#address)));
+    for (const r of this.#ready.splice(0)) {
+      if ('socket' in r) r.socket.destroy();
+      else if ('conn' in r) r.conn.close();
     }
-    for (const s of this.#incoming.splice(0)) s.destroy();
+    for (const c of this.#shaking) c.close();
+    this.#shaking.clear();
+    this.#held = 0;
     this.#server.close();
-    this.#ref();
     if (this.#file !== null) {
       try {
         const st = statSync(this.#address);
@@ -432,20 +416,6 @@ export class Listener<T = unknown> implements AsyncIterable<Connection<T>>, Disp
 
 function ignore(): void {}
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(abortError(signal!));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /** Options for `Client()`. */
 export interface ClientOptions<T = unknown> {
   /** The key the listener expects (Python's `authkey`). Default: no handshake. */
@@ -466,9 +436,11 @@ export interface ClientOptions<T = unknown> {
  * Rejects with IPCError `ENOENT` / `ECONNREFUSED` when nobody listens,
  * {@link AuthenticationError} when the keys differ.
  */
+const CLIENT_KEYS = keysOf<ClientOptions>()('authkey', 'timeout', 'signal', 'codec');
+
 export async function Client<T = unknown>(address: string, options?: ClientOptions<T>): Promise<Connection<T>> {
-  const addr = validateAddress(address);
-  const o = validateOptions<ClientOptions<T>>(options);
+  const addr = validateSocketAddress(address);
+  const o = validateOptions<ClientOptions<T>>(options, CLIENT_KEYS);
   const key = validateAuthkey(o.authkey);
   const timeout = validateTimeout(o.timeout);
   const signal = validateSignal(o.signal);
@@ -480,16 +452,16 @@ export async function Client<T = unknown>(address: string, options?: ClientOptio
   // for in the event loop, so try again a little later, up to the deadline.
   for (let delay = 1; fd < 0; delay = Math.min(delay * 2, 50)) {
     if (timeout >= 0 && performance.now() - started >= timeout) {
-      throw ipcError('ETIMEDOUT', `could not connect within ${timeout} ms`, 'connect', shown(addr));
+      throw ipcError('ETIMEDOUT', `could not connect within ${timeout} ms`, 'connect', shownAddress(addr));
     }
     await sleep(delay, signal);
     fd = binding.pipeUnixConnect(addr);
   }
-  const conn = adoptConnection<T>({ path: shown(addr) }, fd, { codec: o.codec });
+  const conn = adoptConnection<T>({ path: shownAddress(addr) }, fd, { codec: o.codec });
   if (key !== null) {
     const left = timeout < 0 ? -1 : Math.max(0, timeout - (performance.now() - started));
     try {
-      await handshake(conn as Connection, key, false, left, signal, 'connect', shown(addr));
+      await handshake(conn as Connection, key, false, left, signal, 'connect', shownAddress(addr));
     } catch (err) {
       conn.close();
       throw err;

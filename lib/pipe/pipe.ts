@@ -5,20 +5,26 @@
  */
 import { statSync } from 'node:fs';
 import { binding } from '../core/binding.js';
+import { validatePath } from '../core/names.js';
 import { resolveCodec } from '../core/codec.js';
 import type { ConnectionOptions } from './connection.js';
 import { Connection, adoptConnection } from './connection.js';
-import { abortError, ipcError } from '../core/errors.js';
-import { sysError } from './frame.js';
+import { ipcError, sysError } from '../core/errors.js';
+import { WaitList } from '../core/waitlist.js';
+import type { WaitToken } from '../core/binding.js';
 import {
   throwIfAborted,
   typeError,
   validateBoolean,
   validateMode,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
 } from '../core/validate.js';
+
+/** Longer deadlines than this (about 31 years, in ms) are waited for as no deadline. */
+const FOREVER_MS = 1e12;
 
 /** Options for `Pipe()`. */
 export interface PipeOptions<T = unknown> {
@@ -47,7 +53,7 @@ export interface PipeOptions<T = unknown> {
  * @throws IPCError (`EMFILE`, `ENFILE`) from `socketpair`/`pipe`.
  */
 export function Pipe<T = unknown>(options?: PipeOptions<T>): [Connection<T>, Connection<T>] {
-  const o = validateOptions<PipeOptions<T>>(options);
+  const o = validateOptions<PipeOptions<T>>(options, PIPE_KEYS);
   const duplex = validateBoolean(o.duplex, 'duplex', true);
   // A bad codec fails before any descriptor exists.
   resolveCodec(o.codec);
@@ -72,14 +78,9 @@ export interface NamedPipeOpenOptions<T = unknown> {
   codec?: ConnectionOptions<T>['codec'];
 }
 
-function validatePath(path: unknown): string {
-  if (typeof path !== 'string') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "path" argument must be of type string. Received ${path === null ? 'null' : typeof path}`);
-  }
-  if (path.length === 0) throw typeError('ERR_INVALID_ARG_VALUE', 'The "path" argument must not be empty');
-  if (path.includes('\0')) throw typeError('ERR_INVALID_ARG_VALUE', 'The "path" argument must not contain null bytes');
-  return path;
-}
+const PIPE_KEYS = keysOf<PipeOptions>()('duplex', 'codec');
+const CREATE_KEYS = keysOf<NamedPipeCreateOptions>()('mode');
+const OPEN_KEYS = keysOf<NamedPipeOpenOptions>()('timeout', 'signal', 'codec');
 
 /**
  * Named pipes (FIFOs): a file-system name that unrelated processes open, one
@@ -96,7 +97,7 @@ export class NamedPipe {
    */
   static create(path: string, options?: NamedPipeCreateOptions): void {
     const p = validatePath(path);
-    const mode = validateMode(validateOptions<NamedPipeCreateOptions>(options).mode);
+    const mode = validateMode(validateOptions<NamedPipeCreateOptions>(options, CREATE_KEYS).mode);
     binding.pipeMkfifo(p, mode);
   }
 
@@ -118,7 +119,7 @@ export class NamedPipe {
       if (mode !== 'r' && mode !== 'w') {
         throw typeError('ERR_INVALID_ARG_VALUE', `The "mode" argument must be 'r' or 'w'. Received ${typeof mode === 'string' ? `'${mode}'` : typeof mode}`);
       }
-      const o = validateOptions<NamedPipeOpenOptions<T>>(options);
+      const o = validateOptions<NamedPipeOpenOptions<T>>(options, OPEN_KEYS);
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       const connOpts = { codec: o.codec };
@@ -136,36 +137,29 @@ export class NamedPipe {
       const write = mode === 'w';
       const make = (fd: number, prefix: number): Connection<T> =>
         adoptConnection<T>({ path: p, prefix, readable: !write, writable: write }, fd, connOpts);
-      return new Promise<Connection<T>>((resolve, reject) => {
-        let settled = false;
-        let onAbort: (() => void) | undefined;
-        const r = binding.pipeFifoOpen(p, write, timeout, (err, fd, prefix) => {
-          if (settled) {
-            if (fd >= 0) make(fd, -1).close();
-            return;
-          }
-          settled = true;
-          if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort);
-          if (err !== null) reject(err);
-          else if (fd < 0) reject(ipcError('ETIMEDOUT', `nobody opened the other side within ${timeout} ms`, 'open', p));
-          else resolve(make(fd, prefix));
-        });
-        if (r.token === undefined) {
-          settled = true;
-          resolve(make(r.fd, r.prefix));
+      // The native wait keeps the deadline (monotonic); only the abort and
+      // the one settlement are ours. Past ~31 years a deadline is "never".
+      let token: WaitToken | undefined;
+      const open = new WaitList<Connection<T>>({
+        onTimeout: () => ({ error: null }),
+        onLeave: () => {
+          if (token !== undefined) binding.cancelWait(token);
+        },
+      });
+      const r = binding.pipeFifoOpen(p, write, timeout > FOREVER_MS ? -1 : timeout, (err, fd, prefix) => {
+        const w = open.first();
+        if (w === undefined) {
+          if (fd >= 0) make(fd, -1).close();
           return;
         }
-        const token = r.token;
-        if (signal !== undefined) {
-          onAbort = () => {
-            if (settled) return;
-            settled = true;
-            binding.cancelWait(token);
-            reject(abortError(signal));
-          };
-          signal.addEventListener('abort', onAbort, { once: true });
-        }
+        token = undefined;
+        if (err !== null) open.reject(w, err);
+        else if (fd < 0) open.reject(w, ipcError('ETIMEDOUT', `nobody opened the other side within ${timeout} ms`, 'open', p));
+        else open.resolve(w, make(fd, prefix));
       });
+      if (r.token === undefined) return Promise.resolve(make(r.fd, r.prefix));
+      token = r.token;
+      return open.wait(undefined, -1, signal);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -19,33 +19,19 @@
  * @internal
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync, constants as fsConstants } from 'node:fs';
-import { constants as osConstants } from 'node:os';
-import { IPCError } from '../core/errors.js';
-import { NAME_MAX, rangeError } from '../core/validate.js';
+import { fromNodeError, ipcError } from '../core/errors.js';
+import { isSegmentOf, NAME_MAX, newSegmentFile, SHM_DIR } from '../core/names.js';
+import { rangeError } from '../core/validate.js';
 
 /** The first 8 bytes of a descriptor message. */
 export const LARGE_MAGIC: Buffer = Buffer.from('\0PIPCBIG', 'latin1');
 /** Bytes before the segment name in a descriptor. */
 export const LARGE_HEADER = 16;
-const SHM_DIR = '/dev/shm';
-const SUFFIX = /^\d+-\d+-[0-9a-f]+$/;
-
-let sequence = 0;
-
-/** The file-name prefix of the side segments of queue `name` ('/jobs' -> 'pipc-mq.jobs.'). */
-export function segmentPrefix(queueName: string): string {
-  return `pipc-mq.${queueName.slice(1)}.`;
-}
 
 /** An fs error as an IPCError, keeping errno and naming the segment. */
 function fsError(err: unknown, syscall: string, name: string): unknown {
-  const e = err as NodeJS.ErrnoException;
-  if (typeof e?.code !== 'string') return err;
-  const errno = (osConstants.errno as Record<string, number>)[e.code] ?? 0;
-  const description = e.message.replace(/^[A-Z]+: /, '').replace(/,.*$/, '');
-  return new IPCError(`${e.code}: ${description}, ${syscall} '${name}'`, e.code, -errno, syscall, name);
+  return fromNodeError(err, syscall, name);
 }
 
 /** True if `bytes` starts with the descriptor magic. */
@@ -61,8 +47,7 @@ export function hasMagic(bytes: Uint8Array): boolean {
  * sender can remove it if the descriptor is never sent.
  */
 export function writeLarge(queueName: string, bytes: Uint8Array, mode: number, msgsize: number): { bytes: Buffer; segment: string } {
-  sequence += 1;
-  const file = `${segmentPrefix(queueName)}${process.pid}-${sequence}-${randomBytes(6).toString('hex')}`;
+  const file = newSegmentFile(queueName);
   if (Buffer.byteLength(file) > NAME_MAX) {
     throw rangeError(
       'ERR_OUT_OF_RANGE',
@@ -109,15 +94,8 @@ export function readLarge(queueName: string, descriptor: Buffer): Buffer {
   const length = descriptor.readBigUInt64LE(8);
   const segment = descriptor.toString('utf8', LARGE_HEADER);
   const file = segment.slice(1);
-  const prefix = segmentPrefix(queueName);
-  if (!segment.startsWith('/') || !file.startsWith(prefix) || !SUFFIX.test(file.slice(prefix.length))) {
-    throw new IPCError(
-      `EINVAL: descriptor names '${segment}', not a side segment of this queue, mq_receive '${queueName}'`,
-      'EINVAL',
-      -osConstants.errno.EINVAL,
-      'mq_receive',
-      queueName,
-    );
+  if (!segment.startsWith('/') || !isSegmentOf(queueName, file)) {
+    throw ipcError('EINVAL', `descriptor names '${segment}', not a side segment of this queue`, 'mq_receive', queueName);
   }
   let data: Buffer;
   try {
@@ -128,13 +106,7 @@ export function readLarge(queueName: string, descriptor: Buffer): Buffer {
     removeSegment(segment);
   }
   if (BigInt(data.length) !== length) {
-    throw new IPCError(
-      `EIO: side segment holds ${data.length} bytes, the descriptor announced ${length}, read '${segment}'`,
-      'EIO',
-      -osConstants.errno.EIO,
-      'read',
-      segment,
-    );
+    throw ipcError('EIO', `side segment holds ${data.length} bytes, the descriptor announced ${length}`, 'read', segment);
   }
   return data;
 }
@@ -150,7 +122,6 @@ export function removeSegment(segment: string): void {
 
 /** Removes every side segment of queue `queueName` still pending; returns how many. */
 export function removeAllSegments(queueName: string): number {
-  const prefix = segmentPrefix(queueName);
   let n = 0;
   let entries: string[];
   try {
@@ -159,7 +130,7 @@ export function removeAllSegments(queueName: string): number {
     return 0;
   }
   for (const e of entries) {
-    if (e.startsWith(prefix) && SUFFIX.test(e.slice(prefix.length))) {
+    if (isSegmentOf(queueName, e)) {
       removeSegment('/' + e);
       n += 1;
     }

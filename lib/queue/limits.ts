@@ -7,7 +7,7 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { IPCError } from '../core/errors.js';
+import { IPCError, reworded } from '../core/errors.js';
 
 /** Linux's HARD_MSGMAX: no process may ask for more messages per queue. */
 export const HARD_MSGMAX = 65536;
@@ -46,7 +46,7 @@ export function queueBudget(maxmsg: number, msgsize: number): number {
 }
 
 function limitError(err: IPCError, description: string, limit: string, value: number | undefined): IPCError {
-  const e = new IPCError(`${err.code}: ${description}, ${err.syscall} '${err.path ?? ''}'`, err.code, err.errno, err.syscall, err.path);
+  const e = reworded(err, description);
   return Object.assign(e, { limit, limitValue: value });
 }
 

@@ -5,18 +5,22 @@
  * @module
  */
 import { binding } from '../core/binding.js';
-import type { Handle, MqWatchCallback } from '../core/binding.js';
 import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
-import { abortError, closedError, ipcError, IPCError } from '../core/errors.js';
+import { closedError, ErrorCode, IPCError, sysError } from '../core/errors.js';
+import { WaitList } from '../core/waitlist.js';
 import { hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, writeLarge } from './large-items.js';
-import { explainOpenError, HARD_MSGMAX, HARD_MSGSIZEMAX, mqueueSetting } from './limits.js';
+import { HARD_MSGMAX, HARD_MSGSIZEMAX } from './limits.js';
+import { MqTransport } from './mq.js';
+import { READABLE, WRITABLE } from './transport.js';
+import type { QueueTransport, ReadyCallback } from './transport.js';
 import {
   throwIfAborted,
   validateBoolean,
   validateInteger,
   validateMode,
   validateName,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
@@ -32,7 +36,7 @@ export const MQ_PRIO_MAX: number = binding.MQ_PRIO_MAX;
  */
 export class Empty extends Error {
   /** Always `'ERR_IPC_EMPTY'`. */
-  readonly code = 'ERR_IPC_EMPTY';
+  readonly code = ErrorCode.EMPTY;
   override get name(): string {
     return 'Empty';
   }
@@ -46,7 +50,7 @@ export class Empty extends Error {
  */
 export class Full extends Error {
   /** Always `'ERR_IPC_FULL'`. */
-  readonly code = 'ERR_IPC_FULL';
+  readonly code = ErrorCode.FULL;
   /** For `putMany`: how many items (from the first) were sent. Otherwise 0. */
   readonly sent: number;
   constructor(message?: string, sent = 0) {
@@ -123,37 +127,29 @@ interface Message {
   segment: string | undefined;
 }
 
-interface Waiter {
-  reject(err: unknown): void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
-interface Getter extends Waiter {
-  resolve(value: unknown): void;
+interface Getter {
   /** 0: one item; n: up to n items, as an array. */
   max: number;
 }
 
-interface Putter extends Waiter {
-  resolve(): void;
+interface Putter {
   messages: Message[];
   /** Messages before this index were sent. */
   next: number;
   priority: number;
 }
 
-const READABLE = 1;
-const WRITABLE = 2;
+const QUEUE_KEYS = keysOf<QueueOptions>()('maxsize', 'maxMessageSize', 'codec', 'create', 'exclusive', 'mode');
+const PUT_KEYS = keysOf<PutOptions>()('timeout', 'signal', 'priority');
+const PUT_NOWAIT_KEYS = keysOf<{ priority?: number }>()('priority');
+const PUT_SYNC_KEYS = keysOf<SyncOptions & { priority?: number }>()('timeout', 'priority');
+const GET_KEYS = keysOf<GetOptions>()('timeout', 'signal');
+const SYNC_KEYS = keysOf<SyncOptions>()('timeout');
+const ITERATE_KEYS = keysOf<{ signal?: AbortSignal }>()('signal');
+
 const RESOLVED = Promise.resolve();
 /** What #take returns from an empty queue (items may be null or undefined). */
 const NONE: unique symbol = Symbol('none');
-
-function first<W>(set: Set<W>): W | undefined {
-  for (const w of set) return w;
-  return undefined;
-}
 
 /**
  * A FIFO queue of items between processes, on a POSIX message queue. Python's
@@ -174,16 +170,24 @@ function first<W>(set: Set<W>): W | undefined {
  * segment in /dev/shm (see docs/api.md for the descriptor layout).
  */
 export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
-  #h: Handle | null;
+  /** The transport; null once closed. */
+  #h: QueueTransport | null;
   readonly #name: string;
   readonly #codec: Codec<T>;
   readonly #maxsize: number;
   readonly #msgsize: number;
   readonly #segmentMode: number;
-  readonly #getters = new Set<Getter>();
-  readonly #putters = new Set<Putter>();
+  readonly #getters = new WaitList<unknown, Getter>({
+    onTimeout: (_g, ms) => ({ error: this.#empty(ms) }),
+    onChange: () => this.#watch(),
+  });
+  readonly #putters = new WaitList<void, Putter>({
+    onTimeout: (p, ms) => ({ error: this.#full(p.next, ms) }),
+    onLeave: (p) => this.#dropUnsent(p),
+    onChange: () => this.#watch(),
+  });
   #events = 0;
-  readonly #onPoll: MqWatchCallback;
+  readonly #onPoll: ReadyCallback;
   /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
   readonly #rx: Buffer;
   /** The json codec: short items go to mq_send as text, without a Buffer. */
@@ -199,52 +203,25 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    */
   constructor(name: string, options?: QueueOptions<T>) {
     this.#name = validateName(name);
-    const o = validateOptions<QueueOptions<T>>(options);
+    const o = validateOptions<QueueOptions<T>>(options, QUEUE_KEYS);
     const maxsize = o.maxsize === undefined ? undefined : validateInteger(o.maxsize, 'maxsize', 1, HARD_MSGMAX);
     const msgsize = o.maxMessageSize === undefined ? undefined : validateInteger(o.maxMessageSize, 'maxMessageSize', 1, HARD_MSGSIZEMAX);
     this.#codec = resolveCodec<T>(o.codec);
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const mode = validateMode(o.mode);
-    let wantMax = 0;
-    let wantSize = 0;
-    if (maxsize !== undefined || msgsize !== undefined) {
-      wantMax = maxsize ?? mqueueSetting('msg_default', 10);
-      wantSize = msgsize ?? mqueueSetting('msgsize_default', 8192);
-    }
-    let h: Handle;
-    try {
-      h = binding.mqOpen(this.#name, create, exclusive, mode, wantMax, wantSize);
-    } catch (err) {
-      throw explainOpenError(
-        err,
-        create,
-        wantMax || mqueueSetting('msg_default', 10),
-        wantSize || mqueueSetting('msgsize_default', 8192),
-      );
-    }
-    const attr = binding.mqAttr(h);
-    if ((maxsize !== undefined && attr.maxmsg !== maxsize) || (msgsize !== undefined && attr.msgsize !== msgsize)) {
-      binding.mqClose(h);
-      throw ipcError(
-        'EINVAL',
-        `the queue exists with maxsize ${attr.maxmsg} and maxMessageSize ${attr.msgsize}, not the requested ` +
-          `maxsize ${maxsize ?? attr.maxmsg} and maxMessageSize ${msgsize ?? attr.msgsize}; open it without them or unlink it first`,
-        'mq_open',
-        this.#name,
-      );
-    }
-    this.#h = h;
-    this.#maxsize = attr.maxmsg;
-    this.#msgsize = attr.msgsize;
+    const t = new MqTransport({ name: this.#name, create, exclusive, mode, maxsize, maxMessageSize: msgsize });
+    this.#h = t;
+    this.#maxsize = t.maxsize;
+    this.#msgsize = t.maxMessageSize;
     // Whoever may open the queue may read its side segments, and nobody else.
-    this.#segmentMode = attr.mode ?? mode;
+    this.#segmentMode = t.mode;
     this.#onPoll = (status) => this.#serve(status);
-    this.#rx = Buffer.allocUnsafeSlow(attr.msgsize);
+    this.#rx = Buffer.allocUnsafeSlow(t.maxMessageSize);
     this.#json = isJsonCodec(this.#codec);
   }
 
-  #handle(syscall: string): Handle {
+  #handle(syscall: string): QueueTransport {
     if (this.#h === null) throw closedError('queue', syscall, this.#name);
     return this.#h;
   }
@@ -271,15 +248,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
 
   /** The queue's current attributes (`mq_getattr`). */
   attributes(): QueueAttributes {
-    const a = binding.mqAttr(this.#handle('mq_getattr'));
-    return { maxsize: a.maxmsg, maxMessageSize: a.msgsize, size: a.curmsgs };
+    return this.#handle('mq_getattr').attributes();
   }
 
   /** Number of messages in the queue now, from every process (exact, unlike Python's approximation). */
   qsize(): number {
     const h = this.#h;
     if (h === null) throw closedError('queue', 'mq_getattr', this.#name);
-    return binding.mqCurmsgs(h);
+    return h.size();
   }
 
   /** True if the queue holds no message now. */
@@ -299,8 +275,8 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   /** Receives one message and decodes it; NONE when the queue is empty. */
-  #take(h: Handle): T | typeof NONE {
-    const n = binding.mqReceiveInto(h, this.#rx);
+  #take(h: QueueTransport): T | typeof NONE {
+    const n = h.receiveInto(this.#rx);
     return n < 0 ? NONE : this.#decodeRx(n);
   }
 
@@ -310,13 +286,13 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * message is left for the next call, so nothing taken is lost; a decode
    * failure stops there and comes back as `error` (NONE when all went well).
    */
-  #takeMany(h: Handle, max: number): { items: T[]; taken: number; error: unknown } {
+  #takeMany(h: QueueTransport, max: number): { items: T[]; taken: number; error: unknown } {
     const items: T[] = [];
     let taken = 0;
     while (taken < max) {
       let n: number;
       try {
-        n = binding.mqReceiveInto(h, this.#rx);
+        n = h.receiveInto(this.#rx);
       } catch (err) {
         if (taken > 0) break;
         throw err;
@@ -366,15 +342,15 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
           // UTF-8 takes at most 3 bytes per UTF-16 unit: this text fits a message.
           const text = jsonText(item);
           if (text.length * 3 < this.#msgsize) {
-            if (binding.mqSendText(h, text, 0)) return RESOLVED;
+            if (h.sendText(text, 0)) return RESOLVED;
             return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], 0, -1, undefined);
           }
         }
         msg = this.#encode(item);
-        if (this.#putters.size === 0 && binding.mqSend(h, msg.bytes, 0)) return RESOLVED;
+        if (this.#putters.size === 0 && h.send(msg.bytes, 0)) return RESOLVED;
         return this.#waitPut([msg], 0, -1, undefined);
       }
-      const o = validateOptions<PutOptions>(options);
+      const o = validateOptions<PutOptions>(options, PUT_KEYS);
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       const priority = this.#priority(o.priority);
@@ -383,13 +359,13 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       if (this.#json && this.#putters.size === 0) {
         const text = jsonText(item);
         if (text.length * 3 < this.#msgsize) {
-          if (binding.mqSendText(handle, text, priority)) return RESOLVED;
+          if (handle.sendText(text, priority)) return RESOLVED;
           if (timeout === 0) throw this.#full(0);
           return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], priority, timeout, signal);
         }
       }
       msg = this.#encode(item);
-      if (this.#putters.size === 0 && binding.mqSend(handle, msg.bytes, priority)) return RESOLVED;
+      if (this.#putters.size === 0 && handle.send(msg.bytes, priority)) return RESOLVED;
       if (timeout === 0) throw this.#full(0);
       return this.#waitPut([msg], priority, timeout, signal);
     } catch (err) {
@@ -407,7 +383,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   putMany(items: Iterable<T>, options?: PutOptions): Promise<void> {
     const messages: Message[] = [];
     try {
-      const o = validateOptions<PutOptions>(options);
+      const o = validateOptions<PutOptions>(options, PUT_KEYS);
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       const priority = this.#priority(o.priority);
@@ -416,7 +392,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
       for (const item of items) messages.push(this.#encode(item));
       let next = 0;
       if (this.#putters.size === 0) {
-        next = binding.mqSendMany(h, messages.map((m) => m.bytes), priority, 0);
+        next = h.sendMany(messages.map((m) => m.bytes), priority, 0);
         if (next === messages.length) return RESOLVED;
       }
       if (timeout === 0) {
@@ -433,19 +409,19 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   /** Puts `item` if there is room now; throws `Full` otherwise. Never waits. */
   putNowait(item: T, options?: { priority?: number }): void {
     const h = this.#h;
-    const priority = options === undefined ? 0 : this.#priority(validateOptions<PutOptions>(options).priority);
+    const priority = options === undefined ? 0 : this.#priority(validateOptions<PutOptions>(options, PUT_NOWAIT_KEYS).priority);
     if (h === null) throw closedError('queue', 'mq_send', this.#name);
     if (this.#json) {
       const text = jsonText(item);
       if (text.length * 3 < this.#msgsize) {
-        if (!binding.mqSendText(h, text, priority)) throw this.#full(0);
+        if (!h.sendText(text, priority)) throw this.#full(0);
         return;
       }
     }
     const msg = this.#encode(item);
     let sent = false;
     try {
-      sent = binding.mqSend(h, msg.bytes, priority);
+      sent = h.send(msg.bytes, priority);
     } finally {
       if (!sent && msg.segment !== undefined) removeSegment(msg.segment);
     }
@@ -457,14 +433,14 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * queue is full; throws `Full` after `timeout` ms. For scripts.
    */
   putSync(item: T, options?: SyncOptions & { priority?: number }): void {
-    const o = validateOptions<SyncOptions & { priority?: number }>(options);
+    const o = validateOptions<SyncOptions & { priority?: number }>(options, PUT_SYNC_KEYS);
     const timeout = validateTimeout(o.timeout);
     const priority = this.#priority(o.priority);
     const h = this.#handle('mq_send');
     const msg = this.#encode(item);
     let sent = false;
     try {
-      sent = binding.mqSendSync(h, msg.bytes, priority, timeout);
+      sent = h.sendSync(msg.bytes, priority, timeout);
     } finally {
       if (!sent && msg.segment !== undefined) removeSegment(msg.segment);
     }
@@ -489,7 +465,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
         }
         return this.#waitGet(0, -1, undefined) as Promise<T>;
       }
-      const o = validateOptions<GetOptions>(options);
+      const o = validateOptions<GetOptions>(options, GET_KEYS);
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       throwIfAborted(signal);
@@ -515,7 +491,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   getMany(max: number, options?: GetOptions): Promise<T[]> {
     try {
       validateInteger(max, 'max', 1, 2 ** 31 - 1);
-      const o = validateOptions<GetOptions>(options);
+      const o = validateOptions<GetOptions>(options, GET_KEYS);
       const timeout = validateTimeout(o.timeout);
       const signal = validateSignal(o.signal);
       throwIfAborted(signal);
@@ -545,9 +521,9 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * queue is empty; throws `Empty` after `timeout` ms. For scripts.
    */
   getSync(options?: SyncOptions): T {
-    const o = validateOptions<SyncOptions>(options);
+    const o = validateOptions<SyncOptions>(options, SYNC_KEYS);
     const timeout = validateTimeout(o.timeout);
-    const b = binding.mqReceiveSync(this.#handle('mq_receive'), timeout);
+    const b = this.#handle('mq_receive').receiveSync(timeout);
     if (b === null) throw this.#empty(timeout);
     return this.#decode(b);
   }
@@ -557,7 +533,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
    * Ends when the queue is closed; an abort rejects with `AbortError`.
    */
   async *iterate(options?: { signal?: AbortSignal }): AsyncGenerator<T, void, undefined> {
-    const o = validateOptions<{ signal?: AbortSignal }>(options);
+    const o = validateOptions<{ signal?: AbortSignal }>(options, ITERATE_KEYS);
     const signal = validateSignal(o.signal);
     const getOptions = signal === undefined ? undefined : { signal };
     for (;;) {
@@ -590,42 +566,12 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     return new Full(timeout > 0 ? `Queue '${this.#name}' stayed full for ${timeout} ms` : `Queue '${this.#name}' is full`, sent);
   }
 
-  #arm(w: Waiter, set: Set<Waiter>, timeout: number, signal: AbortSignal | undefined, onTimeout: () => unknown): void {
-    if (timeout >= 0) w.timer = setTimeout(() => this.#leave(set, w, onTimeout()), timeout);
-    if (signal !== undefined) {
-      w.onAbort = () => this.#leave(set, w, abortError(signal));
-      signal.addEventListener('abort', w.onAbort, { once: true });
-    }
-    set.add(w);
-    this.#watch();
-  }
-
   #waitGet(max: number, timeout: number, signal: AbortSignal | undefined): Promise<T | T[]> {
-    return new Promise((resolve, reject) => {
-      const g: Getter = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, signal, onAbort: undefined, max };
-      this.#arm(g, this.#getters as Set<Waiter>, timeout, signal, () => this.#empty(timeout));
-    });
+    return this.#getters.wait({ max }, timeout, signal) as Promise<T | T[]>;
   }
 
   #waitPut(messages: Message[], priority: number, timeout: number, signal: AbortSignal | undefined, next = 0): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const p: Putter = { resolve, reject, timer: undefined, signal, onAbort: undefined, messages, next, priority };
-      this.#arm(p, this.#putters as Set<Waiter>, timeout, signal, () => this.#full(p.next, timeout));
-    });
-  }
-
-  #done(set: Set<Waiter>, w: Waiter): void {
-    set.delete(w);
-    if (w.timer !== undefined) clearTimeout(w.timer);
-    if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort);
-  }
-
-  #leave(set: Set<Waiter>, w: Waiter, err: unknown): void {
-    if (!set.has(w)) return;
-    this.#done(set, w);
-    if (set === (this.#putters as Set<Waiter>)) this.#dropUnsent(w as Putter);
-    w.reject(err);
-    this.#watch();
+    return this.#putters.wait({ messages, next, priority }, timeout, signal);
   }
 
   #dropUnsent(p: Putter): void {
@@ -646,7 +592,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     if (h === null) return;
     const events = (this.#getters.size > 0 ? READABLE : 0) | (this.#putters.size > 0 ? WRITABLE : 0);
     if (events === this.#events) return;
-    binding.mqWatch(h, events, this.#onPoll);
+    h.watch(events, this.#onPoll);
     this.#events = events;
   }
 
@@ -660,10 +606,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     const h = this.#h;
     if (h === null) return;
     try {
-      if (status < 0) {
-        const { code, description } = binding.strerror(status);
-        throw new IPCError(`${code}: ${description}, uv_poll '${this.#name}'`, code, status, 'uv_poll', this.#name);
-      }
+      if (status < 0) throw sysError(-status, 'uv_poll', this.#name);
       // Taking messages makes room for our putters; sending gives our getters
       // something to take: go round while one side feeds the other.
       for (let again = true; again; ) {
@@ -671,56 +614,55 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
         again = this.#servePutters(h) && this.#getters.size > 0;
       }
     } catch (err) {
-      for (const g of [...this.#getters]) this.#leave(this.#getters as Set<Waiter>, g, err);
-      for (const p of [...this.#putters]) this.#leave(this.#putters as Set<Waiter>, p, err);
+      this.#getters.rejectAll(err);
+      this.#putters.rejectAll(err);
     }
     this.#watch();
   }
 
   /** Hands messages to getters in arrival order until the queue is empty. */
-  #serveGetters(h: Handle): void {
-    const getters = this.#getters as Set<Waiter>;
-    for (let g = first(this.#getters); g !== undefined; g = first(this.#getters)) {
+  #serveGetters(h: QueueTransport): void {
+    const getters = this.#getters;
+    for (let g = getters.first(); g !== undefined; g = getters.first()) {
       let value: unknown;
-      if (g.max === 0) {
-        const n = binding.mqReceiveInto(h, this.#rx);
+      if (g.data.max === 0) {
+        const n = h.receiveInto(this.#rx);
         if (n < 0) return;
-        this.#done(getters, g);
         try {
           value = this.#decodeRx(n);
         } catch (err) {
-          g.reject(err);
+          getters.reject(g, err);
           continue;
         }
       } else {
-        const r = this.#takeMany(h, g.max);
+        const r = this.#takeMany(h, g.data.max);
         if (r.taken === 0) return;
-        this.#done(getters, g);
         if (r.error !== NONE) {
-          g.reject(r.error);
+          getters.reject(g, r.error);
           continue;
         }
         value = r.items;
       }
-      g.resolve(value);
+      getters.resolve(g, value);
     }
   }
 
   /** Sends putters' messages in arrival order until the queue is full; true if any was sent. */
-  #servePutters(h: Handle): boolean {
+  #servePutters(h: QueueTransport): boolean {
     let sent = false;
-    for (let p = first(this.#putters); p !== undefined; p = first(this.#putters)) {
+    const putters = this.#putters;
+    for (let w = putters.first(); w !== undefined; w = putters.first()) {
+      const p = w.data;
       const n =
         p.messages.length - p.next === 1
-          ? binding.mqSend(h, p.messages[p.next]!.bytes, p.priority)
+          ? h.send(p.messages[p.next]!.bytes, p.priority)
             ? 1
             : 0
-          : binding.mqSendMany(h, p.messages.map((m) => m.bytes), p.priority, p.next);
+          : h.sendMany(p.messages.map((m) => m.bytes), p.priority, p.next);
       p.next += n;
       if (n > 0) sent = true;
       if (p.next < p.messages.length) break;
-      this.#done(this.#putters as Set<Waiter>, p);
-      p.resolve();
+      putters.resolve(w, undefined);
     }
     return sent;
   }
@@ -734,9 +676,9 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
     const h = this.#h;
     if (h === null) return;
     this.#h = null;
-    for (const g of [...this.#getters]) this.#leave(this.#getters as Set<Waiter>, g, closedError('queue', 'mq_receive', this.#name));
-    for (const p of [...this.#putters]) this.#leave(this.#putters as Set<Waiter>, p, closedError('queue', 'mq_send', this.#name));
-    binding.mqClose(h);
+    this.#getters.rejectAll(closedError('queue', 'mq_receive', this.#name));
+    this.#putters.rejectAll(closedError('queue', 'mq_send', this.#name));
+    h.close();
   }
 
   /**
@@ -755,7 +697,7 @@ export class Queue<T = unknown> implements Disposable, AsyncIterable<T> {
   static unlink(name: string): void {
     const n = validateName(name);
     removeAllSegments(n);
-    binding.mqUnlink(n);
+    MqTransport.unlink(n);
   }
 
   /** Same as `close()`. */

@@ -12,11 +12,11 @@
  * @module
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
 import { markAsUntransferable } from 'node:worker_threads';
 import { binding } from '../core/binding.js';
+import { randomSegmentName, validateSemaphoreName } from '../core/names.js';
 import type { Handle } from '../core/binding.js';
-import { IPCError, closedError, ipcError } from '../core/errors.js';
+import { ErrorCode, IPCError, closedError, ipcError, rangeError } from '../core/errors.js';
 import { Lock } from '../sync/semaphore.js';
 import { typeInfo } from './typecodes.js';
 import type { ScalarOf, TypeInfo, Typecode, TypedArrayOf } from './typecodes.js';
@@ -26,6 +26,7 @@ import {
   validateInteger,
   validateMode,
   validateName,
+  keysOf,
   validateOptions,
 } from '../core/validate.js';
 
@@ -34,10 +35,8 @@ export type { Typecode, BigIntTypecode, ScalarOf, TypedArrayOf } from './typecod
 /** The integer typed arrays JavaScript's Atomics accept. */
 type AtomicView = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
 
-const SEM_PREFIX = 4; // the lock of Value/SharedArray NAME is /dev/shm/sem.NAME
 /** The largest Buffer this runtime makes (4 GiB on Node 20): the largest segment we create or view. */
 const MAX_SIZE = bufferConstants.MAX_LENGTH;
-const EACCES = 13;
 const WHEN_SMALLER_MAP_AS_IS = 0;
 const WHEN_SMALLER_GROW = 1;
 const WHEN_SMALLER_WAIT = 2;
@@ -48,16 +47,15 @@ const WHEN_SMALLER_WAIT = 2;
  */
 const SIZE_WAIT_MS = 1000;
 
+const SHARED_MEMORY_KEYS = keysOf<SharedMemoryOptions>()('create', 'size', 'exclusive', 'mode', 'readOnly');
+const CELLS_KEYS = keysOf<SharedCellsOptions>()('name', 'lock', 'create', 'exclusive', 'mode', 'readOnly');
+
 /** The size of a memory page: mappings are made of whole pages. */
 export const PAGE_SIZE: number = binding.SHM_PAGE_SIZE;
 
-/** Python's `SharedMemory(create=True)` names: "psm_" and 8 hex digits. */
-function randomName(): string {
-  return `/psm_${randomBytes(4).toString('hex')}`;
-}
 
 function readOnlyError(path: string): IPCError {
-  return new IPCError(`EACCES: segment is mapped read-only, write '${path}'`, 'EACCES', -EACCES, 'write', path);
+  return ipcError('EACCES', 'segment is mapped read-only', 'write', path);
 }
 
 interface OpenRequest {
@@ -87,7 +85,7 @@ class Segment {
     if (name === undefined) {
       // Random names collide only by bad luck; try again as Python does.
       for (let attempt = 0; result === undefined; attempt++) {
-        name = randomName();
+        name = randomSegmentName();
         try {
           result = binding.shmOpen(name, true, true, false, req.mode, req.size, req.init, WHEN_SMALLER_MAP_AS_IS, 0);
         } catch (err) {
@@ -111,7 +109,7 @@ class Segment {
   arrayBuffer(): ArrayBuffer {
     if (this.#ab === null) {
       if (this.size > MAX_SIZE) {
-        throw Object.assign(new RangeError(`The segment '${this.name}' is ${this.size} bytes; one Buffer can hold at most ${MAX_SIZE} on this runtime (buffer.constants.MAX_LENGTH)`), { code: 'ERR_BUFFER_TOO_LARGE' });
+        throw rangeError('ERR_BUFFER_TOO_LARGE', `The segment '${this.name}' is ${this.size} bytes; one Buffer can hold at most ${MAX_SIZE} on this runtime (buffer.constants.MAX_LENGTH)`);
       }
       const ab = binding.shmBuffer(this.handle('mmap'), MAX_SIZE);
       // Transferring it to a worker would move the memory out of reach of
@@ -219,7 +217,10 @@ export class SharedMemory implements Disposable {
       options = name;
       name = undefined;
     }
-    const o = validateOptions<SharedMemoryOptions>(options);
+    if (options !== null && typeof options === 'object' && 'name' in options) {
+      throw typeError('ERR_INVALID_ARG_VALUE', `The "options" argument has an unknown option "name": pass the name as the first argument, new SharedMemory(name, { size })`);
+    }
+    const o = validateOptions<SharedMemoryOptions>(options, SHARED_MEMORY_KEYS);
     const named = name !== undefined && name !== null;
     const osName = named ? validateName(name) : undefined;
     const create = validateBoolean(o.create, 'create', !named);
@@ -235,7 +236,7 @@ export class SharedMemory implements Disposable {
     let size = 0;
     if (create) {
       if (o.size === undefined) {
-        throw Object.assign(new RangeError('The "size" option is required to create a segment: an integer >= 1 (bytes)'), { code: 'ERR_OUT_OF_RANGE' });
+        throw rangeError('ERR_OUT_OF_RANGE', 'The "size" option is required to create a segment: an integer >= 1 (bytes)');
       }
       size = validateSize(o.size);
     } else if (o.size !== undefined) {
@@ -400,9 +401,9 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
   /** @internal */
   protected constructor(kind: string, typecode: T, count: number, init: Uint8Array | null, options: SharedCellsOptions | undefined) {
     this.info = typeInfo(typecode);
-    const o = validateOptions<SharedCellsOptions>(options);
+    const o = validateOptions<SharedCellsOptions>(options, CELLS_KEYS);
     const named = o.name !== undefined && o.name !== null;
-    const osName = named ? validateName(o.name, 'name', SEM_PREFIX) : undefined;
+    const osName = named ? validateSemaphoreName(o.name) : undefined;
     const readOnly = validateBoolean(o.readOnly, 'readOnly', false);
     const create = validateBoolean(o.create, 'create', !readOnly);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
@@ -419,7 +420,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
     }
     const bytes = count * this.info.size;
     if (bytes > MAX_SIZE) {
-      throw Object.assign(new RangeError(`A ${kind} of ${count} '${this.info.code}' elements is ${bytes} bytes; at most ${MAX_SIZE} fit one Buffer on this runtime`), { code: 'ERR_OUT_OF_RANGE' });
+      throw rangeError('ERR_OUT_OF_RANGE', `A ${kind} of ${count} '${this.info.code}' elements is ${bytes} bytes; at most ${MAX_SIZE} fit one Buffer on this runtime`);
     }
     this.#seg = new Segment({
       name: osName,
@@ -508,7 +509,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
 
   #noAtomics(): never {
     if (this.cells === null) throw closedError(this.constructor.name, 'atomic', this.#seg.name);
-    throw typeError('ERR_IPC_NOT_INTEGER', `Atomic operations need an integer typecode; '${this.info.code}' is floating point`);
+    throw typeError(ErrorCode.NOT_INTEGER, `Atomic operations need an integer typecode; '${this.info.code}' is floating point`);
   }
 
   /** @internal element count. */
@@ -530,7 +531,7 @@ export abstract class SharedCells<T extends Typecode> implements Disposable {
   getLock(): Lock {
     if (this.#lockOption instanceof Lock) return this.#lockOption;
     if (this.#lockOption === false) {
-      throw typeError('ERR_IPC_NO_LOCK', `This ${this.constructor.name} was made with lock: false and has no lock`);
+      throw typeError(ErrorCode.NO_LOCK, `This ${this.constructor.name} was made with lock: false and has no lock`);
     }
     if (this.cells === null) throw closedError(this.constructor.name, 'sem_open', this.#seg.name);
     if (this.#lock === null) this.#lock = new Lock(this.#seg.name, { mode: this.#mode });
@@ -578,7 +579,7 @@ function unlinkLockQuietly(osName: string): void {
 }
 
 function unlinkCells(name: string): void {
-  const osName = validateName(name, 'name', SEM_PREFIX);
+  const osName = validateSemaphoreName(name);
   unlinkLockQuietly(osName);
   binding.shmUnlink(osName);
 }

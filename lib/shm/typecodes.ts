@@ -5,7 +5,7 @@
  * @internal
  * @module
  */
-import { rangeError, typeError } from '../core/validate.js';
+import { describeValue, rangeError, typeError } from '../core/errors.js';
 
 /** A Python `array` typecode supported by `Value` and `SharedArray`. */
 export type Typecode = 'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' | 'f' | 'd';
@@ -70,7 +70,7 @@ export interface TypeInfo {
 function numberCheck(code: Typecode, min: number, max: number): (value: unknown, argName: string) => void {
   return (value, argName) => {
     if (typeof value !== 'number') {
-      throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type number for typecode '${code}'. Received ${describe(value)}`);
+      throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type number for typecode '${code}'. Received ${describeValue(value)}`);
     }
     if (!Number.isInteger(value) || value < min || value > max) {
       throw rangeError('ERR_OUT_OF_RANGE', `The value of "${argName}" is out of range for typecode '${code}'. It must be an integer >= ${min} and <= ${max}. Received ${String(value)}`);
@@ -84,7 +84,7 @@ function bigintCheck(code: Typecode, signed: boolean): (value: unknown, argName:
   const max = signed ? 2n ** 63n - 1n : 2n ** 64n - 1n;
   return (value, argName) => {
     if (typeof value !== 'bigint') {
-      throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type bigint for typecode '${code}'. Received ${describe(value)}`);
+      throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type bigint for typecode '${code}'. Received ${describeValue(value)}`);
     }
     if (value < min || value > max) {
       throw rangeError('ERR_OUT_OF_RANGE', `The value of "${argName}" is out of range for typecode '${code}'. It must be >= ${min}n and <= ${max}n. Received ${String(value)}n`);
@@ -95,17 +95,9 @@ function bigintCheck(code: Typecode, signed: boolean): (value: unknown, argName:
 function floatCheck(code: Typecode): (value: unknown, argName: string) => void {
   return (value, argName) => {
     if (typeof value !== 'number') {
-      throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type number for typecode '${code}'. Received ${describe(value)}`);
+      throw typeError('ERR_INVALID_ARG_TYPE', `The "${argName}" argument must be of type number for typecode '${code}'. Received ${describeValue(value)}`);
     }
   };
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return `type string ('${value.length > 28 ? value.slice(0, 25) + '...' : value}')`;
-  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
-  if (typeof value === 'bigint') return `type bigint (${value}n)`;
-  return `type ${typeof value} (${String(value)})`;
 }
 
 type Ctor = { new (buffer: ArrayBuffer, byteOffset: number, length: number): AnyTypedArray; new (length: number): AnyTypedArray };
@@ -142,7 +134,7 @@ const TYPES: Record<Typecode, TypeInfo> = {
 /** Returns the TypeInfo of a typecode, or throws TypeError `ERR_INVALID_ARG_VALUE`. */
 export function typeInfo(typecode: unknown): TypeInfo {
   if (typeof typecode !== 'string') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `The "typecode" argument must be of type string. Received ${describe(typecode)}`);
+    throw typeError('ERR_INVALID_ARG_TYPE', `The "typecode" argument must be of type string. Received ${describeValue(typecode)}`);
   }
   if (!Object.prototype.hasOwnProperty.call(TYPES, typecode)) {
     throw typeError('ERR_INVALID_ARG_VALUE', `The "typecode" argument must be one of 'b', 'B', 'h', 'H', 'i', 'I', 'l', 'L', 'q', 'Q', 'f', 'd'. Received '${typecode}'`);

@@ -15,6 +15,7 @@ import {
   validateInteger,
   validateMode,
   validateName,
+  keysOf,
   validateOptions,
   validateSignal,
   validateTimeout,
@@ -53,6 +54,9 @@ export interface Held extends Disposable {
 const RESOLVED_TRUE = Promise.resolve(true);
 const RESOLVED_FALSE = Promise.resolve(false);
 const SEM_PREFIX = 4; // glibc stores semaphores as /dev/shm/sem.NAME
+const SEMAPHORE_KEYS = keysOf<SemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode');
+const BOUNDED_KEYS = keysOf<BoundedSemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'maxValue');
+const LOCK_KEYS = keysOf<Omit<SemaphoreOptions, 'initialValue'>>()('create', 'exclusive', 'mode');
 
 /**
  * A counting semaphore shared by name across processes (POSIX `sem_open`).
@@ -77,7 +81,7 @@ export class Semaphore implements Disposable {
    */
   constructor(name: string, options?: SemaphoreOptions) {
     this.#name = validateName(name, 'name', SEM_PREFIX);
-    const o = validateOptions<SemaphoreOptions>(options);
+    const o = validateOptions<SemaphoreOptions>(options, new.target === Semaphore ? SEMAPHORE_KEYS : BOUNDED_KEYS);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
@@ -272,7 +276,7 @@ export class BoundedSemaphore extends Semaphore {
   }
 
   static #bound(options: BoundedSemaphoreOptions | undefined): number {
-    const o = validateOptions<BoundedSemaphoreOptions>(options);
+    const o = validateOptions<BoundedSemaphoreOptions>(options, BOUNDED_KEYS);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const max = validateInteger(o.maxValue, 'maxValue', 1, SEM_VALUE_MAX, Math.max(initialValue, 1));
     if (initialValue > max) {
@@ -304,7 +308,7 @@ export class BoundedSemaphore extends Semaphore {
  */
 export class Lock extends BoundedSemaphore {
   constructor(name: string, options?: Omit<SemaphoreOptions, 'initialValue'>) {
-    const o = validateOptions<SemaphoreOptions>(options);
+    const o = validateOptions<SemaphoreOptions>(options, LOCK_KEYS);
     super(name, { ...o, initialValue: 1, maxValue: 1 });
   }
 

@@ -5,8 +5,8 @@ import { statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NamedPipe, Pipe } from '../../lib/index.js';
-import { FIXTURES, PYTHON, expectOk, fdCount, runPython, uniqueName, cleanupAfterEach } from '../helpers/index.js';
+import { NamedPipe, Pipe, RECV_MAX_LENGTH } from '../../lib/index.js';
+import { FIXTURES, PYTHON, expectOk, fdCount, runNode, runPython, uniqueName, cleanupAfterEach } from '../helpers/index.js';
 import type { RunResult } from '../helpers/index.js';
 
 const later = cleanupAfterEach();
@@ -124,5 +124,57 @@ describe('NamedPipe between python3 and node', () => {
     w.close();
     const out = expectOk(await py, 'python fifo peer');
     expect(JSON.parse(out.stdout)).toEqual([{ ack: 0 }, { ack: 1 }, { ack: 2 }]);
+  });
+});
+
+describe('frame sizes from a hostile or careless peer (issue 16.4)', () => {
+  it('a peer announcing 2^31 - 1 (or 2^32 - 1) bytes does not make the receiver commit them', async () => {
+    for (const form of ['short', 'long']) {
+      const r = expectOk(await runNode('pipe/huge-header.mjs', [form]), form);
+      const { before, during, outcome } = JSON.parse(r.stdout.trim()) as { before: number; during: number; outcome: string };
+      // Before the fix: about +2048 MiB (short) and +4096 MiB (long), committed at once.
+      expect(during - before, `${form}: RSS ${before} -> ${during} MiB`).toBeLessThan(64);
+      expect(outcome).toBe('ECONNRESET');
+    }
+  });
+
+  it('a frame of exactly maxLength passes; one byte more is refused and stays first in line', async () => {
+    const [a, b] = Pipe<unknown>();
+    later(() => {
+      a.close();
+      b.close();
+    });
+    await a.sendBytes(Buffer.alloc(10, 1));
+    expect((await b.recvBytes(10)).length).toBe(10);
+    await a.sendBytes(Buffer.alloc(11, 1));
+    await expect(b.recvBytes(10)).rejects.toMatchObject({ code: 'EMSGSIZE' });
+    expect((await b.recvBytes(11)).length).toBe(11);
+    await a.send('abcdefgh'); // 10 bytes of JSON text
+    expect(await b.recv({ maxLength: 10 })).toBe('abcdefgh');
+    await a.send('abcdefghi');
+    await expect(b.recv({ maxLength: 10 })).rejects.toMatchObject({ code: 'EMSGSIZE' });
+    expect(await b.recv({ maxLength: 11 })).toBe('abcdefghi');
+    const into = Buffer.alloc(12);
+    await a.sendBytes(Buffer.alloc(12, 2));
+    expect(await b.recvBytesInto(into)).toBe(12);
+    await a.sendBytes(Buffer.alloc(12, 2));
+    await expect(b.recvBytesInto(into, 1)).rejects.toMatchObject({ code: 'EMSGSIZE' });
+  });
+
+  it('recv() has a default maxLength of 64 MiB: exactly that passes, one byte more is refused', async () => {
+    expect(RECV_MAX_LENGTH).toBe(64 * 1024 * 1024);
+    const [a, b] = Pipe<Buffer>({ codec: 'raw' });
+    later(() => {
+      a.close();
+      b.close();
+    });
+    const sent = a.sendBytes(Buffer.alloc(RECV_MAX_LENGTH, 3));
+    expect((await b.recv()).length).toBe(RECV_MAX_LENGTH);
+    await sent;
+    // Not awaited: the OS takes the rest only as it is received.
+    const over = a.sendBytes(Buffer.alloc(RECV_MAX_LENGTH + 1, 3));
+    await expect(b.recv()).rejects.toMatchObject({ code: 'EMSGSIZE' });
+    expect((await b.recv({ maxLength: RECV_MAX_LENGTH + 1 })).length).toBe(RECV_MAX_LENGTH + 1);
+    await over;
   });
 });

@@ -4,7 +4,9 @@
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import type { Socket } from 'node:net';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -25,6 +27,15 @@ function listen(address: string, options?: ConstructorParameters<typeof Listener
   const l = new Listener(address, options);
   later(() => l.close());
   return l;
+}
+
+async function rawClient(path: string): Promise<Socket> {
+  const s = connect(path);
+  s.on('error', () => {});
+  s.resume(); // read (and drop) what the listener says, to see it hang up
+  later(() => s.destroy());
+  await once(s, 'connect');
+  return s;
 }
 
 describe('Listener and Client, node to node', () => {
@@ -133,6 +144,52 @@ describe('Listener and Client, node to node', () => {
     expect((await raw.recvBytes(256)).toString()).toBe('#FAILURE#');
     expect(await accepting).toBeInstanceOf(AuthenticationError);
     raw.close();
+  });
+
+  it('a silent client does not block an honest one: handshakes run concurrently, each with a deadline (issue 16.5)', async () => {
+    const path = sockPath('silent');
+    const l = listen(path, { authkey: 'k', handshakeTimeout: 600 });
+    // One client sends nothing, another half a frame; both come first.
+    const silent = await rawClient(path);
+    const half = await rawClient(path);
+    half.write(Buffer.from([0, 0, 0, 50, 1, 2, 3]));
+    await sleep(50);
+    const t0 = performance.now();
+    const serve = (async () => {
+      for await (const conn of l) return conn;
+      return undefined;
+    })();
+    const c = await Client(path, { authkey: 'k', timeout: 3000 });
+    const s = (await serve)!;
+    // Before: the loop sat in the silent client's handshake and the honest one timed out.
+    expect(performance.now() - t0).toBeLessThan(500);
+    await c.send('through');
+    expect(await s.recv()).toBe('through');
+    c.close();
+    s.close();
+    // The deadline disconnects the other two, and accept() hears why.
+    await expect(l.accept({ timeout: 2000 })).rejects.toMatchObject({ code: 'ETIMEDOUT', message: expect.stringContaining('handshake') });
+    await Promise.all([once(silent, 'close'), once(half, 'close')]);
+    expect(performance.now() - t0).toBeLessThan(1500);
+  });
+
+  it('holds at most maxPending clients that accept() has not taken', async () => {
+    const path = sockPath('cap');
+    const l = listen(path, { maxPending: 2 });
+    const clients = [await rawClient(path), await rawClient(path), await rawClient(path)];
+    // The third is disconnected at once; the first two wait for accept().
+    await once(clients[2]!, 'close');
+    const a = await l.accept({ timeout: 1000 });
+    const b = await l.accept({ timeout: 1000 });
+    clients[0]!.write(Buffer.from([0, 0, 0, 1, 0x31]));
+    expect(await a.recv()).toBe(1);
+    // Taking them made room again.
+    const d = await rawClient(path);
+    const e = await l.accept({ timeout: 1000 });
+    d.write(Buffer.from([0, 0, 0, 1, 0x32]));
+    expect(await e.recv()).toBe(2);
+    for (const x of [a, b, e]) x.close();
+    expect(() => new Listener(sockPath('cap0'), { maxPending: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
   });
 
   it('uses Linux abstract names', async () => {

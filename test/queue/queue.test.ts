@@ -552,8 +552,10 @@ describe('Queue validation and lifecycle', () => {
       import { Queue } from '${url}';
       const fds = () => readdirSync('/proc/self/fd').length;
       const before = fds();
-      (() => { for (let i = 0; i < 20; i++) new Queue('${name}').qsize(); })();
+      // Held until counted (a collection during the loop would finalize some early), then dropped.
+      let held = Array.from({ length: 20 }, () => new Queue('${name}'));
       const opened = fds();
+      held = null;
       for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setImmediate(r)); }
       console.log(JSON.stringify({ opened: opened - before, after: fds() - before }));`;
     const r = await run(process.execPath, ['--expose-gc', '--input-type=module', '-e', code]);

@@ -1,0 +1,75 @@
+/**
+ * The seam between `Queue` (Python's semantics, codecs, waiters, side
+ * segments) and what carries its messages. The POSIX message queue
+ * (mq.ts) implements it now; a shared-memory ring or a Redis list is another
+ * implementation of the same interface.
+ *
+ * Every call is non-blocking except the `...Sync` ones; readiness is
+ * reported through `watch`, on the event loop.
+ * @internal
+ * @module
+ */
+
+/** `watch` interest: a message may be received. */
+export const READABLE = 1;
+/** `watch` interest: a message may be sent. */
+export const WRITABLE = 2;
+
+/** Called on the event loop when the transport may be ready (status < 0: -errno of a failure). */
+export type ReadyCallback = (status: number) => void;
+
+export interface TransportAttributes {
+  /** Capacity in messages. */
+  maxsize: number;
+  /** The largest message in bytes. */
+  maxMessageSize: number;
+  /** Messages in it now, from every process. */
+  size: number;
+}
+
+export interface QueueTransport {
+  /** Capacity in messages. */
+  readonly maxsize: number;
+  /** The largest message in bytes; larger items travel in side segments. */
+  readonly maxMessageSize: number;
+  /** Permission bits of the object: side segments are made with them. */
+  readonly mode: number;
+  attributes(): TransportAttributes;
+  /** Messages in it now. */
+  size(): number;
+  /** Sends one message; false when full. */
+  send(bytes: Uint8Array, priority: number): boolean;
+  /** Sends the UTF-8 of `text` (the caller ensures it fits); false when full. */
+  sendText(text: string, priority: number): boolean;
+  /** Sends bytes[start..] in order until full; how many were sent. */
+  sendMany(bytes: Uint8Array[], priority: number, start: number): number;
+  /** Receives one message into `into` (>= maxMessageSize bytes): its length, or -1 when empty. */
+  receiveInto(into: Buffer): number;
+  /** The priority of the message received last. */
+  lastPriority(): number;
+  /** Blocks up to timeoutMs (< 0: forever); false when it timed out. */
+  sendSync(bytes: Uint8Array, priority: number, timeoutMs: number): boolean;
+  /** Blocks up to timeoutMs (< 0: forever); null when it timed out. */
+  receiveSync(timeoutMs: number): Buffer | null;
+  /**
+   * Tells the transport what the waiters need now (READABLE | WRITABLE; 0:
+   * nothing). `onReady` runs when that may be possible; the loop is kept
+   * alive only while there is interest.
+   */
+  watch(events: number, onReady: ReadyCallback): void;
+  /** Releases it (idempotent for the transport's own state; Queue calls it once). */
+  close(): void;
+}
+
+/** What a queue asks of a transport when it opens. */
+export interface TransportOpenRequest {
+  /** The OS name, with its leading slash. */
+  name: string;
+  create: boolean;
+  exclusive: boolean;
+  mode: number;
+  /** Requested capacity, or undefined: the existing one or the system default. */
+  maxsize: number | undefined;
+  /** Requested message size, or undefined: the existing one or the system default. */
+  maxMessageSize: number | undefined;
+}
