@@ -398,7 +398,7 @@ export class RedisConnection {
  * ```
  */
 export async function connect(urlOrClient: unknown, options?: ConnectOptions): Promise<RedisConnection> {
-  const o = validateOptions<ConnectOptions>(options);
+  const o = validateOptions<ConnectOptions>(options, ['prefix', 'connectTimeout', 'commandTimeout', 'clientOptions']);
   const prefix = o.prefix ?? 'pipc:';
   if (typeof prefix !== 'string') throw typeError('ERR_INVALID_ARG_TYPE', 'The "prefix" option must be of type string');
   const connectTimeout = validateInteger(o.connectTimeout, 'connectTimeout', 1, 2 ** 31 - 1, 5000);

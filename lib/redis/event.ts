@@ -66,7 +66,7 @@ export class Event implements AsyncDisposable {
   #closed = false;
 
   constructor(name: string, options: RedisEventOptions) {
-    const o = validateOptions<RedisEventOptions>(options);
+    const o = validateOptions<RedisEventOptions>(options, ['redis']);
     this.#redis = validateConnection(o.redis);
     const { name: n, base } = this.#redis.keyBase(name);
     this.#name = n;
@@ -131,7 +131,7 @@ export class Event implements AsyncDisposable {
    * rejects with `AbortError` when `signal` aborts.
    */
   async wait(options?: RedisAcquireOptions): Promise<boolean> {
-    const o = validateOptions<RedisAcquireOptions>(options);
+    const o = validateOptions<RedisAcquireOptions>(options, ['timeout', 'signal']);
     const timeout = validateTimeout(o.timeout);
     const signal = validateSignal(o.signal);
     throwIfAborted(signal);
@@ -158,7 +158,7 @@ export class Event implements AsyncDisposable {
 
   /** Removes the event's keys. */
   static async unlink(name: string, options: { redis: RedisConnection }): Promise<void> {
-    const redis = validateConnection(validateOptions<{ redis: RedisConnection }>(options).redis);
+    const redis = validateConnection(validateOptions<{ redis: RedisConnection }>(options, ['redis']).redis);
     const { base } = redis.keyBase(name);
     await redis.command(['DEL', base + 'event', base + 'event:waiters'], name);
   }

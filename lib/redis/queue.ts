@@ -193,7 +193,7 @@ export class Queue<T = unknown> implements AsyncDisposable, AsyncIterable<T> {
   #closed = false;
 
   constructor(name: string, options: RedisQueueOptions<T>) {
-    const o = validateOptions<RedisQueueOptions<T>>(options);
+    const o = validateOptions<RedisQueueOptions<T>>(options, ['redis', 'maxsize', 'codec', 'visibilityTimeout']);
     this.#redis = validateConnection(o.redis);
     const { name: n, base } = this.#redis.keyBase(name);
     this.#name = n;
@@ -346,7 +346,7 @@ export class Queue<T = unknown> implements AsyncDisposable, AsyncIterable<T> {
    * then not put), an IPCError when Redis cannot be reached.
    */
   async put(item: T, options?: RedisPutOptions): Promise<void> {
-    const o = validateOptions<RedisPutOptions & { priority?: unknown }>(options);
+    const o = validateOptions<RedisPutOptions & { priority?: unknown }>(options, ['timeout', 'signal', 'priority']);
     if (o.priority !== undefined) {
       throw typeError('ERR_INVALID_ARG_VALUE', 'The "priority" option is not supported by the Redis Queue');
     }
@@ -404,7 +404,7 @@ export class Queue<T = unknown> implements AsyncDisposable, AsyncIterable<T> {
    * consumer after `visibilityTimeout`.
    */
   async get(options?: RedisGetOptions): Promise<T> {
-    const o = validateOptions<RedisGetOptions>(options);
+    const o = validateOptions<RedisGetOptions>(options, ['timeout', 'signal']);
     const timeout = validateTimeout(o.timeout);
     const signal = validateSignal(o.signal);
     throwIfAborted(signal);
@@ -486,7 +486,7 @@ export class Queue<T = unknown> implements AsyncDisposable, AsyncIterable<T> {
 
   /** Removes the queue's items and keys (consumers' processing lists expire with them gone). */
   static async unlink(name: string, options: { redis: RedisConnection }): Promise<void> {
-    const redis = validateConnection(validateOptions<{ redis: RedisConnection }>(options).redis);
+    const redis = validateConnection(validateOptions<{ redis: RedisConnection }>(options, ['redis']).redis);
     const { base } = redis.keyBase(name);
     const procs = (await redis.command(['ZRANGE', base + 'consumers', '0', '-1'], name)) as string[];
     await redis.command(['DEL', base + 'q', base + 'consumers', base + 'space', base + 'putwait', ...procs.map((c) => base + 'proc:' + c)], name);

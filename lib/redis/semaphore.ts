@@ -93,6 +93,8 @@ local limit = tonumber(redis.call('HGET', KEYS[2], 'limit')) or tonumber(ARGV[1]
 return limit - redis.call('ZCARD', KEYS[1])`,
 );
 
+const SEM_KEYS = ['redis', 'initialValue', 'ttl', 'onLost'];
+
 /** Options shared by the Redis semaphores. */
 export interface RedisSemaphoreOptions {
   /** What `connect()` returned. Required. */
@@ -268,7 +270,7 @@ export class Semaphore implements AsyncDisposable {
   #closed = false;
 
   constructor(name: string, options: RedisSemaphoreOptions) {
-    const o = validateOptions<RedisSemaphoreOptions>(options);
+    const o = validateOptions<RedisSemaphoreOptions>(options, new.target === Semaphore ? SEM_KEYS : [...SEM_KEYS, 'maxValue']);
     this.#redis = validateConnection(o.redis);
     const { name: n, base } = this.#redis.keyBase(name);
     this.#name = n;
@@ -362,7 +364,7 @@ export class Semaphore implements AsyncDisposable {
   }
 
   async #acquire(options?: RedisAcquireOptions): Promise<Lease | false> {
-    const o = validateOptions<RedisAcquireOptions>(options);
+    const o = validateOptions<RedisAcquireOptions>(options, ['timeout', 'signal']);
     const timeout = validateTimeout(o.timeout);
     const signal = validateSignal(o.signal);
     throwIfAborted(signal);
@@ -491,7 +493,7 @@ export class Semaphore implements AsyncDisposable {
 
   /** Removes the semaphore's keys but its fencing counter (tokens keep increasing if the name is reused). */
   static async unlink(name: string, options: { redis: RedisConnection }): Promise<void> {
-    const redis = validateConnection(validateOptions<{ redis: RedisConnection }>(options).redis);
+    const redis = validateConnection(validateOptions<{ redis: RedisConnection }>(options, ['redis']).redis);
     const { base } = redis.keyBase(name);
     await redis.command(['DEL', base + 'leases', base + 'meta', base + 'wake'], name);
   }
@@ -511,7 +513,7 @@ export interface RedisBoundedSemaphoreOptions extends RedisSemaphoreOptions {
 export class BoundedSemaphore extends Semaphore {
   readonly #max: number;
   constructor(name: string, options: RedisBoundedSemaphoreOptions) {
-    const o = validateOptions<RedisBoundedSemaphoreOptions>(options);
+    const o = validateOptions<RedisBoundedSemaphoreOptions>(options, [...SEM_KEYS, 'maxValue']);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 1, 2 ** 31 - 1, 1);
     const max = validateInteger(o.maxValue, 'maxValue', 1, 2 ** 31 - 1, initialValue);
     if (max !== initialValue) {
@@ -538,7 +540,7 @@ export class BoundedSemaphore extends Semaphore {
  */
 export class Lock extends BoundedSemaphore {
   constructor(name: string, options: Omit<RedisSemaphoreOptions, 'initialValue'>) {
-    const o = validateOptions<RedisSemaphoreOptions>(options);
+    const o = validateOptions<RedisSemaphoreOptions>(options, SEM_KEYS);
     if (o.initialValue !== undefined && o.initialValue !== 1) {
       throw typeError('ERR_INVALID_ARG_VALUE', 'A Lock has one unit: the "initialValue" option does not apply');
     }

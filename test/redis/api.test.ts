@@ -108,6 +108,8 @@ describe.runIf(ok)('Redis backend, one process', () => {
     expect(() => new Lock('', { redis })).toThrow(TypeError);
     expect(() => new Lock('x', {} as never)).toThrow(/connect\(\)/);
     expect(() => new Semaphore('x', { redis, ttl: -1 })).toThrow(RangeError);
+    expect(() => new Lock('x', { redis, tll: 5 } as never)).toThrow(/did you mean ttl/);
+    expect(() => new Semaphore('x', { redis, maxValue: 2 } as never)).toThrow(/unknown option/);
   });
 
   it('a lease expires on the server clock after its ttl when not renewed; the holder is told', async () => {
