@@ -145,6 +145,8 @@ export class Semaphore implements Disposable {
     const robust = validateBoolean(o.robust, 'robust', true);
     this.#name = validateName(name, 'name', robust ? ROBUST_SEM_RESERVED : PLAIN_SEM_RESERVED);
     this.#opened = o;
+    // Validated for both kinds; the crash-safe kind checks its file's kind, size and header, not yet its owner.
+    const owner = validateOwner(o.owner);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
@@ -183,7 +185,7 @@ export class Semaphore implements Disposable {
     }
     if (binding.robKindAt(robustSemPath(this.#name)) !== 'none') throw kindError(this.#name, false);
     this.#rob = null;
-    this.#h = binding.semOpen(this.#name, create, exclusive, mode, initialValue, validateOwner(o.owner));
+    this.#h = binding.semOpen(this.#name, create, exclusive, mode, initialValue, owner);
     [this.#tryWait, this.#post] = binding.semBind(this.#h);
     if (bound !== undefined && binding.semValue(this.#h) > bound.max) {
       const v = binding.semValue(this.#h);

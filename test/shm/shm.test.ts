@@ -681,7 +681,7 @@ describe('SharedArray', () => {
 describe('native guards', () => {
   it('rejects a foreign handle with "Illegal invocation" instead of reinterpreting it', async () => {
     const { binding } = await import('../../lib/core/binding.js');
-    const sem = binding.semOpen('/' + name('g'), true, false, 0o600, 1);
+    const sem = binding.semOpen('/' + name('g'), true, false, 0o600, 1, -1);
     try {
       expect(() => binding.shmBuffer(sem, 64)).toThrow(/Illegal invocation/);
       expect(() => binding.shmOps(sem, 4, 0, 1, true)).toThrow(/Illegal invocation/);
@@ -690,7 +690,7 @@ describe('native guards', () => {
       binding.semClose(sem);
     }
     const s = new SharedMemory(name('g'), { create: true, size: 8 });
-    const h = binding.shmOpen('/' + s.name, false, false, false, 0, 0, null, 0, 0)[0];
+    const h = binding.shmOpen('/' + s.name, false, false, false, 0, 0, null, 0, 0, -1)[0];
     try {
       // Out of bounds or misaligned windows are refused before any access.
       expect(() => binding.shmOps(h, 4, 8, 1, true)).toThrow(RangeError);
