@@ -10,8 +10,10 @@ import { Semaphore } from '../../dist/index.js';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), 'semaphore');
 const name = `demo-transcode-${process.pid}`;
-const slots = new Semaphore(name, { initialValue: 3, exclusive: true });
-const gate = new Semaphore(`${name}-gate`, { initialValue: 0, exclusive: true });
+// The python3 worker uses ctypes sem_open, so this scene uses plain POSIX
+// semaphores (robust: false); crash-safe ones are the default elsewhere.
+const slots = new Semaphore(name, { initialValue: 3, exclusive: true, robust: false });
+const gate = new Semaphore(`${name}-gate`, { initialValue: 0, exclusive: true, robust: false });
 const t0 = process.hrtime.bigint();
 const ms = (t) => (Number(BigInt(t) - t0) / 1e6).toFixed(1).padStart(7);
 
