@@ -111,26 +111,6 @@ export interface MqBinding {
 }
 
 // Shared memory (native/shm/shm.cc)
-/** A value an atomic operation takes or returns: number up to 32 bits, bigint for 64. */
-export type ShmScalar = number | bigint;
-
-/**
- * Atomic operations bound to a typed window of a mapping (shmOps). `I` is the
- * leading index argument: `[]` for a Value (element 0), `[index: number]` for
- * a SharedArray. Read-modify-writes return the previous value.
- */
-export interface ShmOps<I extends [] | [index: number]> {
-  load(...a: I): ShmScalar;
-  store(...a: [...I, ShmScalar]): void;
-  add(...a: [...I, ShmScalar]): ShmScalar;
-  sub(...a: [...I, ShmScalar]): ShmScalar;
-  and(...a: [...I, ShmScalar]): ShmScalar;
-  or(...a: [...I, ShmScalar]): ShmScalar;
-  xor(...a: [...I, ShmScalar]): ShmScalar;
-  exchange(...a: [...I, ShmScalar]): ShmScalar;
-  compareExchange(...a: [...I, ShmScalar, ShmScalar]): ShmScalar;
-}
-
 export interface ShmBinding {
   /**
    * Opens (and maybe creates and initialises) a segment and maps it: [handle, created, mapped size].
@@ -148,9 +128,6 @@ export interface ShmBinding {
   /** Detaches every ArrayBuffer handed out and unmaps. Idempotent. */
   shmClose(h: Handle): void;
   shmUnlink(name: string): void;
-  /** Atomics on `count` elements of `type` (native/shm/shm.h ElemType, 0 int8 ... 7 uint64) at byteOffset. */
-  shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: true): ShmOps<[]>;
-  shmOps(h: Handle, type: number, byteOffset: number, count: number, fixed: false): ShmOps<[index: number]>;
   readonly SHM_PAGE_SIZE: number;
 }
 

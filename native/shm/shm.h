@@ -54,25 +54,4 @@ struct HandleTraits<ShmHandle> {
   static const std::string& Name(const ShmHandle& h) { return h.map->name; }
 };
 
-// Element types of the typed views (Python array typecodes).
-enum class ElemType : int32_t {
-  kInt8 = 0,    // b
-  kUint8 = 1,   // B
-  kInt16 = 2,   // h
-  kUint16 = 3,  // H
-  kInt32 = 4,   // i
-  kUint32 = 5,  // I
-  kInt64 = 6,   // l, q
-  kUint64 = 7,  // L, Q
-};
-
-// A typed window on a mapping for the atomic operations: `count` elements of
-// `type` starting at byte `offset`.
-struct ShmView {
-  ElemType type = ElemType::kInt32;
-  size_t offset = 0;
-  size_t count = 0;
-  MappingPtr map;
-};
-
 }  // namespace pipc
