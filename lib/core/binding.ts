@@ -24,7 +24,7 @@ export interface CoreBinding {
   setErrorFactory(f: (message: string, code: string, errno: number, syscall: string, path?: string) => Error): void;
   strerror(errno: number): { code: string; description: string };
   cancelWait(token: WaitToken): void;
-  engineStats(): { threads: number; pending: number; spinNs: number };
+  engineStats(): { threads: number; pending: number; spinNs: number; muxThreads: number; muxJobs: number };
   setSpin(ns: number): void;
   /** An empty native function: the cost of one call into the addon (benchmarks). */
   noop(): void;

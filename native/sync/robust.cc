@@ -341,6 +341,39 @@ int WaitUntil(Seg* s, int64_t until_ns, int64_t* next_check, const std::atomic<b
   }
 }
 
+// One try of a multiplexed wait (WaitJob::Poll): counts itself a waiter and a
+// sleeper as WaitUntil does around its sleep, and says which word to sleep
+// on; PollEnd undoes both once the sleep is over.
+int PollTry(Seg* s, int64_t* next_check, PollSleep* p) {
+  std::lock_guard<std::mutex> g(s->mu);
+  if (s->fd < 0) return EBADF;
+  Add(s->m + kWaiters, 1);
+  int32_t seq = Load(s->m + kSeq);
+  int64_t now = MonotonicNs();
+  bool check = now >= *next_check;
+  if (check) *next_check = now + kCheckNs;
+  int r = TryAcquireMu(s, check);
+  if (r != kNone) {
+    Add(s->m + kWaiters, -1);
+    return r == kTaken || r == kTakenRecovered ? 0 : r;
+  }
+  s->sleepers++;
+  p->word = s->m + kSeq;
+  p->expected = seq;
+  p->shared = true;
+  p->recheck_ns = *next_check;
+  return EAGAIN;
+}
+
+void PollEnd(Seg* s) {
+  std::lock_guard<std::mutex> g(s->mu);
+  Add(s->m + kWaiters, -1);
+  if (--s->sleepers == 0 && s->fd < 0) {
+    munmap(s->m, kSegmentBytes);
+    s->m = nullptr;
+  }
+}
+
 // The last user of our slot is gone: what it still holds goes back (marked
 // recovered: its holder never released it), then the descriptor closes, which
 // frees the slot for another opener.
@@ -710,6 +743,10 @@ class FutexWaitJob : public WaitJob {
   }
 
   void Undo() override { Release(s_.get(), 1); }
+
+  bool Pollable() const override { return true; }
+  int Poll(PollSleep* sleep) override { return PollTry(s_.get(), &next_check_, sleep); }
+  void Unpoll() override { PollEnd(s_.get()); }
 
  private:
   SegPtr s_;

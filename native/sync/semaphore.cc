@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../addon.h"
@@ -245,7 +247,51 @@ class SemWaitJob : public WaitJob {
 
   void Undo() override { sem_post(s_->sem); }
 
+#if defined(__GLIBC__) && (defined(__x86_64__) || defined(__aarch64__))
+  // Multiplexed waits (wait.h) speak glibc's own semaphore protocol
+  // (nptl/sem_waitcommon.c, 64-bit atomics; unchanged since glibc 2.21):
+  // sem_t begins with a 64-bit word holding the value in its low half and
+  // the number of waiters in its high half; sem_post adds one to the value
+  // and, if the waiter count is not zero, FUTEX_WAKEs one sleeper on the low
+  // half (a shared futex for a named semaphore). A waiter counts itself in
+  // the high half, takes a unit and uncounts itself in one compare-and-swap,
+  // and sleeps on the low half while the value is 0, as glibc's do.
+  bool Pollable() const override { return spin_ns_ == 0; }
+
+  int Poll(PollSleep* sleep) override {
+    uint64_t* data = Data();
+    uint64_t d = __atomic_add_fetch(data, kOneWaiter, __ATOMIC_ACQUIRE);
+    while ((d & kValueMask) > 0) {
+      if (__atomic_compare_exchange_n(data, &d, d - 1 - kOneWaiter, true, __ATOMIC_ACQUIRE,
+                                      __ATOMIC_RELAXED)) {
+        return 0;
+      }
+    }
+    sleep->word = reinterpret_cast<int32_t*>(data);  // the low half
+    sleep->expected = 0;
+    sleep->shared = true;
+    sleep->recheck_ns = -1;
+    return EAGAIN;
+  }
+
+  // A post's single wake-up may have come to us: if a unit is there and
+  // others still wait, pass the wake-up on (should this job now leave by
+  // cancel or timeout, a sleeper elsewhere must not miss the unit).
+  void Unpoll() override {
+    uint64_t d = __atomic_sub_fetch(Data(), kOneWaiter, __ATOMIC_RELAXED);
+    if ((d & kValueMask) > 0 && (d >> 32) > 0) {
+      syscall(SYS_futex, reinterpret_cast<int32_t*>(Data()), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    }
+  }
+
  private:
+  static constexpr uint64_t kOneWaiter = uint64_t{1} << 32;
+  static constexpr uint64_t kValueMask = 0xffffffffu;
+  static_assert(sizeof(sem_t) >= sizeof(uint64_t) + 2 * sizeof(int), "glibc's sem_t layout");
+  uint64_t* Data() const { return reinterpret_cast<uint64_t*>(s_->sem); }
+#else
+ private:
+#endif
   SemPtr s_;
   int64_t spin_ns_;
 };
