@@ -218,17 +218,28 @@ bool WaitEngine::SubmitMuxLocked(JobPtr& job) {
   return true;
 }
 
-// A multiplexing thread: tries each of its jobs, then sleeps in futex_waitv on
-// all their words and its own until one changes, a deadline or recheck time
-// comes, or Submit/Cancel/Shutdown bumps its word; and again.
+// A multiplexing thread. Each job is tried once and, if it must wait, stays
+// registered (its Poll's counts in place) while the thread sleeps in
+// futex_waitv on all registered words and its own. When it wakes, only the
+// jobs that need it are tried again: the one whose word was woken, those
+// cancelled or whose deadline or recheck time came; all of them if the
+// kernel says only that some word had changed before the sleep (EAGAIN).
 void WaitEngine::MuxMain(Mux* self) {
-  std::vector<JobPtr> jobs;
-  std::vector<WaitJob*> slept;
+  struct Entry {
+    JobPtr job;
+    bool registered = false;  // Poll said EAGAIN; Unpoll not called yet
+    int64_t recheck_ns = -1;
+    PollSleep sleep;
+  };
+  std::vector<Entry> jobs;
   std::vector<WaitvEntry> words;
+  std::vector<WaitJob*> order;  // the job of words[i + 1]
+  WaitJob* woken = nullptr;
+  bool all = true;
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     const int32_t ctl = __atomic_load_n(&self->ctl, __ATOMIC_SEQ_CST);
-    for (auto& j : self->incoming) jobs.push_back(std::move(j));
+    for (auto& j : self->incoming) jobs.push_back(Entry{std::move(j)});
     self->incoming.clear();
     const bool stopping = stopping_.load();
     if (jobs.empty()) {
@@ -244,62 +255,85 @@ void WaitEngine::MuxMain(Mux* self) {
       continue;
     }
     lk.unlock();
-    words.clear();
-    slept.clear();
-    words.push_back({static_cast<uint64_t>(static_cast<uint32_t>(ctl)),
-                     reinterpret_cast<uint64_t>(&self->ctl), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0});
-    int64_t wake = -1;
+    const int64_t now = MonotonicNs();
     size_t kept = 0;
     for (size_t i = 0; i < jobs.size(); i++) {
-      JobPtr& job = jobs[i];
-      int r;
-      if (job->cancelled.load() || stopping) {
-        r = ECANCELED;
-      } else {
-        PollSleep ps;
-        r = job->Poll(&ps);
-        if (r == EAGAIN) {
-          const int64_t now = MonotonicNs();
-          if (job->deadline_ns >= 0 && now >= job->deadline_ns) {
-            job->Unpoll();
-            r = ETIMEDOUT;
-          } else {
-            words.push_back({static_cast<uint64_t>(static_cast<uint32_t>(ps.expected)),
-                             reinterpret_cast<uint64_t>(ps.word),
-                             static_cast<uint32_t>(FUTEX_32 | (ps.shared ? 0 : FUTEX_PRIVATE_FLAG)),
-                             0});
-            slept.push_back(job.get());
-            for (int64_t t : {job->deadline_ns, ps.recheck_ns}) {
-              if (t >= 0 && (wake < 0 || t < wake)) wake = t;
-            }
-            if (kept != i) jobs[kept] = std::move(job);
-            kept++;
-            continue;
-          }
-        } else if (r == 0) {
-          // Paired with Cancel(): one of the two sees the other's flag.
-          job->succeeded.store(true);
-          if (job->cancelled.load()) job->TakeBack();
+      Entry& e = jobs[i];
+      WaitJob* job = e.job.get();
+      const bool cancel = job->cancelled.load() || stopping;
+      const bool due = (job->deadline_ns >= 0 && now >= job->deadline_ns) ||
+                       (e.recheck_ns >= 0 && now >= e.recheck_ns);
+      int r = EAGAIN;
+      if (!e.registered || all || cancel || due || job == woken) {
+        if (e.registered) {
+          job->Unpoll();
+          e.registered = false;
         }
+        if (cancel) {
+          r = ECANCELED;
+        } else {
+          r = job->Poll(&e.sleep);
+          if (r == EAGAIN) {
+            if (job->deadline_ns >= 0 && MonotonicNs() >= job->deadline_ns) {
+              job->Unpoll();
+              r = ETIMEDOUT;
+            } else {
+              e.registered = true;
+              e.recheck_ns = e.sleep.recheck_ns;
+            }
+          } else if (r == 0) {
+            // Paired with Cancel(): one of the two sees the other's flag.
+            job->succeeded.store(true);
+            if (job->cancelled.load()) job->TakeBack();
+          }
+        }
+      }
+      if (r == EAGAIN) {
+        if (kept != i) jobs[kept] = std::move(e);
+        kept++;
+        continue;
       }
       {
         std::lock_guard<std::mutex> g(mu_);
         job->mux_ = nullptr;
         self->count--;
       }
-      Finish(job, r);
-      job.reset();
+      Finish(e.job, r);
+      e.job.reset();
     }
     jobs.resize(kept);
-    if (!slept.empty()) {
+    woken = nullptr;
+    all = false;
+    if (!jobs.empty()) {
+      words.clear();
+      order.clear();
+      words.push_back({static_cast<uint64_t>(static_cast<uint32_t>(ctl)),
+                       reinterpret_cast<uint64_t>(&self->ctl), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0});
+      int64_t wake = -1;
+      for (Entry& e : jobs) {
+        const PollSleep& ps = e.sleep;
+        words.push_back({static_cast<uint64_t>(static_cast<uint32_t>(ps.expected)),
+                         reinterpret_cast<uint64_t>(ps.word),
+                         static_cast<uint32_t>(FUTEX_32 | (ps.shared ? 0 : FUTEX_PRIVATE_FLAG)), 0});
+        order.push_back(e.job.get());
+        for (int64_t t : {e.job->deadline_ns, e.recheck_ns}) {
+          if (t >= 0 && (wake < 0 || t < wake)) wake = t;
+        }
+      }
       timespec ts;
       if (wake >= 0) ts = NsToTimespec(wake);
-      // Returns at once (EAGAIN) if a word changed since it was read.
-      FutexWaitv(words.data(), static_cast<unsigned>(words.size()), wake >= 0 ? &ts : nullptr);
-      for (WaitJob* j : slept) j->Unpoll();
+      long r = FutexWaitv(words.data(), static_cast<unsigned>(words.size()), wake >= 0 ? &ts : nullptr);
+      if (r >= 1 && static_cast<size_t>(r) <= order.size()) {
+        woken = order[static_cast<size_t>(r) - 1];
+      } else if (r == -1 && errno != ETIMEDOUT && errno != EINTR) {
+        // EAGAIN: some word had changed before the sleep, which one is not
+        // said; anything else (EFAULT, ENOMEM): try everything again.
+        all = true;
+      }
     }
     lk.lock();
   }
+  // Stopping with no job left.
   self->exited = true;
   exited_cv_.notify_all();
 }
