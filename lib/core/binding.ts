@@ -39,7 +39,10 @@ export interface SemBinding {
   semValue(h: Handle): number;
   semWaitSync(h: Handle, timeoutMs: number): boolean;
   semWaitAsync(h: Handle, timeoutMs: number, cb: WaitCallback): WaitToken;
-  semClose(h: Handle): void;
+  /** glibc's sem_t words (value, waiters) for the Atomics fast path; undefined elsewhere. */
+  semView(h: Handle): ArrayBuffer | undefined;
+  semWake(h: Handle): void;
+  semClose(h: Handle, view?: ArrayBuffer): void;
   semUnlink(name: string): void;
   readonly SEM_VALUE_MAX: number;
 }

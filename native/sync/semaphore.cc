@@ -310,8 +310,48 @@ Napi::Value SemWaitAsync(const Napi::CallbackInfo& info) {
   return JobToken(env, job);
 }
 
-// semClose(h): idempotent.
+#if defined(__GLIBC__) && (defined(__x86_64__) || defined(__aarch64__))
+constexpr bool kGlibcSemLayout = true;
+#else
+constexpr bool kGlibcSemLayout = false;
+#endif
+
+// semView(h) -> ArrayBuffer | undefined: the first 16 bytes of glibc's sem_t
+// (the value as the low half of its 64-bit word, the waiter count as the
+// high half; see SemWaitJob::Poll), for the JavaScript fast path, which
+// takes and gives units with Atomics on the low half as sem_trywait and
+// sem_post do, and calls semWake when the high half says someone sleeps.
+// Undefined where the layout is not glibc's. semClose detaches it before
+// sem_close unmaps the memory.
+Napi::Value SemView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const SemPtr& sem = UnwrapOpen<SemPtr>(info[0], "sem_open");
+  if (!kGlibcSemLayout) return env.Undefined();
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, sem->sem, 16, nullptr, nullptr, &ab) != napi_ok) {
+    // Runtimes that forbid external buffers: the native path serves.
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    return env.Undefined();
+  }
+  return Napi::Value(env, ab);
+}
+
+// semWake(h): wakes one sleeper, what sem_post does after its increment when
+// the waiter count is not zero.
+napi_value SemWake(napi_env env, napi_callback_info cbinfo) {
+  HandleCall<SemPtr, 1> call(env, cbinfo, "futex");
+  if (call.self == nullptr) return nullptr;
+  syscall(SYS_futex, reinterpret_cast<int32_t*>(call.self->get()->sem), FUTEX_WAKE, 1, nullptr,
+          nullptr, 0);
+  return nullptr;
+}
+
+// semClose(h, view?): idempotent; detaches the semView buffer first.
 Napi::Value SemClose(const Napi::CallbackInfo& info) {
+  if (info.Length() > 1 && info[1].IsArrayBuffer()) {
+    napi_detach_arraybuffer(info.Env(), info[1]);
+  }
   Unwrap<SemPtr>(info[0])->Close();
   return info.Env().Undefined();
 }
@@ -325,6 +365,8 @@ Napi::Value SemUnlink(const Napi::CallbackInfo& info) {
 void InitSemaphore(Napi::Env env, Napi::Object exports) {
   exports.Set("semOpen", Napi::Function::New(env, SemOpen));
   exports.Set("semBind", Napi::Function::New(env, SemBind));
+  exports.Set("semView", Napi::Function::New(env, SemView));
+  SetRawFunction(env, exports, "semWake", SemWake);
   SetRawFunction(env, exports, "semPost", SemPost);
   SetRawFunction(env, exports, "semValue", SemValue);
   exports.Set("semWaitSync", Napi::Function::New(env, SemWaitSync));
