@@ -39,6 +39,8 @@ export interface QueueTransport {
   attributes(): TransportAttributes;
   /** Messages in it now. */
   size(): number;
+  /** True when not even an empty item fits now; without it, `size() >= maxsize`. */
+  full?(): boolean;
   /** Sends one message; false when full. */
   send(bytes: Uint8Array, priority: number): boolean;
   /** Sends the UTF-8 of `text` (the caller ensures it fits); false when full. */
