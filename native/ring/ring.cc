@@ -41,11 +41,19 @@ inline int32_t* SlotRec(Ring* r, int32_t id) { return r->m + SlotOffset(id) / 4;
 inline uint32_t Align8(uint32_t n) { return (n + 7u) & ~7u; }
 inline uint32_t U(int32_t v) { return static_cast<uint32_t>(v); }
 
+constexpr const char* kBadState =
+    "the queue segment is corrupt: its head, tail, used or count word is out of range (another "
+    "process wrote on it); nothing was taken or put";
+constexpr const char* kBadRecord =
+    "the queue segment is corrupt: the next record's length runs past the ring or past what is "
+    "in use; it is refused and nothing is delivered";
+
 // Outcomes (negative: an errno).
 constexpr int kDone = 1;
 constexpr int kNoRoom = 0;   // put: full of items or of bytes
 constexpr int kNoItem = -1;  // get: empty (never an errno: errnos are < -1 here)
-constexpr int kCorrupt = -EBADMSG;
+// A scribbled segment: EPROTO (a peer broke the protocol), with Ring::why.
+constexpr int kCorrupt = -EPROTO;
 
 // --- the internal lock and its journal --------------------------------------
 
@@ -134,7 +142,8 @@ int64_t Place(uint32_t cap, uint32_t head, uint32_t tail, uint32_t used, uint32_
     }
     return -1;
   }
-  return need <= head - tail ? tail : -1;
+  if (need <= head - tail) return tail;
+  return -1;
 }
 
 // Lock-free guesses for waiters (the truth is decided under the lock).
@@ -164,6 +173,7 @@ int PutWith(Ring* r, uint32_t len, Fill fill) {
   Lock(r);
   if (!StateValid(r)) {
     Unlock(r);
+    r->why = kBadState;
     return kCorrupt;
   }
   int32_t max = m[kMaxsize];
@@ -217,6 +227,7 @@ int64_t GetWith(Ring* r, Take take) {
   Lock(r);
   if (!StateValid(r)) {
     Unlock(r);
+    r->why = kBadState;
     return kCorrupt;
   }
   if (m[kCount] == 0) {
@@ -231,6 +242,7 @@ int64_t GetWith(Ring* r, Take take) {
     skipped = r->cap - head;
     if (skipped >= used) {
       Unlock(r);
+      r->why = kBadRecord;
       return kCorrupt;
     }
     head = 0;
@@ -241,6 +253,7 @@ int64_t GetWith(Ring* r, Take take) {
   if (len > r->cap - kRecordHeader || kRecordHeader + Align8(len) > r->cap - head ||
       kRecordHeader + Align8(len) + skipped > used) {
     Unlock(r);
+    r->why = kBadRecord;
     return kCorrupt;
   }
   if (!take(r->data + head + kRecordHeader, len)) {
@@ -542,9 +555,20 @@ bool GetBytes(napi_env env, napi_value v, const uint8_t** data, size_t* len) {
   return true;
 }
 
+// A pending IPCError for a failed put or get (-rc an errno; EPROTO says why).
+napi_value Fail(napi_env env, Ring* r, int64_t rc, const char* syscall) {
+  int err = static_cast<int>(-rc);
+  return ThrowIPCErrorC(env, err, syscall, r->name, err == EPROTO ? r->why : "");
+}
+
+[[noreturn]] void Throw(Napi::Env env, Ring* r, int64_t rc, const char* syscall) {
+  int err = static_cast<int>(-rc);
+  ThrowIPCError(env, err, syscall, r->name, err == EPROTO ? r->why : "");
+}
+
 // kDone / kNoRoom as a boolean, or a pending IPCError.
 napi_value PutResult(napi_env env, Ring* r, int rc) {
-  if (rc < 0) return ThrowIPCErrorC(env, -rc, "ring_put", r->name);
+  if (rc < 0) return Fail(env, r, rc, "ring_put");
   napi_value result;
   napi_get_boolean(env, rc == kDone, &result);
   return result;
@@ -598,7 +622,7 @@ napi_value RingSendMany(napi_env env, napi_callback_info cbinfo) {
     if (!GetBytes(env, item, &data, &len)) return nullptr;
     int rc = len > UINT32_MAX ? -EMSGSIZE : Put(r, data, static_cast<uint32_t>(len));
     if (rc == kNoRoom) break;
-    if (rc < 0) return ThrowIPCErrorC(env, -rc, "ring_put", r->name);
+    if (rc < 0) return Fail(env, r, rc, "ring_put");
     sent++;
   }
   napi_value result;
@@ -620,7 +644,7 @@ napi_value RingReceiveInto(napi_env env, napi_callback_info cbinfo) {
     if (len > 0) memcpy(into, src, len);
     return true;
   });
-  if (n < kNoItem) return ThrowIPCErrorC(env, static_cast<int>(-n), "ring_get", r->name);
+  if (n < kNoItem) return Fail(env, r, n, "ring_get");
   napi_value result;
   napi_create_int64(env, n, &result);
   return result;
@@ -663,7 +687,7 @@ Napi::Value RingSendSync(const Napi::CallbackInfo& info) {
   for (;;) {
     int rc = Put(r, data, static_cast<uint32_t>(len));
     if (rc == kDone) return Napi::Boolean::New(env, true);
-    if (rc < 0) ThrowIPCError(env, -rc, "ring_put", r->name);
+    if (rc < 0) Throw(env, r, rc, "ring_put");
     int w = WaitFor(r, kWritable, deadline, nullptr);
     if (w == ETIMEDOUT) return Napi::Boolean::New(env, false);
     if (w != 0 && w != EINTR) ThrowIPCError(env, w, "futex", r->name);
@@ -682,7 +706,7 @@ Napi::Value RingReceiveSync(const Napi::CallbackInfo& info) {
       return true;
     });
     if (n >= 0) return out;
-    if (n < kNoItem) ThrowIPCError(env, static_cast<int>(-n), "ring_get", r->name);
+    if (n < kNoItem) Throw(env, r, n, "ring_get");
     int w = WaitFor(r, kReadable, deadline, nullptr);
     if (w == ETIMEDOUT) return env.Null();
     if (w != 0 && w != EINTR) ThrowIPCError(env, w, "futex", r->name);

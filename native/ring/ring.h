@@ -82,6 +82,7 @@ struct Ring {
   // waits until that much fits).
   std::atomic<uint32_t> want_need{kRecordHeader};
   void* hook = nullptr;  // JS thread: the environment cleanup hook's record
+  const char* why = "";  // JS thread: what the last EPROTO found
 
   ~Ring();
   void Close();
