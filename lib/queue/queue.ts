@@ -72,7 +72,7 @@ export class Full extends Error {
 export type QueueTransportKind = 'shm' | 'mq';
 
 /** The transport of new queues when neither `transport` nor `maxMessageSize` says otherwise. */
-export const DEFAULT_TRANSPORT: QueueTransportKind = 'mq';
+export const DEFAULT_TRANSPORT: QueueTransportKind = 'shm';
 
 /** Options for opening or creating a queue. */
 export interface QueueOptions<T = unknown> {

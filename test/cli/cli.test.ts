@@ -45,7 +45,7 @@ describe('posix-ipc ls and info', () => {
     const n = name();
     const sem = new Semaphore(n, { initialValue: 3 });
     const shm = new SharedMemory(n, { create: true, size: 4096 });
-    const q = new Queue(n, { maxsize: 5 });
+    const q = new Queue(n, { maxsize: 5, transport: 'mq' });
     try {
       sem.tryAcquire();
       q.putNowait({ a: 1 });
@@ -146,7 +146,7 @@ describe('posix-ipc rm', () => {
     const b = name('rmb');
     new Semaphore(a).close();
     new SharedMemory(a, { create: true, size: 64 }).close();
-    new Queue(a).close();
+    new Queue(a, { transport: 'mq' }).close();
     new Semaphore(b).close();
     new SharedMemory(`${a}x`, { create: true, size: 64 }).close();
     track(`${a}x`);
@@ -183,7 +183,7 @@ describe('posix-ipc rm', () => {
   it('--stale removes side segments of queues that are gone, and keeps those of a live queue', async () => {
     const live = name('stl');
     const gone = name('stg');
-    const q = new Queue(live);
+    const q = new Queue(live, { transport: 'mq' });
     try {
       const inFlight = `/dev/shm/pipc-mq.${live}.${process.pid}-1-abcd`;
       const orphan = `/dev/shm/pipc-mq.${gone}.${process.pid}-2-abcd`;

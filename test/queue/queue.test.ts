@@ -656,7 +656,7 @@ describe('Queue on mq only: priorities, mq attributes and limits, side segments'
     const name = uniqueName('lim');
     made.push(name);
     try {
-      new Queue(name, { maxsize: 50 }).close();
+      new Queue(name, { maxsize: 50, transport: 'mq' }).close();
       throw new Error('a queue of 50 messages was created: this machine allows it, the test assumes msg_max 10');
     } catch (err) {
       expect(err).toMatchObject({ name: 'IPCError', code: 'EINVAL', syscall: 'mq_open', limit: 'fs.mqueue.msg_max', limitValue: 10 });
