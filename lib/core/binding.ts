@@ -177,6 +177,8 @@ export interface RingBinding {
   ringReceiveSync(h: Handle, timeoutMs: number): Buffer | null;
   /** Calls back (on the event loop) once the ring looks readable (1) or writable (2). */
   ringWait(h: Handle, want: 1 | 2, cb: WaitCallback): WaitToken;
+  /** Spins on this thread up to `ns` nanoseconds: true if the ring looked readable (1) / writable (2). */
+  ringSpin(h: Handle, want: 1 | 2, ns: number): boolean;
   ringClose(h: Handle): void;
   ringUnlink(path: string, name: string): void;
   readonly RING_LAYOUT: { dataStart: number; recordHeader: number; minCapacity: number; maxCapacity: number };

@@ -20,6 +20,17 @@ export const RECORD_HEADER: number = binding.RING_LAYOUT.recordHeader;
 export const MIN_CAPACITY: number = binding.RING_LAYOUT.minCapacity;
 export const MAX_CAPACITY: number = binding.RING_LAYOUT.maxCapacity;
 
+/**
+ * How long a wait first spins on the event loop's thread (nanoseconds) before
+ * it hands over to an engine thread: a peer that answers within that time (a
+ * round trip) is caught without a thread wake-up and hop. Override with
+ * POSIX_IPC_RING_SPIN_NS (0: never spin).
+ */
+const SPIN_NS = Number(process.env.POSIX_IPC_RING_SPIN_NS ?? 30_000);
+/** A wait that spun and found the ring ready: its report is a microtask away. */
+const SPUN = Symbol('spun');
+type Job = WaitToken | typeof SPUN | null;
+
 /** What a ring transport is asked for, beyond the common request. */
 export interface RingOpenRequest extends TransportOpenRequest {
   /** Ring bytes, or undefined: the existing one or DEFAULT_CAPACITY. */
@@ -38,8 +49,8 @@ export class RingTransport implements QueueTransport {
   readonly uid: number | undefined;
   #events = 0;
   #onReady: ReadyCallback | null = null;
-  #readJob: WaitToken | null = null;
-  #writeJob: WaitToken | null = null;
+  #readJob: Job = null;
+  #writeJob: Job = null;
   #closed = false;
 
   /** /dev/shm/pipc.NAME.queue for the OS name '/NAME'. */
@@ -144,17 +155,27 @@ export class RingTransport implements QueueTransport {
   #arm(): void {
     const events = this.#events;
     if (events & READABLE) {
-      this.#readJob ??= binding.ringWait(this.#h, READABLE, (err) => this.#fired(READABLE, err));
+      this.#readJob ??= this.#start(READABLE);
     } else if (this.#readJob !== null) {
-      binding.cancelWait(this.#readJob);
+      if (this.#readJob !== SPUN) binding.cancelWait(this.#readJob);
       this.#readJob = null;
     }
     if (events & WRITABLE) {
-      this.#writeJob ??= binding.ringWait(this.#h, WRITABLE, (err) => this.#fired(WRITABLE, err));
+      this.#writeJob ??= this.#start(WRITABLE);
     } else if (this.#writeJob !== null) {
-      binding.cancelWait(this.#writeJob);
+      if (this.#writeJob !== SPUN) binding.cancelWait(this.#writeJob);
       this.#writeJob = null;
     }
+  }
+
+  #start(which: 1 | 2): Job {
+    if (SPIN_NS > 0 && binding.ringSpin(this.#h, which, SPIN_NS)) {
+      queueMicrotask(() => {
+        if ((which === READABLE ? this.#readJob : this.#writeJob) === SPUN) this.#fired(which, null);
+      });
+      return SPUN;
+    }
+    return binding.ringWait(this.#h, which, (err) => this.#fired(which, err));
   }
 
   #fired(which: number, err: { errno: number } | null): void {
