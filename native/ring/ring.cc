@@ -540,18 +540,11 @@ Napi::Value RingOpen(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// Bytes of a Uint8Array argument; false with a pending TypeError.
-bool GetBytes(napi_env env, napi_value v, const uint8_t** data, size_t* len) {
-  napi_typedarray_type type;
-  void* p = nullptr;
-  bool is = false;
-  napi_is_typedarray(env, v, &is);
-  if (is) napi_get_typedarray_info(env, v, &type, len, &p, nullptr, nullptr);
-  if (!is || type != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "message must be a Uint8Array");
-    return false;
-  }
-  *data = static_cast<const uint8_t*>(p);
+// GetBytes (core/args.h) as bytes.
+inline bool GetData(napi_env env, napi_value v, const uint8_t** data, size_t* len) {
+  const char* p;
+  if (!GetBytes(env, v, &p, len)) return false;
+  *data = reinterpret_cast<const uint8_t*>(p);
   return true;
 }
 
@@ -581,7 +574,7 @@ napi_value RingSend(napi_env env, napi_callback_info cbinfo) {
   Ring* r = call.self->get();
   const uint8_t* data;
   size_t len;
-  if (!GetBytes(env, call.argv[1], &data, &len)) return nullptr;
+  if (!GetData(env, call.argv[1], &data, &len)) return nullptr;
   if (len > UINT32_MAX) return ThrowIPCErrorC(env, EMSGSIZE, "ring_put", r->name);
   return PutResult(env, r, Put(r, data, static_cast<uint32_t>(len)));
 }
@@ -619,7 +612,7 @@ napi_value RingSendMany(napi_env env, napi_callback_info cbinfo) {
     napi_get_element(env, call.argv[1], i, &item);
     const uint8_t* data;
     size_t len;
-    if (!GetBytes(env, item, &data, &len)) return nullptr;
+    if (!GetData(env, item, &data, &len)) return nullptr;
     int rc = len > UINT32_MAX ? -EMSGSIZE : Put(r, data, static_cast<uint32_t>(len));
     if (rc == kNoRoom) break;
     if (rc < 0) return Fail(env, r, rc, "ring_put");
@@ -637,7 +630,7 @@ napi_value RingReceiveInto(napi_env env, napi_callback_info cbinfo) {
   Ring* r = call.self->get();
   const uint8_t* data;
   size_t room;
-  if (!GetBytes(env, call.argv[1], &data, &room)) return nullptr;
+  if (!GetData(env, call.argv[1], &data, &room)) return nullptr;
   uint8_t* into = const_cast<uint8_t*>(data);
   int64_t n = GetWith(r, [&](const uint8_t* src, uint32_t len) {
     if (len > room) return false;
@@ -681,7 +674,7 @@ Napi::Value RingSendSync(const Napi::CallbackInfo& info) {
   Ring* r = UnwrapOpen<RingPtr>(info[0], "ring_put").get();
   const uint8_t* data;
   size_t len;
-  if (!GetBytes(env, info[1], &data, &len)) throw env.GetAndClearPendingException();
+  if (!GetData(env, info[1], &data, &len)) throw env.GetAndClearPendingException();
   if (len > UINT32_MAX) ThrowIPCError(env, EMSGSIZE, "ring_put", r->name);
   int64_t deadline = DeadlineFromMs(info[2].As<Napi::Number>().DoubleValue());
   for (;;) {
