@@ -289,18 +289,38 @@ int WaitFor(Ring* r, int want, int64_t until_ns, const std::atomic<bool>* cancel
   int32_t* m = r->m;
   int seq_word = want == kReadable ? kPutSeq : kGetSeq;
   int waiters_word = want == kReadable ? kGetWaiters : kPutWaiters;
+  int32_t* share = SlotRec(r, r->slot) + (want == kReadable ? kSlotGetWaiting : kSlotPutWaiting);
+  // The global count first, our slot's share second (and the reverse on the
+  // way out): a share never exceeds what its slot added to the count, so
+  // taking a dead slot's share back (ClaimShares) never undercounts (see OpenRing).
+  auto enter = [&] {
+    Add(m + waiters_word, 1);
+    Add(share, 1);
+  };
+  auto leave = [&] {
+    Add(share, -1);
+    Add(m + waiters_word, -1);
+  };
+  // Counted before `closed` is read (Close sets it before it reads the count).
+  r->sleepers.fetch_add(1);
+  struct Out {
+    Ring* r;
+    ~Out() {
+      if (r->sleepers.fetch_sub(1) == 1 && r->closed.load()) r->CloseFd();
+    }
+  } out{r};
   for (;;) {
     if (r->closed.load()) return EBADF;
     if (cancel != nullptr && cancel->load()) return ECANCELED;
-    Add(m + waiters_word, 1);
+    enter();
     int32_t seq = Load(m + seq_word);
     if (want == kReadable ? Readable(r) : Writable(r)) {
-      Add(m + waiters_word, -1);
+      leave();
       return 0;
     }
     int64_t now = MonotonicNs();
     if (until_ns >= 0 && now >= until_ns) {
-      Add(m + waiters_word, -1);
+      leave();
       return ETIMEDOUT;
     }
     int64_t end = now + kRecheckNs;
@@ -308,7 +328,7 @@ int WaitFor(Ring* r, int want, int64_t until_ns, const std::atomic<bool>* cancel
     timespec ts = NsToTimespec(end);
     long rc = Futex(m + seq_word, FUTEX_WAIT_BITSET, seq, &ts, FUTEX_BITSET_MATCH_ANY);
     int e = rc == -1 ? errno : 0;
-    Add(m + waiters_word, -1);
+    leave();
     if (e == EINTR) return EINTR;
   }
 }
@@ -444,7 +464,13 @@ std::shared_ptr<Ring> OpenRing(const std::string& name, const std::string& path,
     Rollback(r.get());
     Unlock(r.get());
   }
-  Store(SlotRec(r.get(), id) + kSlotPid, static_cast<int32_t>(getpid()));
+  // Waiters of a previous owner killed in its sleep still count in the
+  // waiter words (so producers would make a needless FUTEX_WAKE): take their
+  // share back.
+  int32_t* rec = SlotRec(r.get(), id);
+  Add(r->m + kGetWaiters, -__atomic_exchange_n(rec + kSlotGetWaiting, 0, __ATOMIC_SEQ_CST));
+  Add(r->m + kPutWaiters, -__atomic_exchange_n(rec + kSlotPutWaiting, 0, __ATOMIC_SEQ_CST));
+  Store(rec + kSlotPid, static_cast<int32_t>(getpid()));
   return r;
 }
 
@@ -456,8 +482,9 @@ Ring::~Ring() {
 }
 
 // Our sleepers (engine threads, whose jobs keep the mapping alive through
-// their reference) wake, see `closed` and leave; the descriptor closes at
-// once, which frees the slot.
+// their reference) wake, see `closed` and leave; the descriptor, and with it
+// the slot, closes at once or when the last of them is out (a new owner of
+// the slot must not take back shares that are still ours).
 void Ring::Close() {
   if (closed.exchange(true)) return;
   if (m != nullptr) {
@@ -465,8 +492,12 @@ void Ring::Close() {
     Futex(m + kPutSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
     Futex(m + kGetSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
   }
-  if (fd >= 0) close(fd);
-  fd = -1;
+  if (sleepers.load() == 0) CloseFd();
+}
+
+void Ring::CloseFd() {
+  int d = __atomic_exchange_n(&fd, -1, __ATOMIC_SEQ_CST);
+  if (d >= 0) close(d);
 }
 
 namespace {

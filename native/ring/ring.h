@@ -48,7 +48,9 @@ enum Header : int {
 
 // Int32 word indices inside a slot.
 enum SlotWord : int {
-  kSlotPid = 0,  // the owner's pid (informational: liveness is the OFD lock)
+  kSlotPid = 0,         // the owner's pid (informational: liveness is the OFD lock)
+  kSlotGetWaiting = 1,  // this slot's share of kGetWaiters
+  kSlotPutWaiting = 2,  // this slot's share of kPutWaiters
 };
 
 constexpr int32_t kMagicValue = 0x51504950;
@@ -78,6 +80,9 @@ struct Ring {
   uint32_t cap = 0;
   int32_t slot = 0;
   std::atomic<bool> closed{false};
+  // Threads inside a wait: the descriptor (and with it the slot, whose
+  // waiter shares they still hold) is closed by the last one out.
+  std::atomic<int> sleepers{0};
   // Record bytes the last put that found no room needed (a writable waiter
   // waits until that much fits).
   std::atomic<uint32_t> want_need{kRecordHeader};
@@ -86,6 +91,7 @@ struct Ring {
 
   ~Ring();
   void Close();
+  void CloseFd();
 };
 
 }  // namespace ring
