@@ -140,6 +140,26 @@ describe('posix-ipc ls and info', () => {
   });
 });
 
+describe('posix-ipc and shared-memory queues', () => {
+  it('ls sees a shm queue with its depth; rm removes it', async () => {
+    const n = name('ring');
+    const q = new Queue(n, { transport: 'shm', maxsize: 7 });
+    try {
+      q.putNowait(1);
+      q.putNowait(2);
+      const { entries } = await lsJson(n);
+      expect(entries).toEqual([
+        expect.objectContaining({ kind: 'queue', name: n, mode: '0600', state: { depth: 2, maxsize: 7, maxMessageSize: 8 * 1024 * 1024 - 8 } }),
+      ]);
+    } finally {
+      q.close();
+    }
+    const r = expectOk(await cli(['rm', n])).stdout;
+    expect(r).toContain(`removed queue ${n}`);
+    expect(existsSync(`/dev/shm/pipc.${n}.queue`)).toBe(false);
+  });
+});
+
 describe('posix-ipc rm', () => {
   it('removes exactly the names it is given: every kind at each, nothing else', async () => {
     const a = name('rma');
