@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { chownSync, closeSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { binding } from '../../lib/core/binding.js';
 import { Empty, IPCError, Queue } from '../../lib/index.js';
 import { FIXTURES, IS_ROOT, ourShmEntries, queueExists, sleep, uniqueName } from '../helpers/index.js';
@@ -354,6 +354,48 @@ describe('shm wake-ups', () => {
     expect(us).toHaveLength(10);
     // Woken by the futex: a few hundred µs at most on a busy machine; the re-check alone would give 0-250 ms (median 125).
     expect(us[4]!).toBeLessThan(50_000);
+  });
+});
+
+/** test/fixtures/queue/ring_peer.c, compiled once (cc -O2). */
+let peerBin: string | undefined;
+function ringPeer(): string {
+  if (peerBin === undefined) {
+    const bin = `/tmp/pipc-test-ring-peer-${process.pid}`;
+    execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(FIXTURES, 'queue/ring_peer.c')], { stdio: 'inherit' });
+    peerBin = bin;
+  }
+  return peerBin;
+}
+afterAll(() => {
+  if (peerBin !== undefined) rmSync(peerBin, { force: true });
+});
+
+describe('shm with a C peer written from docs/api.md alone', () => {
+  it('node puts, C gets: 3000 items through a 4 KiB ring (wrapping, both sides waiting), in order', async () => {
+    const q = fresh<{ n: number; s: string }>({ capacity: 4096 });
+    const child = spawn(ringPeer(), ['get', q.name, '3000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const gone = new Promise<number | null>((r) => child.once('exit', r));
+    for (let i = 0; i < 3000; i++) await q.put({ n: i, s: 'x'.repeat(i % 300) }, { timeout: 10_000 });
+    expect(await gone).toBe(0);
+    const got = out.trim().split('\n').map((l) => JSON.parse(l) as { n: number; s: string });
+    expect(got).toHaveLength(3000);
+    got.forEach((x, i) => expect(x).toEqual({ n: i, s: 'x'.repeat(i % 300) }));
+    expect(q.qsize()).toBe(0);
+  });
+
+  it('C puts, node gets: 3000 items, waiting on the futex words both ways, in order', async () => {
+    const q = fresh<{ c: number }>({ capacity: 1024 });
+    const child = spawn(ringPeer(), ['put', q.name, '3000'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const gone = new Promise<number | null>((r) => child.once('exit', r));
+    for (let i = 0; i < 3000; i++) {
+      const x = i % 2 === 0 ? await q.get({ timeout: 10_000 }) : q.getSync({ timeout: 10_000 });
+      expect(x).toEqual({ c: i });
+    }
+    expect(await gone).toBe(0);
+    expect(q.qsize()).toBe(0);
   });
 });
 
