@@ -169,7 +169,7 @@ export interface RingBinding {
   ringSend(h: Handle, bytes: Uint8Array): boolean;
   ringSendText(h: Handle, text: string): boolean;
   ringSendMany(h: Handle, bytes: Uint8Array[], start: number): number;
-  /** The item's length, or -1 when empty. */
+  /** The item's length, -1 when empty, or -2 - length when `into` is too short (the item stays). */
   ringReceiveInto(h: Handle, into: Buffer): number;
   ringSize(h: Handle): number;
   ringFull(h: Handle): boolean;

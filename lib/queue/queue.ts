@@ -254,6 +254,8 @@ function validateOnDecodeError(value: unknown): OnDecodeError {
 }
 
 const RESOLVED = Promise.resolve();
+/** A ring queue's first receive buffer (it grows to the largest item). */
+const RX_START = 64 * 1024;
 /** What #take returns from an empty queue (items may be null or undefined). */
 const NONE: unique symbol = Symbol('none');
 
@@ -301,7 +303,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   #events = 0;
   readonly #onPoll: ReadyCallback;
   /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
-  readonly #rx: Buffer;
+  #rx: Buffer;
   /** The json codec: short items go to mq_send as text, without a Buffer. */
   readonly #json: boolean;
   /** A DecodeError that stopped a batch after some items were delivered: the next receive reports it. */
@@ -361,7 +363,10 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     this.#segmentMode = t.mode;
     this.#segmentOwners = segmentOwners(t.uid, t.mode);
     this.#onPoll = (status) => this.#serve(status);
-    this.#rx = Buffer.allocUnsafeSlow(t.maxMessageSize);
+    // A ring's items may be up to its capacity: its buffer starts small and
+    // grows to the largest item received (an 8 MiB buffer per handle would
+    // weigh on the GC's external-memory accounting).
+    this.#rx = Buffer.allocUnsafeSlow(kind === 'mq' ? t.maxMessageSize : Math.min(t.maxMessageSize, RX_START));
     this.#json = isJsonCodec(this.#codec);
     this.#onDecodeError = validateOnDecodeError(o.onDecodeError);
   }
@@ -440,7 +445,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** Receives one message and decodes it; NONE when the queue is empty. */
   #take(h: QueueTransport): T | typeof NONE {
     if (this.#undelivered !== NONE) throw this.#takeUndelivered();
-    const n = h.receiveInto(this.#rx);
+    const n = this.#receive(h);
     return n < 0 ? NONE : this.#decodeRx(n);
   }
 
@@ -457,7 +462,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     while (taken < max) {
       let n: number;
       try {
-        n = h.receiveInto(this.#rx);
+        n = this.#receive(h);
       } catch (err) {
         if (taken > 0) break;
         throw err;
@@ -480,6 +485,15 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     const err = this.#undelivered;
     this.#undelivered = NONE;
     return err;
+  }
+
+  /** Receives one message into #rx, growing it for a larger item: its length, or -1 when empty. */
+  #receive(h: QueueTransport): number {
+    const n = h.receiveInto(this.#rx);
+    if (n >= -1) return n;
+    // -2 - length: the item did not fit and is still there.
+    this.#rx = Buffer.allocUnsafeSlow(Math.max(-2 - n, this.#rx.length * 2));
+    return h.receiveInto(this.#rx);
   }
 
   /** Decodes the `n` bytes just received into #rx. @throws DecodeError */
@@ -839,7 +853,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       }
       let value: unknown;
       if (g.data.max === 0) {
-        const n = h.receiveInto(this.#rx);
+        const n = this.#receive(h);
         if (n < 0) return;
         try {
           value = this.#decodeRx(n);

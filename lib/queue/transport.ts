@@ -47,7 +47,11 @@ export interface QueueTransport {
   sendText(text: string, priority: number): boolean;
   /** Sends bytes[start..] in order until full; how many were sent. */
   sendMany(bytes: Uint8Array[], priority: number, start: number): number;
-  /** Receives one message into `into` (>= maxMessageSize bytes): its length, or -1 when empty. */
+  /**
+   * Receives one message into `into`: its length, or -1 when empty. A
+   * transport whose messages may be longer than `into` returns -2 - length
+   * and keeps the message (mq: `into` always has maxMessageSize bytes).
+   */
   receiveInto(into: Buffer): number;
   /** The priority of the message received last. */
   lastPriority(): number;

@@ -654,7 +654,8 @@ napi_value RingSendMany(napi_env env, napi_callback_info cbinfo) {
   return result;
 }
 
-// ringReceiveInto(h, buffer) -> the item's length, or -1 when empty.
+// ringReceiveInto(h, buffer) -> the item's length, -1 when empty, or
+// -2 - length when the item is longer than the buffer (it is left there).
 napi_value RingReceiveInto(napi_env env, napi_callback_info cbinfo) {
   HandleCall<RingPtr, 2> call(env, cbinfo, "ring_get");
   if (call.self == nullptr) return nullptr;
@@ -663,12 +664,16 @@ napi_value RingReceiveInto(napi_env env, napi_callback_info cbinfo) {
   size_t room;
   if (!GetData(env, call.argv[1], &data, &room)) return nullptr;
   uint8_t* into = const_cast<uint8_t*>(data);
+  uint32_t wanted = 0;
   int64_t n = GetWith(r, [&](const uint8_t* src, uint32_t len) {
+    wanted = len;
     if (len > room) return false;
     if (len > 0) memcpy(into, src, len);
     return true;
   });
-  if (n < kNoItem) return Fail(env, r, n, "ring_get");
+  // Too long for the buffer (the item stays): -2 - its length, for a larger one.
+  if (n == -ENOBUFS) n = -2 - static_cast<int64_t>(wanted);
+  else if (n < kNoItem) return Fail(env, r, n, "ring_get");
   napi_value result;
   napi_create_int64(env, n, &result);
   return result;

@@ -193,6 +193,23 @@ describe('shm: sizes, priorities and kinds', () => {
     expect(q.qsize()).toBe(9);
   });
 
+  it('items larger than the first receive buffer (64 KiB) arrive whole, by get, getNowait, getMany and for await', async () => {
+    const q = fresh<Buffer>({ codec: 'raw', capacity: 4 << 20 });
+    const w = new Queue<Buffer>(q.name, { codec: 'raw', create: false });
+    opened.push(w);
+    const big = (n: number) => Buffer.alloc(n, n & 0xff);
+    const sizes = [10, 70_000, 65_536, 1_000_000, 5, 3_000_000];
+    for (const n of sizes) w.putNowait(big(n));
+    expect(q.getNowait().equals(big(10))).toBe(true);
+    expect((await q.get()).equals(big(70_000))).toBe(true);
+    const batch = await q.getMany(3);
+    expect(batch.map((b) => b.length)).toEqual([65_536, 1_000_000, 5]);
+    for await (const b of q) {
+      expect(b.equals(big(3_000_000))).toBe(true);
+      break;
+    }
+  });
+
   it('priorities are IPCError ENOTSUP on shm (a ring is strictly FIFO); priority 0 is accepted', async () => {
     const q = fresh<string>();
     const notsup = expect.objectContaining({ name: 'IPCError', code: 'ENOTSUP', message: expect.stringMatching(/priorities need transport 'mq'/) });
