@@ -420,6 +420,8 @@ interface Life {
   child: ChildProcess;
   role: 'producer' | 'consumer';
   gone: Promise<void>;
+  /** Resolves when the child has the queue open and starts working. */
+  ready: Promise<void>;
 }
 
 describe('shm chaos: producers and consumers SIGKILLed at random', () => {
@@ -438,6 +440,8 @@ describe('shm chaos: producers and consumers SIGKILLed at random', () => {
       const args = role === 'producer' ? ['produce', q.name, String(p), String(++generation)] : ['consume', q.name];
       const child = spawn(process.execPath, [fixture, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
       let rest = '';
+      let onReady: () => void = () => {};
+      const ready = new Promise<void>((r) => (onReady = r));
       const last = new Map<string, number>();
       child.stdout!.setEncoding('utf8').on('data', (d: string) => {
         const lines = (rest + d).split('\n');
@@ -452,10 +456,11 @@ describe('shm chaos: producers and consumers SIGKILLed at random', () => {
             if ((last.get(stream) ?? -1) >= ii!) outOfOrder.push(key!);
             last.set(stream, ii!);
           } else if (kind === 'bad') bad.push(line);
+          else if (kind === 'ready') onReady();
         }
       });
       const gone = new Promise<void>((r) => child.once('exit', () => r()));
-      const life = { child, role, gone };
+      const life = { child, role, gone, ready };
       lives.push(life);
       return life;
     };
@@ -470,6 +475,8 @@ describe('shm chaos: producers and consumers SIGKILLed at random', () => {
       await sleep(20 + random() * 120);
       const k = Math.floor(random() * slots.length);
       const life = slots[k]!;
+      // Killed at work, not while node starts (slow under ASan): at most a few seconds' wait.
+      await Promise.race([life.ready, life.gone, sleep(3000)]);
       life.child.kill('SIGKILL');
       await life.gone;
       if (life.role === 'consumer') consumerKills++;
@@ -511,8 +518,8 @@ describe('shm chaos: producers and consumers SIGKILLed at random', () => {
     expect(missing.length).toBeLessThanOrEqual(consumerKills);
     expect(unreported.length).toBeLessThanOrEqual(producerKills);
     expect(resolved.size).toBeGreaterThan(500);
-    expect(consumerKills).toBeGreaterThan(10);
-    expect(producerKills).toBeGreaterThan(10);
+    expect(consumerKills).toBeGreaterThan(5);
+    expect(producerKills).toBeGreaterThan(5);
     // And the ring still works for everyone.
     q.putNowait({ p: 9, g: 9, i: 9 });
     expect(q.getNowait()).toEqual({ p: 9, g: 9, i: 9 });
