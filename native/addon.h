@@ -79,6 +79,7 @@ void InitSemaphore(Napi::Env env, Napi::Object exports);
 void InitRobust(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
 void InitPipe(Napi::Env env, Napi::Object exports);
+void InitRing(Napi::Env env, Napi::Object exports);
 #if PIPC_HAVE_MQ
 // native/mq is built where POSIX message queues exist (binding.gyp).
 void InitMq(Napi::Env env, Napi::Object exports);

@@ -20,8 +20,9 @@ const resultsName = `${tag}-results`;
 const JOBS = 40;
 const BIG = 200_000;
 
-const jobs = new Queue(jobsName, { maxsize: 10, exclusive: true });
-const results = new Queue(resultsName, { maxsize: 10, exclusive: true });
+// transport 'mq': the python worker speaks POSIX message queues (ctypes mq_*).
+const jobs = new Queue(jobsName, { maxsize: 10, exclusive: true, transport: 'mq' });
+const results = new Queue(resultsName, { maxsize: 10, exclusive: true, transport: 'mq' });
 let ok = false;
 const children = [];
 

@@ -149,6 +149,7 @@ export function listShm(dir = SHM_DIR): Entry[] {
     if (c.pid !== undefined) e.pid = c.pid;
     if (c.kind === 'semaphore') Object.assign(e, semaphoreState(c.name, st, !file.startsWith(SEM_FILE_PREFIX)));
     else if (c.kind === 'segment') e.state = { bytes: st.size };
+    else if (c.kind === 'queue') Object.assign(e, queueState(c.name));
     out.push(e);
   }
   return out;

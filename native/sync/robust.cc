@@ -19,6 +19,8 @@
 #include "../addon.h"
 #include "../core/errors.h"
 #include "../core/posix.h"
+#include "../core/safe-open.h"
+#include "../core/shared-words.h"
 #include "../core/wait.h"
 
 namespace pipc {
@@ -26,14 +28,11 @@ namespace robust {
 
 namespace {
 
-// Atomic access to words of the mapping (shared with other processes).
-inline int32_t Load(const int32_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-inline void Store(int32_t* p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
-inline bool Cas(int32_t* p, int32_t* expected, int32_t desired) {
-  return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
-                                     __ATOMIC_SEQ_CST);
-}
-inline int32_t Add(int32_t* p, int32_t v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
+using shared::Add;
+using shared::Cas;
+using shared::Futex;
+using shared::Load;
+using shared::Store;
 
 constexpr int32_t kTotalWords = static_cast<int32_t>(kSegmentBytes / 4);
 
@@ -58,20 +57,9 @@ double LoadDouble(const int32_t* words, int index) {
   return v;
 }
 
-long Futex(int32_t* addr, int op, int32_t val, const timespec* ts, uint32_t bitset) {
-  return syscall(SYS_futex, addr, op, val, ts, nullptr, bitset);
-}
-
 // True unless the kernel says nobody holds the slot's OFD lock.
 bool SlotAlive(Seg* s, int32_t id) {
-  if (id == s->slot) return true;
-  struct flock fl = {};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = SlotOffset(id);
-  fl.l_len = 1;
-  if (fcntl(s->fd, F_OFD_GETLK, &fl) == -1) return true;
-  return fl.l_type != F_UNLCK;
+  return id == s->slot || shared::SlotAlive(s->fd, SlotOffset(id));
 }
 
 // The undo journal of our own slot: old values first, then the count, then
@@ -430,58 +418,11 @@ void InitHeader(int32_t* m, int32_t initial, int32_t max) {
   m[kMagic] = kMagicValue;
 }
 
-// Creates the segment fully initialised under no name, then links it into
-// place: an opener sees either no file or a complete header.
-int CreateAndLink(const std::string& path, mode_t mode, int32_t initial, int32_t max,
-                  int* out_fd, const char** syscall_out) {
-  int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
-  if (fd == -1) {
-    *syscall_out = "open";
-    return errno;
-  }
-  if (RetryEintr([&] { return ftruncate(fd, static_cast<off_t>(kSegmentBytes)); }) == -1) {
-    int e = errno;
-    close(fd);
-    *syscall_out = "ftruncate";
-    return e;
-  }
-  void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) {
-    int e = errno;
-    close(fd);
-    *syscall_out = "mmap";
-    return e;
-  }
-  InitHeader(static_cast<int32_t*>(p), initial, max);
-  munmap(p, kSegmentBytes);
-  char proc[64];
-  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  if (linkat(AT_FDCWD, proc, AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == -1) {
-    int e = errno;
-    close(fd);
-    *syscall_out = "link";
-    return e;
-  }
-  *out_fd = fd;
-  return 0;
-}
-
 int ClaimSlot(Seg* s) {
-  int32_t start = static_cast<int32_t>(getpid() % kSlotCount);
-  for (int32_t i = 0; i < kSlotCount; i++) {
-    int32_t id = 1 + (start + i) % kSlotCount;
-    struct flock fl = {};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = SlotOffset(id);
-    fl.l_len = 1;
-    if (fcntl(s->fd, F_OFD_SETLK, &fl) == 0) {
-      s->slot = id;
-      return 0;
-    }
-    if (errno != EAGAIN && errno != EACCES) return errno;
-  }
-  return ENOSPC;
+  int32_t id = shared::ClaimSlot(s->fd, kSlotCount, SlotOffset);
+  if (id < 0) return -id;
+  s->slot = id;
+  return 0;
 }
 
 std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, bool create,
@@ -505,7 +446,9 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
       r->err = errno;
       return nullptr;
     }
-    int e = CreateAndLink(path, mode, initial, max, &fd, &r->syscall);
+    int e = CreateLinkedShmFile(
+        path.c_str(), mode, kSegmentBytes,
+        [&](void* p) { InitHeader(static_cast<int32_t*>(p), initial, max); }, &fd, &r->syscall);
     if (e == 0) {
       s->fd = fd;
       r->created = true;
