@@ -1,0 +1,16 @@
+"""pipc: the Python side of posix-ipc (the npm package), standard library only.
+
+Opens by name the same operating-system objects as the Node.js classes, and
+speaks their protocols: crash-safe semaphores, message queues with the JSON
+codec and large-item side segments, shared memory, Value and SharedArray with
+real atomics. Find it with::
+
+    PYTHONPATH=$(npx posix-ipc python-path) python3 app.py
+
+Named ``pipc`` so that it cannot be confused with PyPI's ``posix_ipc``.
+"""
+from ._errors import IPCError
+from .semaphore import SEM_VALUE_MAX, BoundedSemaphore, Lock, OwnerDead, Semaphore
+
+__all__ = ["IPCError", "Semaphore", "BoundedSemaphore", "Lock", "OwnerDead", "SEM_VALUE_MAX"]
+__version__ = "0.1.0"
