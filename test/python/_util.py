@@ -31,8 +31,10 @@ class IPCTestCase(unittest.TestCase):
     def setUp(self) -> None:
         self._shm_before = ours()
         self._fds_before = fd_count()
+        # Registered first, so it runs after every other cleanup of the test.
+        self.addCleanup(self._check_leaks)
 
-    def tearDown(self) -> None:
+    def _check_leaks(self) -> None:
         leaked = [e for e in ours() if e not in self._shm_before]
         for e in leaked:
             try:
