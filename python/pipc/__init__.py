@@ -12,6 +12,8 @@ Named ``pipc`` so that it cannot be confused with PyPI's ``posix_ipc``.
 from ._errors import IPCError
 from .queue import MQ_PRIO_MAX, Empty, Full, Queue
 from .semaphore import SEM_VALUE_MAX, BoundedSemaphore, Lock, OwnerDead, Semaphore
+from .shm import PAGE_SIZE, SharedArray, SharedMemory, Value
 
-__all__ = ["IPCError", "Queue", "Empty", "Full", "MQ_PRIO_MAX", "Semaphore", "BoundedSemaphore", "Lock", "OwnerDead", "SEM_VALUE_MAX"]
+__all__ = ["IPCError", "Queue", "Empty", "Full", "MQ_PRIO_MAX", "Semaphore", "BoundedSemaphore", "Lock", "OwnerDead", "SEM_VALUE_MAX",
+           "SharedMemory", "Value", "SharedArray", "PAGE_SIZE"]
 __version__ = "0.1.0"
