@@ -181,6 +181,8 @@ class Queue:
         self._prio = ctypes.c_uint()
         self.last_priority = 0
         """The priority of the item received last."""
+        self.last_large = False
+        """True if the item received last travelled through a side segment."""
 
     # -- attributes ------------------------------------------------------------
 
@@ -312,7 +314,8 @@ class Queue:
         msg = self._receive(0.0 if not block else timeout)
         if msg is None:
             raise Empty()
-        if msg.startswith(LARGE_MAGIC):
+        self.last_large = msg.startswith(LARGE_MAGIC)
+        if self.last_large:
             msg = self._read_large(msg)
         return self._codec.decode(msg)
 
