@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional, Tuple, Union
 from . import _libc as C
 from ._errors import IPCError, closed_error, ipc_error
 from ._names import NAME_MAX, SHM_DIR, validate_name
+from ._closable import Closable
 from .semaphore import _hybrid
 
 __all__ = ["Queue", "Empty", "Full", "MQ_PRIO_MAX", "LARGE_MAGIC"]
@@ -108,7 +109,7 @@ def _codec(option: Union[str, Codec, Any]) -> Codec:
     raise TypeError("codec must be 'json', 'raw' or an object with encode() and decode()")
 
 
-class Queue:
+class Queue(Closable):
     """A FIFO of items (by priority, then order) shared by name across
     processes, Node and Python: a POSIX message queue.
 
@@ -259,20 +260,9 @@ class Queue:
         self.put(item, False, priority=priority)
 
     def _send(self, data: bytes, priority: int, timeout: Optional[float]) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = 3600.0 * 24 * 365 if deadline is None else deadline - time.monotonic()
-            ts = C.realtime_deadline(left)
-            if _mq.mq_timedsend(self._fd("mq_timedsend"), data, len(data), priority, ctypes.byref(ts)) == 0:
-                return True
-            e = ctypes.get_errno()
-            if e == _errno.EINTR:
-                continue
-            if e == _errno.ETIMEDOUT:
-                if deadline is None:
-                    continue
-                return False
-            raise ipc_error(e, "mq_timedsend", self._name)
+        fd = self._fd("mq_timedsend")
+        return _timed(lambda ts: _mq.mq_timedsend(fd, data, len(data), priority, ts), "mq_timedsend",
+                      self._name, timeout) >= 0
 
     def _write_large(self, data: bytes) -> Tuple[bytes, str]:
         bare = self._name[1:]
@@ -324,23 +314,13 @@ class Queue:
         return self.get(False)
 
     def _receive(self, timeout: Optional[float]) -> Optional[bytes]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = 3600.0 * 24 * 365 if deadline is None else deadline - time.monotonic()
-            ts = C.realtime_deadline(left)
-            n = _mq.mq_timedreceive(self._fd("mq_timedreceive"), self._buf, self._msgsize,
-                                    ctypes.byref(self._prio), ctypes.byref(ts))
-            if n >= 0:
-                self.last_priority = self._prio.value
-                return self._buf.raw[:n]
-            e = ctypes.get_errno()
-            if e == _errno.EINTR:
-                continue
-            if e == _errno.ETIMEDOUT:
-                if deadline is None:
-                    continue
-                return None
-            raise ipc_error(e, "mq_timedreceive", self._name)
+        fd = self._fd("mq_timedreceive")
+        n = _timed(lambda ts: _mq.mq_timedreceive(fd, self._buf, self._msgsize, ctypes.byref(self._prio), ts),
+                   "mq_timedreceive", self._name, timeout)
+        if n < 0:
+            return None
+        self.last_priority = self._prio.value
+        return self._buf.raw[:n]
 
     def _read_large(self, desc: bytes) -> bytes:
         """Reads and removes the side segment a descriptor names, checking what is
@@ -428,18 +408,6 @@ class Queue:
     unlink = _hybrid(_unlink_name, _unlink_self)
     """``q.unlink()`` removes this queue's name; ``Queue.unlink(name)`` removes ``name``."""
 
-    def __enter__(self) -> "Queue":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def __iter__(self) -> "Queue":
         return self
 
@@ -448,6 +416,24 @@ class Queue:
 
     def __repr__(self) -> str:
         return f"<Queue {self._name!r} maxsize={getattr(self, '_maxsize', '?')}{' closed' if self.closed else ''}>"
+
+
+def _timed(call: Callable[[Any], int], syscall: str, name: str, timeout: Optional[float]) -> int:
+    """Runs an mq_timed* call until it succeeds (its result), times out after
+    ``timeout`` seconds (None: never; -1), or fails (IPCError); EINTR retries
+    (a Python signal handler has run in between)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = 3600.0 * 24 * 365 if deadline is None else deadline - time.monotonic()
+        r = call(ctypes.byref(C.realtime_deadline(left)))
+        if r >= 0:
+            return r
+        e = ctypes.get_errno()
+        if e == _errno.EINTR or (e == _errno.ETIMEDOUT and deadline is None):
+            continue
+        if e == _errno.ETIMEDOUT:
+            return -1
+        raise ipc_error(e, syscall, name)
 
 
 def _remove_segment(segment: str) -> bool:

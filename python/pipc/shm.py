@@ -30,6 +30,7 @@ import time
 from typing import Any, Iterable, Iterator, Optional, Union
 
 from . import _libc as C
+from ._closable import Closable
 from ._errors import IPCError, closed_error, ipc_error
 from ._names import PLAIN_SEM_RESERVED, SHM_DIR, validate_name
 from .semaphore import Lock, Semaphore, _hybrid
@@ -110,7 +111,7 @@ def _open_error(e: OSError, name: str) -> IPCError:
     return ipc_error(e.errno or _errno.EIO, "shm_open", name)
 
 
-class SharedMemory:
+class SharedMemory(Closable):
     """A named POSIX shared-memory segment, shaped like
     ``multiprocessing.shared_memory.SharedMemory``.
 
@@ -238,18 +239,6 @@ class SharedMemory:
     unlink = _hybrid(_unlink_name, _unlink_self)
     """``shm.unlink()`` removes this segment's name; ``SharedMemory.unlink(name)`` removes ``name``."""
 
-    def __enter__(self) -> "SharedMemory":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def __repr__(self) -> str:
         return f"SharedMemory({self.name!r}, size={getattr(self, '_size', 0)})"
 
@@ -257,7 +246,7 @@ class SharedMemory:
 Scalar = Union[int, float]
 
 
-class _Cells:
+class _Cells(Closable):
     """What Value and SharedArray share: a segment of typed cells, a lock
     found by the same name, atomics and the lifecycle."""
 
@@ -445,17 +434,6 @@ class _Cells:
     unlink = _hybrid(_unlink_name, _unlink_self)
     """``v.unlink()`` / ``Value.unlink(name)``: removes the segment's name and its lock's."""
 
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def _unlink_lock_quietly(name: str) -> None:
