@@ -120,35 +120,44 @@ def atomic_cas(addr: int, size: int, expected: int, desired: int) -> int:
     return exp.value
 
 
+# The 32-bit word operations of the crash-safe semaphore protocol, bound once
+# (they run several times per acquire and release).
+if _atomic is not None:
+    _cas4 = _atomic.__atomic_compare_exchange_4
+    _add4 = _atomic.__atomic_fetch_add_4
+    _load4 = _atomic.__atomic_load_4
+    _store4 = _atomic.__atomic_store_4
+_U32 = ctypes.c_uint32
+
+
 def cas32(addr: int, expected: int, desired: int) -> bool:
     """32-bit CAS on a signed word: True if it stored ``desired``."""
-    exp = ctypes.c_uint32(expected & 0xFFFFFFFF)
-    return bool(_need_atomic().__atomic_compare_exchange_4(
-        addr, ctypes.byref(exp), desired & 0xFFFFFFFF, False, SEQ_CST, SEQ_CST))
+    return bool(_cas4(addr, ctypes.byref(_U32(expected & 0xFFFFFFFF)), desired & 0xFFFFFFFF, False, SEQ_CST, SEQ_CST))
 
 
 def cas32_found(addr: int, expected: int, desired: int) -> int:
     """32-bit CAS; returns the (signed) value found."""
-    v = atomic_cas(addr, 4, expected, desired)
+    exp = _U32(expected & 0xFFFFFFFF)
+    _cas4(addr, ctypes.byref(exp), desired & 0xFFFFFFFF, False, SEQ_CST, SEQ_CST)
+    v = exp.value
     return v - (1 << 32) if v >= 1 << 31 else v
 
 
 def add32(addr: int, delta: int) -> int:
     """Atomic 32-bit add; returns the new (signed) value."""
-    old = atomic_rmw("fetch_add", addr, 4, delta)
-    new = (old + delta) & 0xFFFFFFFF
+    new = (_add4(addr, delta & 0xFFFFFFFF, SEQ_CST) + delta) & 0xFFFFFFFF
     return new - (1 << 32) if new >= 1 << 31 else new
 
 
 def load32(addr: int) -> int:
     """Atomic signed 32-bit load."""
-    v = atomic_load(addr, 4)
+    v = _load4(addr, SEQ_CST)
     return v - (1 << 32) if v >= 1 << 31 else v
 
 
 def store32(addr: int, value: int) -> None:
     """Atomic 32-bit store."""
-    atomic_store(addr, 4, value)
+    _store4(addr, value & 0xFFFFFFFF, SEQ_CST)
 
 
 # --- linkat ---------------------------------------------------------------------
