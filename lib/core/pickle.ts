@@ -37,12 +37,17 @@ export interface PickleEncodeOptions {
 /** Options of the pickle decoder. */
 export interface PickleDecodeOptions {
   /**
-   * What a Python `dict` becomes: `'object'` (default), an object with a
-   * null prototype whose keys are the dict's `str` keys (and `int` keys as
-   * their decimal text; other key types are refused), or `'map'`, a Map
-   * keyed by the decoded keys, in the dict's order.
+   * What a Python `dict` becomes:
+   * - `'object'` (default): a plain object, as `JSON.parse` makes, whose
+   *   keys are the dict's `str` keys (and `int` keys as their decimal text;
+   *   other key types are refused). A `'__proto__'` key is an own property
+   *   (defined, never assigned), so no prototype changes.
+   * - `'null-prototype'`: the same keys on an object with a null prototype
+   *   (no inherited `toString`, `hasOwnProperty`...; slower to build).
+   * - `'map'`: a Map keyed by the decoded keys (any hashable type), in the
+   *   dict's order.
    */
-  dicts?: 'object' | 'map';
+  dicts?: 'object' | 'null-prototype' | 'map';
   /** The deepest nesting of containers accepted (default 1000). A cycle is refused. */
   maxDepth?: number;
 }
@@ -199,6 +204,7 @@ class Decoder {
   at = 0;
   op = 0;
   readonly maps: boolean;
+  readonly nullProto: boolean;
   readonly maxDepth: number;
   readonly stack: unknown[] = [];
   readonly marks: number[] = [];
@@ -210,6 +216,7 @@ class Decoder {
   constructor(b: Buffer, o: PickleDecodeOptions | undefined) {
     this.b = b;
     this.maps = o?.dicts === 'map';
+    this.nullProto = o?.dicts === 'null-prototype';
     this.maxDepth = o?.maxDepth ?? DEFAULT_MAX_DEPTH;
   }
 
@@ -293,6 +300,17 @@ class Decoder {
     const items = this.stack.splice(m);
     return items;
   }
+  /** Pops the innermost mark and returns where its items start; the caller truncates the stack. */
+  popMarkAt(): number {
+    const m = this.marks.pop();
+    if (m === undefined) this.fail('there is no MARK to close');
+    return m;
+  }
+  /** The item just below the mark's items at `m` (the container they go into). */
+  below(m: number): unknown {
+    if (m <= this.fence()) this.fail('the stack is empty (stack underflow)');
+    return this.stack[m - 1];
+  }
   pushContainer(v: unknown): void {
     if (v !== null && typeof v === 'object' && !Buffer.isBuffer(v)) this.shared = true;
     this.stack.push(v);
@@ -307,11 +325,12 @@ class Decoder {
     return items;
   }
   newDict(): unknown {
-    return this.maps ? new Map() : Object.create(null);
+    return this.maps ? new Map() : this.nullProto ? Object.create(null) : {};
   }
   isDict(v: unknown): boolean {
     if (this.maps) return v instanceof Map;
-    return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === null;
+    // Only dicts are made with these prototypes here (lists are arrays, bytes Buffers).
+    return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === (this.nullProto ? null : Object.prototype);
   }
   setItem(d: unknown, k: unknown, v: unknown): void {
     if (this.maps) {
@@ -323,16 +342,22 @@ class Decoder {
     if (typeof k === 'string') key = k;
     else if (typeof k === 'bigint' || (typeof k === 'number' && Number.isInteger(k) && !Object.is(k, -0) && isIntKey(k))) key = String(k);
     else this.fail(`a dict key of type ${describe(k, this.kinds)} has no object-key form; decode with { dicts: 'map' }`);
-    // A null-prototype object: '__proto__' is an own data property like any other key.
-    (d as Record<string, unknown>)[key] = v;
+    // Assigning '__proto__' to a plain object would set its prototype: define it instead.
+    if (key === '__proto__') Object.defineProperty(d, key, { value: v, writable: true, enumerable: true, configurable: true });
+    else (d as Record<string, unknown>)[key] = v;
   }
   hashable(k: unknown): void {
     if (k === null || typeof k !== 'object' || Buffer.isBuffer(k)) return;
     if (Array.isArray(k) ? isTuple(this.kinds, k) : k instanceof Set && this.kinds.frozen?.has(k) === true) return;
     this.fail(`${describe(k, this.kinds)} is unhashable: it cannot be a dict key or a set item`);
   }
-  str(bytes: Buffer): string {
-    return utf8Surrogatepass(bytes) ?? this.fail('the text is not valid UTF-8');
+  /** The UTF-8 text of the next `n` bytes (checked to be there first). */
+  str(n: number): string {
+    this.need(n);
+    const start = this.pos;
+    const end = start + n;
+    this.pos = end;
+    return utf8Surrogatepass(this.b, start, end) ?? this.fail('the text is not valid UTF-8');
   }
   ascii(bytes: Buffer): string {
     for (let i = 0; i < bytes.length; i++) {
@@ -453,13 +478,13 @@ class Decoder {
           break;
         }
         case SHORT_BINUNICODE:
-          stack.push(this.str(this.take(this.u8())));
+          stack.push(this.str(this.u8()));
           break;
         case BINUNICODE:
-          stack.push(this.str(this.take(this.u32())));
+          stack.push(this.str(this.u32()));
           break;
         case BINUNICODE8:
-          stack.push(this.str(this.take(this.u64())));
+          stack.push(this.str(this.u64()));
           break;
         case UNICODE:
           stack.push(rawUnicodeEscape(this.line()));
@@ -546,9 +571,10 @@ class Decoder {
           break;
         }
         case APPENDS: {
-          const items = this.popMark();
-          const l = this.list(this.top());
-          for (const it of items) l.push(it);
+          const m = this.popMarkAt();
+          const l = this.list(this.below(m));
+          for (let i = m; i < stack.length; i++) l.push(stack[i]);
+          stack.length = m;
           break;
         }
         case SETITEM: {
@@ -560,11 +586,12 @@ class Decoder {
           break;
         }
         case SETITEMS: {
-          const items = this.popMark();
-          if (items.length % 2 !== 0) this.fail('odd number of items for SETITEMS');
-          const d = this.top();
+          const m = this.popMarkAt();
+          if ((stack.length - m) % 2 !== 0) this.fail('odd number of items for SETITEMS');
+          const d = this.below(m);
           if (!this.isDict(d)) this.fail(`the target is ${describe(d, this.kinds)}, not a dict`);
-          for (let i = 0; i < items.length; i += 2) this.setItem(d, items[i], items[i + 1]);
+          for (let i = m; i < stack.length; i += 2) this.setItem(d, stack[i], stack[i + 1]);
+          stack.length = m;
           break;
         }
         case ADDITEMS: {
@@ -641,7 +668,7 @@ function describe(v: unknown, kinds: Kinds): string {
   if (Array.isArray(v)) return isTuple(kinds, v) ? 'a tuple' : 'a list';
   if (Buffer.isBuffer(v)) return 'bytes';
   if (v instanceof Set) return kinds.frozen?.has(v) ? 'a frozenset' : 'a set';
-  if (v instanceof Map || (typeof v === 'object' && Object.getPrototypeOf(v) === null)) return 'a dict';
+  if (v instanceof Map || (typeof v === 'object' && (Object.getPrototypeOf(v) === null || Object.getPrototypeOf(v) === Object.prototype))) return 'a dict';
   if (typeof v === 'number') return Number.isInteger(v) ? 'int' : 'float';
   if (typeof v === 'bigint') return 'int';
   if (typeof v === 'boolean') return 'bool';
@@ -696,42 +723,60 @@ function rawUnicodeEscape(s: string): string {
 }
 
 /**
- * UTF-8 as Python's pickle writes it ('surrogatepass': a lone surrogate is
- * its 3-byte form); undefined for anything else that is not UTF-8.
+ * The UTF-8 of b[start..end] as Python's pickle writes it ('surrogatepass':
+ * a lone surrogate is its 3-byte form); undefined for anything else that is
+ * not UTF-8 (Python would raise UnicodeDecodeError).
  */
-function utf8Surrogatepass(bytes: Buffer): string | undefined {
-  const n = bytes.length;
-  if (n < 24) {
+function utf8Surrogatepass(b: Buffer, start: number, end: number): string | undefined {
+  if (end - start < 32) {
     // Short ASCII (most dict keys) is cheaper in JavaScript than a native call.
-    let ascii = true;
-    for (let i = 0; i < n; i++) {
-      if (bytes[i]! > 0x7f) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) return bytes.toString('latin1', 0, n);
+    let i = start;
+    while (i < end && b[i]! < 0x80) i++;
+    if (i === end) return asciiText(b, start, end);
   }
-  if (isUtf8(bytes)) return bytes.toString('utf8', 0, n);
+  const text = b.toString('utf8', start, end);
+  // U+FFFD in the result is either in the data or a replacement: look closer only then.
+  if (!text.includes('\ufffd')) return text;
+  const bytes = b.subarray(start, end);
+  if (isUtf8(bytes)) return text;
+  const n = bytes.length;
   let out = '';
   let i = 0;
-  let start = 0;
+  let from = 0;
   while (i < n) {
     const c = bytes[i]!;
     if (c === 0xed && i + 2 < n && (bytes[i + 1]! & 0xe0) === 0xa0 && (bytes[i + 2]! & 0xc0) === 0x80) {
-      const piece = bytes.subarray(start, i);
+      const piece = bytes.subarray(from, i);
       if (!isUtf8(piece)) return undefined;
-      out += piece.toString('utf8', 0, piece.length);
+      out += piece.toString('utf8');
       out += String.fromCharCode(0xd000 | ((bytes[i + 1]! & 0x3f) << 6) | (bytes[i + 2]! & 0x3f));
       i += 3;
-      start = i;
+      from = i;
     } else {
       i++;
     }
   }
-  const rest = bytes.subarray(start, n);
+  const rest = bytes.subarray(from, n);
   if (!isUtf8(rest)) return undefined;
-  return out + rest.toString('utf8', 0, rest.length);
+  return out + rest.toString('utf8');
+}
+
+/** Short ASCII text without a native call. */
+function asciiText(b: Buffer, start: number, end: number): string {
+  switch (end - start) {
+    case 0:
+      return '';
+    case 1:
+      return String.fromCharCode(b[start]!);
+    case 2:
+      return String.fromCharCode(b[start]!, b[start + 1]!);
+    case 3:
+      return String.fromCharCode(b[start]!, b[start + 1]!, b[start + 2]!);
+    case 4:
+      return String.fromCharCode(b[start]!, b[start + 1]!, b[start + 2]!, b[start + 3]!);
+    default:
+      return b.toString('latin1', start, end);
+  }
 }
 
 /** Refuses a cycle or nesting deeper than `max`, walking the result once (shared parts once). */
@@ -791,11 +836,30 @@ function children(node: object): unknown[] {
   return Object.values(node);
 }
 
-/** Whether any container in the decoded value holds another container (so its depth needs a look). */
-function nests(root: unknown): boolean {
-  if (!isContainer(root)) return false;
-  for (const k of children(root)) if (isContainer(k)) return true;
-  return false;
+/**
+ * Refuses a tree (nothing shared, so no cycle) nesting deeper than `max`.
+ * Recursion is safe: it stops at `max` levels.
+ */
+function checkTreeDepth(v: object, depth: number, max: number, fail: (why: string) => never): void {
+  if (depth > max) fail(`the data nests deeper than maxDepth (${max})`);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (typeof x === 'object' && x !== null && !Buffer.isBuffer(x)) checkTreeDepth(x, depth + 1, max, fail);
+    }
+  } else if (v instanceof Map) {
+    for (const [k, x] of v) {
+      if (isContainer(k)) checkTreeDepth(k, depth + 1, max, fail);
+      if (isContainer(x)) checkTreeDepth(x, depth + 1, max, fail);
+    }
+  } else if (v instanceof Set) {
+    for (const x of v) if (isContainer(x)) checkTreeDepth(x, depth + 1, max, fail);
+  } else {
+    for (const k in v) {
+      const x = (v as Record<string, unknown>)[k];
+      if (typeof x === 'object' && x !== null && !Buffer.isBuffer(x)) checkTreeDepth(x, depth + 1, max, fail);
+    }
+  }
 }
 
 /**
@@ -806,9 +870,14 @@ export function pickleLoads(bytes: Uint8Array, options?: PickleDecodeOptions): u
   const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const d = new Decoder(b, options);
   const v = d.run();
-  if (d.shared || nests(v)) checkShape(v, d.maxDepth, (why) => {
-    throw new UnpicklingError(`Cannot unpickle: ${why}`, b.length - 1, 'STOP', b);
-  });
+  if (isContainer(v)) {
+    const fail = (why: string): never => {
+      throw new UnpicklingError(`Cannot unpickle: ${why}`, b.length - 1, 'STOP', b);
+    };
+    // Without a second reference to any container the result is a tree.
+    if (d.shared) checkShape(v, d.maxDepth, fail);
+    else checkTreeDepth(v, 1, d.maxDepth, fail);
+  }
   return v;
 }
 
@@ -939,7 +1008,24 @@ class Encoder {
     if (len < 86) {
       // At most 255 bytes of UTF-8: one length byte.
       this.ensure(2 + len * 3);
-      const n = len === 0 ? 0 : this.buf.write(s, this.pos + 2, 'utf8');
+      const b = this.buf;
+      const at = this.pos + 2;
+      if (len < 32) {
+        // Short ASCII (most keys) is cheaper in JavaScript than a native call.
+        let i = 0;
+        for (; i < len; i++) {
+          const c = s.charCodeAt(i);
+          if (c >= 0x80) break;
+          b[at + i] = c;
+        }
+        if (i === len) {
+          b[this.pos] = SHORT_BINUNICODE;
+          b[this.pos + 1] = len;
+          this.pos = at + len;
+          return;
+        }
+      }
+      const n = len === 0 ? 0 : b.write(s, at, 'utf8');
       this.buf[this.pos] = SHORT_BINUNICODE;
       this.buf[this.pos + 1] = n;
       if (n > 255) throw new Error('unreachable');
@@ -1254,8 +1340,8 @@ function validateOptions(o: PickleOptions | undefined): void {
   if (o.protocol !== undefined && o.protocol !== 4 && o.protocol !== 5) {
     throw Object.assign(new RangeError(`The "protocol" option must be 4 or 5. Received ${String(o.protocol)}`), { code: 'ERR_OUT_OF_RANGE' });
   }
-  if (o.dicts !== undefined && o.dicts !== 'object' && o.dicts !== 'map') {
-    throw Object.assign(new TypeError(`The "dicts" option must be 'object' or 'map'. Received ${String(o.dicts)}`), { code: 'ERR_INVALID_ARG_VALUE' });
+  if (o.dicts !== undefined && o.dicts !== 'object' && o.dicts !== 'null-prototype' && o.dicts !== 'map') {
+    throw Object.assign(new TypeError(`The "dicts" option must be 'object', 'null-prototype' or 'map'. Received ${String(o.dicts)}`), { code: 'ERR_INVALID_ARG_VALUE' });
   }
   if (o.maxDepth !== undefined && (!Number.isSafeInteger(o.maxDepth) || o.maxDepth < 1)) {
     throw Object.assign(new RangeError(`The "maxDepth" option must be a positive integer. Received ${String(o.maxDepth)}`), { code: 'ERR_OUT_OF_RANGE' });

@@ -36,9 +36,10 @@ interface Vector {
 }
 
 const SAFE = 9007199254740991n;
+type Dicts = 'object' | 'null-prototype' | 'map';
 
 /** The JavaScript value the decoder must give for a tagged Python value (the documented mapping). */
-function expected(t: Tag, dicts: 'object' | 'map' = 'object'): unknown {
+function expected(t: Tag, dicts: Dicts = 'object'): unknown {
   if ('none' in t) return null;
   if ('bool' in t) return t.bool;
   if ('int' in t) {
@@ -54,8 +55,8 @@ function expected(t: Tag, dicts: 'object' | 'map' = 'object'): unknown {
   if ('set' in t) return new Set(t.set.map((x) => expected(x, dicts)));
   if ('frozenset' in t) return new Set(t.frozenset.map((x) => expected(x, dicts)));
   if (dicts === 'map') return new Map(t.dict.map(([k, v]) => [expected(k, dicts), expected(v, dicts)]));
-  const o: Record<string, unknown> = Object.create(null);
-  for (const [k, v] of t.dict) o[String(expected(k, dicts))] = expected(v, dicts);
+  const o: Record<string, unknown> = dicts === 'null-prototype' ? Object.create(null) : {};
+  for (const [k, v] of t.dict) Object.defineProperty(o, String(expected(k, dicts)), { value: expected(v, dicts), enumerable: true, writable: true, configurable: true });
   return o;
 }
 
@@ -137,7 +138,7 @@ describe("decoding python3's pickle.dumps, protocols 0-5", () => {
       let refused = 0;
       for (const v of vectors.filter((x) => x.protocol === protocol)) {
         const bytes = Buffer.from(v.hex, 'hex');
-        const modes: Array<'object' | 'map'> = v.group === 'map' ? ['map'] : ['object', 'map'];
+        const modes: Dicts[] = v.group === 'map' ? ['map'] : ['object', 'null-prototype', 'map'];
         for (const dicts of modes) {
           const what = `${v.name} (protocol ${protocol}, dicts: ${dicts})`;
           if (needsGlobal(v.value, protocol)) {
@@ -163,14 +164,25 @@ describe("decoding python3's pickle.dumps, protocols 0-5", () => {
     });
   }
 
-  it('dicts become null-prototype objects: a "__proto__" key is an own property and no prototype changes', () => {
+  it('dicts become plain objects (or null-prototype ones): a "__proto__" key is an own property and no prototype changes', () => {
     const v = vectors.find((x) => x.name === 'dict_proto' && x.protocol === 4)!;
-    const got = pickleLoads(Buffer.from(v.hex, 'hex')) as Record<string, unknown>;
-    expect(Object.getPrototypeOf(got)).toBeNull();
-    expect(Object.keys(got)).toEqual(['__proto__', 'constructor']);
-    expect(Object.getOwnPropertyDescriptor(got, '__proto__')!.value).toEqual(expected({ dict: [[{ str: 'polluted' }, { bool: true }]] }));
+    for (const dicts of ['object', 'null-prototype'] as const) {
+      for (const hex of vectors.filter((x) => x.name === 'dict_proto').map((x) => x.hex)) {
+        const got = pickleLoads(Buffer.from(hex, 'hex'), { dicts }) as Record<string, unknown>;
+        expect(Object.getPrototypeOf(got)).toBe(dicts === 'object' ? Object.prototype : null);
+        expect(Object.keys(got)).toEqual(['__proto__', 'constructor']);
+        const inner = Object.getOwnPropertyDescriptor(got, '__proto__')!.value as Record<string, unknown>;
+        expect(Object.getPrototypeOf(inner)).toBe(dicts === 'object' ? Object.prototype : null);
+        expect(inner.polluted).toBe(true);
+        expect(got.polluted).toBeUndefined();
+        expect(got.constructor).toBe(1);
+      }
+    }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.prototype).not.toHaveProperty('polluted');
+    // Re-encoded, the key is a key again, not a prototype.
+    const again = pickleLoads(pickleDumps(pickleLoads(Buffer.from(v.hex, 'hex')))) as Record<string, unknown>;
+    expect(Object.keys(again)).toEqual(['__proto__', 'constructor']);
     const asMap = pickleLoads(Buffer.from(v.hex, 'hex'), { dicts: 'map' }) as Map<string, unknown>;
     expect([...asMap.keys()]).toEqual(['__proto__', 'constructor']);
   });
