@@ -37,7 +37,7 @@ function timeNs(fn, obj, n) {
   return Number(process.hrtime.bigint() - t0) / n;
 }
 
-function codecTable(label, obj, n) {
+function codecTable(obj, n) {
   for (const fn of Object.values(codecs)) timeNs(fn, obj, n); // warm up
   const per = { pickle: [], json: [], v8: [] };
   const ratios = { pickle: [], v8: [] };
@@ -66,7 +66,7 @@ for (const [label, obj, n, key] of [
   ['small dict', SMALL, 20000, 'small'],
   ['1000 records', BIG, 40, '64k'],
 ]) {
-  const { per, ratios } = codecTable(label, obj, n);
+  const { per, ratios } = codecTable(obj, n);
   const size = { pickle: pickleDumps(obj).length, json: Buffer.byteLength(JSON.stringify(obj)), v8: v8.serialize(obj).length };
   const us = label === 'small dict' ? 1 : 1000;
   const unit = us === 1 ? 'ns' : 'µs';

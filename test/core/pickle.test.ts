@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DecodeError, ErrorCode, pickleCodec, pickleDumps, pickleLoads, UnpicklingError } from '../../lib/index.js';
 import type { PickleDecodeOptions } from '../../lib/index.js';
 import { resolveCodec } from '../../lib/core/codec.js';
+import { codecOption } from '../../lib/core/transfer.js';
 import { expectOk, runPython, uniqueName, cleanupAfterEach } from '../helpers/index.js';
 import { rmSync } from 'node:fs';
 
@@ -300,6 +301,8 @@ describe('encoding: python3 loads what we write', () => {
     expect(() => pickleCodec({ protocol: 3 as never })).toThrow(RangeError);
     expect(() => pickleCodec({ dicts: 'list' as never })).toThrow(TypeError);
     expect(() => pickleCodec({ maxDepth: 0 })).toThrow(RangeError);
+    // A Queue or Connection with it can be an argument of a Process.
+    expect(codecOption(c, 'Queue')).toBe('pickle');
     const m = pickleCodec({ dicts: 'map' });
     expect(m.decode(Buffer.from(m.encode(new Map([[1, 'x']]))))).toEqual(new Map([[1, 'x']]));
   });
