@@ -1086,7 +1086,7 @@ class Encoder {
     if (Array.isArray(v)) {
       this.byte(EMPTY_LIST);
       this.memoize(v, true);
-      this.items(v, v.length, APPENDS, APPEND);
+      this.items(v);
     } else if (v instanceof Map) {
       this.byte(EMPTY_DICT);
       this.memoize(v, true);
@@ -1128,58 +1128,37 @@ class Encoder {
     }
   }
 
-  items(v: unknown[], n: number, many: number, one: number): void {
-    if (n === 1) {
+  /** A list's items: APPEND for one, else MARK ... APPENDS by batches, as Python. */
+  items(v: unknown[]): void {
+    const n = v.length;
+    for (let i = 0; i < n; i++) {
+      if (n > 1 && i % BATCH === 0) this.byte(MARK);
       try {
-        this.value(v[0]);
+        this.value(v[i]);
       } catch (err) {
-        throw where(err, 0);
+        throw where(err, i);
       }
-      this.byte(one);
-      return;
+      if (n > 1 && ((i + 1) % BATCH === 0 || i + 1 === n)) this.byte(APPENDS);
     }
-    for (let start = 0; start < n; start += BATCH) {
-      const end = Math.min(n, start + BATCH);
-      this.byte(MARK);
-      for (let i = start; i < end; i++) {
-        try {
-          this.value(v[i]);
-        } catch (err) {
-          throw where(err, i);
-        }
-      }
-      this.byte(many);
-    }
+    if (n === 1) this.byte(APPEND);
   }
 
+  /** A plain object's own enumerable string keys, as the list's items. */
   objectItems(v: Record<string, unknown>): void {
     const keys = Object.keys(v);
     const n = keys.length;
-    if (n === 1) {
-      const k = keys[0]!;
+    for (let i = 0; i < n; i++) {
+      if (n > 1 && i % BATCH === 0) this.byte(MARK);
+      const k = keys[i]!;
       this.string(k);
       try {
         this.value(v[k]);
       } catch (err) {
         throw where(err, k);
       }
-      this.byte(SETITEM);
-      return;
+      if (n > 1 && ((i + 1) % BATCH === 0 || i + 1 === n)) this.byte(SETITEMS);
     }
-    for (let start = 0; start < n; start += BATCH) {
-      const end = Math.min(n, start + BATCH);
-      this.byte(MARK);
-      for (let i = start; i < end; i++) {
-        const k = keys[i]!;
-        this.string(k);
-        try {
-          this.value(v[k]);
-        } catch (err) {
-          throw where(err, k);
-        }
-      }
-      this.byte(SETITEMS);
-    }
+    if (n === 1) this.byte(SETITEM);
   }
 
   mapItems(m: Map<unknown, unknown>): void {

@@ -38,8 +38,9 @@ describe("codec: 'pickle' with python3's multiprocessing.connection", () => {
     later(() => l.close());
     const py = runPython('core/pickle-peer.py', ['client', path, 'pickle-key']);
     const conn = await l.accept({ timeout: 20_000 });
+    later(() => conn.close());
     const got = await conn.recv({ timeout: 20_000 });
-    expect(Object.getPrototypeOf(got)).toBeNull();
+    expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
     expect(got).toEqual(OBJ);
     await conn.send({ reply: [1n << 80n, 'é', new Map([[1, 'one']]), new Set(['s'])], ok: true });
     const out = JSON.parse(expectOk(await py, 'python client').stdout);
@@ -68,6 +69,7 @@ describe("codec: 'pickle' with python3's multiprocessing.connection", () => {
       py.on('close', () => reject(new Error(`python listener exited early: ${err}`)));
     });
     const c = await Client(path, { authkey: 'k2', codec: 'pickle', timeout: 20_000 });
+    later(() => c.close());
     await c.send(OBJ);
     const back = (await c.recv({ timeout: 20_000 })) as unknown[];
     expect(back).toEqual([OBJ, 'python']);
@@ -81,6 +83,7 @@ describe("codec: 'pickle' with python3's multiprocessing.connection", () => {
     const evilPath = join(tmpdir(), uniqueName('pk-evil'));
     later(() => rmSync(evilPath, { force: true }));
     const [ours, theirs] = Pipe({ codec: 'pickle' });
+    later(() => ours.close(), () => theirs.close());
     const done = run(PYTHON, [peer, 'fd', evilPath], { stdio: ['pipe', 'pipe', 'pipe', theirs.fileno()] });
     theirs.close();
     const items: unknown[] = [null, 0, -1, 2n ** 64n, 1.5, 'text', Buffer.alloc(1 << 20, 7), [], {}, { nested: { deep: [[1], [2, [3]]] } }, new Set([1, 2])];
