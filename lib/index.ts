@@ -37,3 +37,6 @@ export { Process, currentProcess, activeChildren, cpuCount } from './process/pro
 export type { ProcessOptions, JoinOptions, ProcessInfo } from './process/process.js';
 export { Pool } from './process/pool.js';
 export type { PoolOptions, MapOptions } from './process/pool.js';
+// Codecs: Python's pickle of plain data (codec: 'pickle')
+export { pickleDumps, pickleLoads, pickleCodec, UnpicklingError } from './core/pickle.js';
+export type { PickleOptions, PickleEncodeOptions, PickleDecodeOptions } from './core/pickle.js';

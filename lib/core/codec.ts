@@ -9,12 +9,16 @@
  * - `'v8'`: the structured clone format of `v8.serialize` (Map, Set, Date,
  *   BigInt, typed arrays, errors...). Node to Node only.
  * - `'raw'`: a Buffer / TypedArray / DataView / ArrayBuffer in, a Buffer out.
+ * - `'pickle'`: Python's pickle (protocol 4) of plain data, so Python's
+ *   `multiprocessing.connection` `send()`/`recv()` are the peer; nothing that
+ *   names or calls a Python object is ever decoded (see pickle.ts).
  * - `{ encode, decode }`: your own.
  * @module
  */
 import { isUtf8 } from 'node:buffer';
 import * as v8 from 'node:v8';
 import { encodeError, ErrorCode, typeError } from './errors.js';
+import { pickleCodec } from './pickle.js';
 
 /** A custom codec. `encode` must return bytes; `decode` receives a Buffer. */
 export interface Codec<T = unknown> {
@@ -27,7 +31,7 @@ export interface Codec<T = unknown> {
  * Buffers, so it is accepted only where the item type admits a Buffer
  * (`Queue<Buffer>`, `Queue<unknown>`), never for `Queue<string>`.
  */
-export type CodecOption<T = unknown> = 'json' | 'v8' | Codec<T> | ([Buffer] extends [T] ? 'raw' : never);
+export type CodecOption<T = unknown> = 'json' | 'v8' | 'pickle' | Codec<T> | ([Buffer] extends [T] ? 'raw' : never);
 
 /** The JSON text of `item`, as the json codec encodes it (TypeError if JSON cannot express it). @internal */
 export function jsonText(item: unknown): string {
@@ -71,6 +75,8 @@ const structured: Codec = {
   },
 };
 
+const pickle: Codec = pickleCodec();
+
 /** Returns the bytes of a Buffer-like item without copying. */
 export function toBuffer(item: unknown, argName = 'item'): Buffer {
   if (Buffer.isBuffer(item)) return item;
@@ -112,6 +118,7 @@ export function resolveCodec<T>(option: unknown): Codec<T> {
   if (option === undefined || option === 'json') return json as Codec<T>;
   if (option === 'v8') return structured as Codec<T>;
   if (option === 'raw') return raw as unknown as Codec<T>;
+  if (option === 'pickle') return pickle as Codec<T>;
   if (
     option !== null &&
     typeof option === 'object' &&
@@ -132,6 +139,6 @@ export function resolveCodec<T>(option: unknown): Codec<T> {
   }
   throw typeError(
     'ERR_INVALID_ARG_VALUE',
-    `The "codec" option must be 'json', 'v8', 'raw' or an object with encode() and decode(). Received ${typeof option === 'string' ? `'${option}'` : typeof option}`,
+    `The "codec" option must be 'json', 'v8', 'raw', 'pickle' or an object with encode() and decode(). Received ${typeof option === 'string' ? `'${option}'` : typeof option}`,
   );
 }

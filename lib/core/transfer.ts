@@ -46,8 +46,8 @@ export function isReopenable(value: unknown): value is Reopenable {
  * The option value that names a built-in codec, for an object whose codec
  * must be recreated elsewhere; a custom codec (functions) cannot travel.
  */
-export function codecOption(codec: Codec<any>, what: string): 'json' | 'v8' | 'raw' {
-  for (const name of ['json', 'v8', 'raw'] as const) {
+export function codecOption(codec: Codec<any>, what: string): 'json' | 'v8' | 'raw' | 'pickle' {
+  for (const name of ['json', 'v8', 'raw', 'pickle'] as const) {
     if (codec === resolveCodec(name)) return name;
   }
   throw typeError('ERR_IPC_UNCLONEABLE', `A ${what} with a custom codec cannot be sent to another process: its functions cannot be cloned; open it there with the same codec`);

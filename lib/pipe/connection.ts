@@ -32,7 +32,7 @@ import {
 export interface ConnectionOptions<T = unknown> {
   /**
    * How `send()`/`recv()` encode items: `'json'` (default; the bytes are the
-   * UTF-8 JSON text), `'v8'`, `'raw'` (Buffers), or `{ encode, decode }`.
+   * UTF-8 JSON text), `'v8'`, `'raw'` (Buffers), `'pickle'` (what Python's `send()`/`recv()` speak), or `{ encode, decode }`.
    */
   codec?: CodecOption<T>;
   /** Whether this end may receive. Default: true unless the descriptor is write-only. */

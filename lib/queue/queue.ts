@@ -111,7 +111,7 @@ export interface QueueOptions<T = unknown> {
    * fill them.
    */
   capacity?: number;
-  /** `'json'` (default), `'v8'`, `'raw'`, or `{ encode, decode }`. See the codec module. */
+  /** `'json'` (default), `'v8'`, `'raw'`, `'pickle'` (Python's pickle of plain data), or `{ encode, decode }`. See the codec module. */
   codec?: CodecOption<T>;
   /** Create the queue if it does not exist. Default true. With false, a missing name fails with ENOENT. */
   create?: boolean;

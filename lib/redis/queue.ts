@@ -121,7 +121,7 @@ export interface RedisQueueOptions<T = unknown> {
   redis: RedisConnection;
   /** Puts by this object wait (or fail with `Full`) while the queue holds this many items. 0 (default): unbounded, as Python's. */
   maxsize?: number;
-  /** `'json'` (default), `'v8'`, `'raw'`, or `{ encode, decode }`. */
+  /** `'json'` (default), `'v8'`, `'raw'`, `'pickle'`, or `{ encode, decode }`. */
   codec?: CodecOption<T>;
   /**
    * How long (ms) this consumer may go without a heartbeat before its

@@ -473,7 +473,7 @@ describe.each(TRANSPORTS)('Queue on %s', (transport) => {
       expect(() => new Queue(name, { maxsize: 1.5 })).toThrow(RangeError);
       expect(() => new Queue(name, { maxsize: '3' as unknown as number })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
       expect(() => new Queue(name, { maxMessageSize: 0 })).toThrow(RangeError);
-      expect(() => new Queue(name, { codec: 'pickle' as 'json' })).toThrow(
+      expect(() => new Queue(name, { codec: 'msgpack' as 'json' })).toThrow(
         expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' }),
       );
       expect(() => new Queue(name, { mode: 0o1777 })).toThrow(RangeError);
