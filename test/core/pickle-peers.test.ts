@@ -109,10 +109,10 @@ describe("codec: 'pickle' with python3's multiprocessing.connection", () => {
   });
 });
 
-describe("Queue with codec: 'pickle' and python3 (ctypes mq_open)", () => {
+describe("Queue with codec: 'pickle' and python3 (pipc.Queue, message-queue transport)", () => {
   it("python3's pickle.dumps arrives from our get(), and our put() loads in python3", async () => {
     const name = uniqueName('pk-queue');
-    const q = new Queue(name, { codec: 'pickle' });
+    const q = new Queue(name, { codec: 'pickle', transport: 'mq' });
     later(() => Queue.unlink(name), () => q.close());
     expectOk(await runPython('core/pickle-peer.py', ['queue-send', name]), 'python queue-send');
     expect(await q.get({ timeout: 20_000 })).toEqual(OBJ);
