@@ -35,3 +35,6 @@ export { Process, currentProcess, activeChildren, cpuCount } from './process/pro
 export type { ProcessOptions, JoinOptions, ProcessInfo } from './process/process.js';
 export { Pool } from './process/pool.js';
 export type { PoolOptions, MapOptions } from './process/pool.js';
+// Event, Barrier, Condition, RLock, JoinableQueue (crash-safe, by name)
+export { Event } from './sync/event.js';
+export type { EventOptions, EventWaitOptions } from './sync/event.js';
