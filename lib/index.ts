@@ -38,3 +38,5 @@ export type { PoolOptions, MapOptions } from './process/pool.js';
 // Event, Barrier, Condition, RLock, JoinableQueue (crash-safe, by name)
 export { Event } from './sync/event.js';
 export type { EventOptions, EventWaitOptions } from './sync/event.js';
+export { Barrier, BrokenBarrierError, BARRIER_MAX_PARTIES } from './sync/barrier.js';
+export type { BarrierOptions, BarrierWaitOptions } from './sync/barrier.js';

@@ -106,11 +106,13 @@ export class SyncSegment {
   }
 
   /**
-   * Internal spin lock in header word `word`: 0 free, else the holder's slot.
-   * Held for a few stores; a holder found dead is taken over, and the caller
-   * told (true) so that it can repair what the holder may have half done.
+   * Internal spin lock in header word `word`: 0 free, else the holder's slot;
+   * `waiters` counts the contenders asleep on it (a dead one leaves only an
+   * extra wake-up behind). Held for a few stores; a holder found dead is taken
+   * over, and the caller told (true) so that it can repair what the holder may
+   * have half done.
    */
-  lock(word: number): boolean {
+  lock(word: number, waiters: number): boolean {
     const m = this.m;
     for (let i = 0; ; i++) {
       const cur = Atomics.compareExchange(m, word, 0, this.slot);
@@ -119,13 +121,19 @@ export class SyncSegment {
         if (Atomics.compareExchange(m, word, cur, this.slot) === cur) return true;
         continue;
       }
-      // The holder may be descheduled: sleep a millisecond on the lock word.
-      if (i >= 256) binding.segWaitSync(this.handle, word, cur, 1);
+      // The holder may be descheduled (more processes than cores): sleep.
+      if (i >= 128) {
+        Atomics.add(m, waiters, 1);
+        binding.segWaitSync(this.handle, word, cur, 2);
+        Atomics.sub(m, waiters, 1);
+      }
     }
   }
 
-  unlock(word: number): void {
-    Atomics.store(this.m, word, 0);
+  unlock(word: number, waiters: number): void {
+    const m = this.m;
+    Atomics.store(m, word, 0);
+    if (Atomics.load(m, waiters) > 0) binding.segWake(this.handle, word, 1);
   }
 
   /**
@@ -153,9 +161,12 @@ export class SyncSegment {
    * word share one native wait.
    */
   watch<T>(word: number, check: () => T | undefined, timeout: number, signal: AbortSignal | undefined): Promise<T | undefined> {
+    let v: number;
     try {
       this.#open('futex');
       if (signal?.aborted) throw abortError(signal);
+      // Read before the check: a change after it ends the first sleep at once.
+      v = Atomics.load(this.m, word);
       const r = check();
       if (r !== undefined) return Promise.resolve(r);
       if (timeout === 0) return Promise.resolve(undefined);
@@ -181,12 +192,12 @@ export class SyncSegment {
         watcher.onAbort = () => {
           if (!watch.watchers.delete(watcher as Watcher<unknown>)) return;
           reject(abortError(signal));
-          this.#rearm(word, watch);
+          this.#serve(word, watch);
         };
         signal.addEventListener('abort', watcher.onAbort, { once: true });
       }
       watch.watchers.add(watcher as Watcher<unknown>);
-      this.#rearm(word, watch);
+      this.#rearm(word, watch, v);
     });
   }
 
