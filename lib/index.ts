@@ -40,3 +40,5 @@ export { Event } from './sync/event.js';
 export type { EventOptions, EventWaitOptions } from './sync/event.js';
 export { Barrier, BrokenBarrierError, BARRIER_MAX_PARTIES } from './sync/barrier.js';
 export type { BarrierOptions, BarrierWaitOptions } from './sync/barrier.js';
+export { RLock } from './sync/rlock.js';
+export type { RLockOptions } from './sync/rlock.js';
