@@ -42,3 +42,5 @@ export { Barrier, BrokenBarrierError, BARRIER_MAX_PARTIES } from './sync/barrier
 export type { BarrierOptions, BarrierWaitOptions } from './sync/barrier.js';
 export { RLock } from './sync/rlock.js';
 export type { RLockOptions } from './sync/rlock.js';
+export { Condition } from './sync/condition.js';
+export type { ConditionOptions, ConditionWaitOptions } from './sync/condition.js';

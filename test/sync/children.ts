@@ -13,6 +13,8 @@ export interface Child {
   /** Every line so far and to come, once the child has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; lines: string[]; stderr: string }>;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** The lines printed so far (without consuming them). */
+  seen(): string[];
 }
 
 export function child(mode: string, ...args: Array<string | number>): Child {
@@ -43,6 +45,7 @@ export function child(mode: string, ...args: Array<string | number>): Child {
   return {
     proc,
     exited,
+    seen: () => [...lines],
     line: () =>
       new Promise<string>((resolve, reject) => {
         if (read < lines.length) resolve(lines[read++]!);
