@@ -44,3 +44,5 @@ export { RLock } from './sync/rlock.js';
 export type { RLockOptions } from './sync/rlock.js';
 export { Condition } from './sync/condition.js';
 export type { ConditionOptions, ConditionWaitOptions } from './sync/condition.js';
+export { JoinableQueue } from './queue/joinable.js';
+export type { JoinOptions as QueueJoinOptions, TasksLostInfo } from './queue/joinable.js';
