@@ -17,7 +17,8 @@ static void set(int *w) {
   syscall(SYS_futex, w, FUTEX_WAKE, 1 << 30, NULL, NULL, 0);
 }
 static void wait1(int *w) {
-  while (__atomic_load_n(w, __ATOMIC_SEQ_CST) == 0) syscall(SYS_futex, w, FUTEX_WAIT, 0, NULL, NULL, 0);
+  while (__atomic_load_n(w, __ATOMIC_SEQ_CST) == 0)
+    syscall(SYS_futex, w, FUTEX_WAIT, 0, NULL, NULL, 0);
 }
 static int64_t now(void) {
   struct timespec ts;
@@ -30,7 +31,8 @@ static int cmp(const void *a, const void *b) {
 }
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 10000;
-  int *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  int *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                -1, 0);
   int *a = w, *b = w + 16;
   pid_t pid = fork();
   if (pid == 0) {

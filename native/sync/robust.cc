@@ -20,6 +20,7 @@
 #include "../core/errors.h"
 #include "../core/posix.h"
 #include "../core/wait.h"
+#include "segment.h"
 
 namespace pipc {
 namespace robust {
@@ -397,60 +398,6 @@ void InitHeader(int32_t* m, int32_t initial, int32_t max) {
   m[kMagic] = kMagicValue;
 }
 
-// Creates the segment fully initialised under no name, then links it into
-// place: an opener sees either no file or a complete header.
-int CreateAndLink(const std::string& path, mode_t mode, int32_t initial, int32_t max,
-                  int* out_fd, const char** syscall_out) {
-  int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
-  if (fd == -1) {
-    *syscall_out = "open";
-    return errno;
-  }
-  if (RetryEintr([&] { return ftruncate(fd, static_cast<off_t>(kSegmentBytes)); }) == -1) {
-    int e = errno;
-    close(fd);
-    *syscall_out = "ftruncate";
-    return e;
-  }
-  void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) {
-    int e = errno;
-    close(fd);
-    *syscall_out = "mmap";
-    return e;
-  }
-  InitHeader(static_cast<int32_t*>(p), initial, max);
-  munmap(p, kSegmentBytes);
-  char proc[64];
-  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  if (linkat(AT_FDCWD, proc, AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == -1) {
-    int e = errno;
-    close(fd);
-    *syscall_out = "link";
-    return e;
-  }
-  *out_fd = fd;
-  return 0;
-}
-
-int ClaimSlot(Seg* s) {
-  int32_t start = static_cast<int32_t>(getpid() % kSlotCount);
-  for (int32_t i = 0; i < kSlotCount; i++) {
-    int32_t id = 1 + (start + i) % kSlotCount;
-    struct flock fl = {};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = SlotOffset(id);
-    fl.l_len = 1;
-    if (fcntl(s->fd, F_OFD_SETLK, &fl) == 0) {
-      s->slot = id;
-      return 0;
-    }
-    if (errno != EAGAIN && errno != EACCES) return errno;
-  }
-  return ENOSPC;
-}
-
 std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, bool create,
                              bool exclusive, mode_t mode, int32_t initial, int32_t max,
                              OpenResult* r) {
@@ -472,7 +419,9 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
       r->err = errno;
       return nullptr;
     }
-    int e = CreateAndLink(path, mode, initial, max, &fd, &r->syscall);
+    int e = segment::CreateAndLink(
+        path, mode, kSegmentBytes, [&](int32_t* m) { InitHeader(m, initial, max); }, &fd,
+        &r->syscall);
     if (e == 0) {
       s->fd = fd;
       r->created = true;
@@ -513,7 +462,7 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
     r->syscall = "mmap";
     return nullptr;
   }
-  int e = ClaimSlot(s.get());
+  int e = segment::ClaimOfdSlot(s->fd, kHeaderBytes, kSlotBytes, kSlotCount, &s->slot);
   if (e != 0) {
     r->err = e;
     r->syscall = "fcntl";

@@ -22,23 +22,32 @@ namespace segment {
 
 namespace {
 
-inline int32_t Load(const int32_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+inline int32_t Load(const int32_t* p) {
+  return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
 
-long Futex(int32_t* addr, int op, int32_t val, const timespec* ts, uint32_t bitset) {
+long Futex(int32_t* addr, int op, int32_t val, const timespec* ts,
+           uint32_t bitset) {
   return syscall(SYS_futex, addr, op, val, ts, nullptr, bitset);
 }
 
 inline off_t SlotOffset(int32_t id) {
-  return static_cast<off_t>(kHeaderBytes + kSlotBytes * static_cast<size_t>(id - 1));
+  return static_cast<off_t>(kHeaderBytes +
+                            kSlotBytes * static_cast<size_t>(id - 1));
 }
 
 const char* KindName(int32_t k) {
   switch (k) {
-    case kEvent: return "an Event";
-    case kBarrier: return "a Barrier";
-    case kCondition: return "a Condition";
-    case kJoinable: return "a JoinableQueue counter";
-    default: return "an unknown kind";
+    case kEvent:
+      return "an Event";
+    case kBarrier:
+      return "a Barrier";
+    case kCondition:
+      return "a Condition";
+    case kJoinable:
+      return "a JoinableQueue counter";
+    default:
+      return "an unknown kind";
   }
 }
 
@@ -66,39 +75,32 @@ struct OpenResult {
   bool created = false;
 };
 
-// The segment is written complete under no name, then linked into place: an
-// opener sees no file or a whole header, never a half-initialised one.
-int CreateAndLink(const std::string& path, mode_t mode, int32_t kind,
-                  const std::vector<std::pair<int32_t, int32_t>>& init, int* out_fd,
+}  // namespace
+
+int CreateAndLink(const std::string& path, mode_t mode, size_t bytes,
+                  const std::function<void(int32_t*)>& init, int* out_fd,
                   const char** syscall_out) {
   int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
   if (fd == -1) {
     *syscall_out = "open";
     return errno;
   }
-  if (RetryEintr([&] { return ftruncate(fd, static_cast<off_t>(kSegmentBytes)); }) == -1) {
+  if (RetryEintr([&] { return ftruncate(fd, static_cast<off_t>(bytes)); }) ==
+      -1) {
     int e = errno;
     close(fd);
     *syscall_out = "ftruncate";
     return e;
   }
-  void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     int e = errno;
     close(fd);
     *syscall_out = "mmap";
     return e;
   }
-  auto* m = static_cast<int32_t*>(p);
-  m[kVersion] = kLayoutVersion;
-  m[kKind] = kind;
-  m[kSlots] = kSlotCount;
-  m[kSlotBase] = static_cast<int32_t>(kHeaderBytes);
-  for (const auto& [word, value] : init) {
-    if (word >= kFirstKindWord && word < static_cast<int32_t>(kHeaderBytes / 4)) m[word] = value;
-  }
-  m[kMagic] = kMagicValue;
-  munmap(p, kSegmentBytes);
+  init(static_cast<int32_t*>(p));
+  munmap(p, bytes);
   char proc[64];
   snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
   if (linkat(AT_FDCWD, proc, AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == -1) {
@@ -111,17 +113,19 @@ int CreateAndLink(const std::string& path, mode_t mode, int32_t kind,
   return 0;
 }
 
-int ClaimSlot(Seg* s) {
-  int32_t start = static_cast<int32_t>(getpid() % kSlotCount);
-  for (int32_t i = 0; i < kSlotCount; i++) {
-    int32_t id = 1 + (start + i) % kSlotCount;
+int ClaimOfdSlot(int fd, size_t header_bytes, size_t slot_bytes, int32_t count,
+                 int32_t* slot) {
+  int32_t start = static_cast<int32_t>(getpid() % count);
+  for (int32_t i = 0; i < count; i++) {
+    int32_t id = 1 + (start + i) % count;
     struct flock fl = {};
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;
-    fl.l_start = SlotOffset(id);
+    fl.l_start = static_cast<off_t>(header_bytes +
+                                    slot_bytes * static_cast<size_t>(id - 1));
     fl.l_len = 1;
-    if (fcntl(s->fd, F_OFD_SETLK, &fl) == 0) {
-      s->slot = id;
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+      *slot = id;
       return 0;
     }
     if (errno != EAGAIN && errno != EACCES) return errno;
@@ -129,10 +133,26 @@ int ClaimSlot(Seg* s) {
   return ENOSPC;
 }
 
-std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, int32_t kind,
-                             bool create, bool exclusive, mode_t mode, const OwnerPolicy& owner,
-                             const std::vector<std::pair<int32_t, int32_t>>& init,
-                             OpenResult* r) {
+namespace {
+
+// A new segment's header: the kind's words, then the magic last.
+void InitHeader(int32_t* m, int32_t kind,
+                const std::vector<std::pair<int32_t, int32_t>>& init) {
+  m[kVersion] = kLayoutVersion;
+  m[kKind] = kind;
+  m[kSlots] = kSlotCount;
+  m[kSlotBase] = static_cast<int32_t>(kHeaderBytes);
+  for (const auto& [word, value] : init) {
+    if (word >= kFirstKindWord && word < static_cast<int32_t>(kHeaderBytes / 4))
+      m[word] = value;
+  }
+  m[kMagic] = kMagicValue;
+}
+
+std::shared_ptr<Seg> OpenSeg(
+    const std::string& name, const std::string& path, int32_t kind, bool create,
+    bool exclusive, mode_t mode, const OwnerPolicy& owner,
+    const std::vector<std::pair<int32_t, int32_t>>& init, OpenResult* r) {
   auto s = std::make_shared<Seg>();
   s->name = name;
   const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
@@ -157,7 +177,9 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, i
       r->err = errno;
       return nullptr;
     }
-    int e = CreateAndLink(path, mode, kind, init, &fd, &r->syscall);
+    int e = CreateAndLink(
+        path, mode, kSegmentBytes,
+        [&](int32_t* m) { InitHeader(m, kind, init); }, &fd, &r->syscall);
     if (e == 0) {
       s->fd = fd;
       created = true;
@@ -175,7 +197,8 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, i
   }
   r->created = created;
   struct stat st;
-  int e = CheckShmFile(s->fd, created ? OwnerPolicy{true, 0} : owner, 0, &st, &r->why);
+  int e = CheckShmFile(s->fd, created ? OwnerPolicy{true, 0} : owner, 0, &st,
+                       &r->why);
   if (e < 0) {
     r->err = -e;
     r->syscall = "fstat";
@@ -188,7 +211,8 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, i
              std::to_string(kSegmentBytes) + "-byte posix-ipc segment";
     return nullptr;
   }
-  void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+  void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                 s->fd, 0);
   if (p == MAP_FAILED) {
     r->err = errno;
     r->syscall = "mmap";
@@ -196,7 +220,8 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, i
   }
   s->m = static_cast<int32_t*>(p);
   if (Load(s->m + kMagic) != kMagicValue || s->m[kVersion] != kLayoutVersion ||
-      s->m[kSlots] != kSlotCount || s->m[kSlotBase] != static_cast<int32_t>(kHeaderBytes)) {
+      s->m[kSlots] != kSlotCount ||
+      s->m[kSlotBase] != static_cast<int32_t>(kHeaderBytes)) {
     r->err = EINVAL;
     r->syscall = "mmap";
     r->why = "has no posix-ipc synchronisation header";
@@ -205,14 +230,17 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, i
   if (s->m[kKind] != kind) {
     r->err = EINVAL;
     r->syscall = "mmap";
-    r->why = std::string("is ") + KindName(s->m[kKind]) + ", not " + KindName(kind);
+    r->why =
+        std::string("is ") + KindName(s->m[kKind]) + ", not " + KindName(kind);
     return nullptr;
   }
-  e = ClaimSlot(s.get());
+  e = ClaimOfdSlot(s->fd, kHeaderBytes, kSlotBytes, kSlotCount, &s->slot);
   if (e != 0) {
     r->err = e;
     r->syscall = "fcntl";
-    if (e == ENOSPC) r->why = "has no free slot (" + std::to_string(kSlotCount) + " handles are open)";
+    if (e == ENOSPC)
+      r->why = "has no free slot (" + std::to_string(kSlotCount) +
+               " handles are open)";
     return nullptr;
   }
   return s;
@@ -242,7 +270,9 @@ void FinalizeHandle(napi_env env, void* data, void*) {
   delete holder;
 }
 
-void FinalizeBuffer(napi_env, void*, void* hint) { delete static_cast<SegmentPtr*>(hint); }
+void FinalizeBuffer(napi_env, void*, void* hint) {
+  delete static_cast<SegmentPtr*>(hint);
+}
 
 // segOpen(name, path, kind, create, exclusive, mode, owner, init[])
 //   -> [handle, ArrayBuffer, slot, created]. init: flat (word, value) pairs
@@ -255,7 +285,8 @@ Napi::Value SegOpen(const Napi::CallbackInfo& info) {
   bool create = info[3].ToBoolean();
   bool exclusive = info[4].ToBoolean();
   mode_t mode = static_cast<mode_t>(info[5].As<Napi::Number>().Uint32Value());
-  OwnerPolicy owner = OwnerPolicy::FromJs(info[6].As<Napi::Number>().DoubleValue());
+  OwnerPolicy owner =
+      OwnerPolicy::FromJs(info[6].As<Napi::Number>().DoubleValue());
   std::vector<std::pair<int32_t, int32_t>> init;
   Napi::Array a = info[7].As<Napi::Array>();
   for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
@@ -263,19 +294,23 @@ Napi::Value SegOpen(const Napi::CallbackInfo& info) {
                       a.Get(i + 1).As<Napi::Number>().Int32Value());
   }
   OpenResult r;
-  SegmentPtr seg = OpenSeg(name, path, kind, create, exclusive, mode, owner, init, &r);
-  if (!seg) ThrowIPCError(env, r.err, r.syscall, name, r.why.empty() ? "" : "'" + path + "' " + r.why);
+  SegmentPtr seg =
+      OpenSeg(name, path, kind, create, exclusive, mode, owner, init, &r);
+  if (!seg)
+    ThrowIPCError(env, r.err, r.syscall, name,
+                  r.why.empty() ? "" : "'" + path + "' " + r.why);
   auto* hook = new Hook{seg};
   seg->teardown = hook;
   napi_add_env_cleanup_hook(env, OnTeardown, hook);
-  Napi::Value ext = Wrap(env, new SegmentPtr(seg), FinalizeHandle, [](SegmentPtr* p) {
-    (*p)->Close();
-    delete p;
-  });
+  Napi::Value ext =
+      Wrap(env, new SegmentPtr(seg), FinalizeHandle, [](SegmentPtr* p) {
+        (*p)->Close();
+        delete p;
+      });
   napi_value ab;
   auto* keep = new SegmentPtr(seg);
-  if (napi_create_external_arraybuffer(env, seg->m, kSegmentBytes, FinalizeBuffer, keep, &ab) !=
-      napi_ok) {
+  if (napi_create_external_arraybuffer(env, seg->m, kSegmentBytes,
+                                       FinalizeBuffer, keep, &ab) != napi_ok) {
     delete keep;
     throw Napi::Error::New(env, "cannot map segment");
   }
@@ -295,7 +330,8 @@ int32_t WordArg(const Napi::Value& v) {
   return w;
 }
 
-// segAlive(h, slot) -> false only when the kernel says nobody holds the slot's lock.
+// segAlive(h, slot) -> false only when the kernel says nobody holds the slot's
+// lock.
 Napi::Value SegAlive(const Napi::CallbackInfo& info) {
   Seg* s = UnwrapOpen<SegmentPtr>(info[0], "fcntl").get();
   int32_t id = info[1].As<Napi::Number>().Int32Value();
@@ -306,7 +342,8 @@ Napi::Value SegAlive(const Napi::CallbackInfo& info) {
   fl.l_whence = SEEK_SET;
   fl.l_start = SlotOffset(id);
   fl.l_len = 1;
-  if (fcntl(s->fd, F_OFD_GETLK, &fl) == -1) return Napi::Boolean::New(info.Env(), true);
+  if (fcntl(s->fd, F_OFD_GETLK, &fl) == -1)
+    return Napi::Boolean::New(info.Env(), true);
   return Napi::Boolean::New(info.Env(), fl.l_type != F_UNLCK);
 }
 
@@ -345,7 +382,8 @@ Napi::Value SegWaitSync(const Napi::CallbackInfo& info) {
   int32_t w = WordArg(info[1]);
   int32_t expected = info[2].As<Napi::Number>().Int32Value();
   double timeout = info[3].As<Napi::Number>().DoubleValue();
-  int64_t deadline = timeout < 0 ? -1 : MonotonicNs() + static_cast<int64_t>(timeout * 1e6);
+  int64_t deadline =
+      timeout < 0 ? -1 : MonotonicNs() + static_cast<int64_t>(timeout * 1e6);
   for (;;) {
     int r = SleepOn(seg->m + w, expected, deadline);
     if (r == 0) return Napi::Boolean::New(env, true);
@@ -377,7 +415,8 @@ Napi::Value SegWaitAsync(const Napi::CallbackInfo& info) {
   int32_t expected = info[2].As<Napi::Number>().Int32Value();
   double timeout = info[3].As<Napi::Number>().DoubleValue();
   auto job = std::make_shared<WordWaitJob>(seg, w, expected);
-  if (timeout >= 0) job->deadline_ns = MonotonicNs() + static_cast<int64_t>(timeout * 1e6);
+  if (timeout >= 0)
+    job->deadline_ns = MonotonicNs() + static_cast<int64_t>(timeout * 1e6);
   AddonData::Get(env)->engine->Submit(env, job, info[4].As<Napi::Function>());
   return JobToken(env, job);
 }
@@ -386,7 +425,8 @@ Napi::Value SegWaitAsync(const Napi::CallbackInfo& info) {
 Napi::Value SegClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Seg* s = Unwrap<SegmentPtr>(info[0]).get();
-  if (info.Length() > 1 && info[1].IsArrayBuffer()) napi_detach_arraybuffer(env, info[1]);
+  if (info.Length() > 1 && info[1].IsArrayBuffer())
+    napi_detach_arraybuffer(env, info[1]);
   s->Close();
   return env.Undefined();
 }
@@ -403,9 +443,12 @@ void InitSegment(Napi::Env env, Napi::Object exports) {
   exports.Set("segWaitAsync", Napi::Function::New(env, SegWaitAsync));
   exports.Set("segClose", Napi::Function::New(env, SegClose));
   Napi::Object layout = Napi::Object::New(env);
-  layout.Set("segmentBytes", Napi::Number::New(env, static_cast<double>(kSegmentBytes)));
-  layout.Set("headerBytes", Napi::Number::New(env, static_cast<double>(kHeaderBytes)));
-  layout.Set("slotBytes", Napi::Number::New(env, static_cast<double>(kSlotBytes)));
+  layout.Set("segmentBytes",
+             Napi::Number::New(env, static_cast<double>(kSegmentBytes)));
+  layout.Set("headerBytes",
+             Napi::Number::New(env, static_cast<double>(kHeaderBytes)));
+  layout.Set("slotBytes",
+             Napi::Number::New(env, static_cast<double>(kSlotBytes)));
   layout.Set("slots", Napi::Number::New(env, kSlotCount));
   exports.Set("SEGMENT_LAYOUT", layout);
 }

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -45,6 +46,19 @@ constexpr size_t kSlotBytes = 64;
 constexpr int32_t kSlotCount = 256;
 constexpr size_t kSegmentBytes = kHeaderBytes + kSlotBytes * kSlotCount;
 
+// Shared with the crash-safe semaphores (robust.cc), napi-free:
+// Makes a `bytes`-long file in /dev/shm under no name (O_TMPFILE), lets
+// `init` write it through a mapping, then links it at `path`, so an opener
+// sees no file or a complete one. 0 and *out_fd, or an errno and *syscall_out.
+int CreateAndLink(const std::string& path, mode_t mode, size_t bytes,
+                  const std::function<void(int32_t*)>& init, int* out_fd,
+                  const char** syscall_out);
+// Takes the OFD write lock on the first byte of one of `count` slots (slot
+// id at header_bytes + slot_bytes * (id - 1)), starting at pid % count + 1:
+// 0 and *slot, ENOSPC when every slot is taken, or another errno.
+int ClaimOfdSlot(int fd, size_t header_bytes, size_t slot_bytes, int32_t count,
+                 int32_t* slot);
+
 // One open segment. The mapping lives as long as any reference (the handle,
 // the ArrayBuffer over it, a wait in flight); Close() drops the slot's lock
 // at once by closing the descriptor.
@@ -67,7 +81,9 @@ using SegmentPtr = std::shared_ptr<segment::Seg>;
 template <>
 struct HandleTraits<SegmentPtr> {
   static constexpr HandleKind kind = HandleKind::kSyncSegment;
-  static bool Closed(const SegmentPtr& s) { return s->closed.load(std::memory_order_relaxed); }
+  static bool Closed(const SegmentPtr& s) {
+    return s->closed.load(std::memory_order_relaxed);
+  }
   static const std::string& Name(const SegmentPtr& s) { return s->name; }
 };
 
