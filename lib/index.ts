@@ -40,3 +40,14 @@ export type { PoolOptions, MapOptions } from './process/pool.js';
 // Codecs: Python's pickle of plain data (codec: 'pickle')
 export { pickleDumps, pickleLoads, pickleCodec, UnpicklingError } from './core/pickle.js';
 export type { PickleOptions, PickleEncodeOptions, PickleDecodeOptions } from './core/pickle.js';
+// Event, Barrier, Condition, RLock, JoinableQueue (crash-safe, by name)
+export { Event } from './sync/event.js';
+export type { EventOptions, EventWaitOptions } from './sync/event.js';
+export { Barrier, BrokenBarrierError, BARRIER_MAX_PARTIES } from './sync/barrier.js';
+export type { BarrierOptions, BarrierWaitOptions } from './sync/barrier.js';
+export { RLock } from './sync/rlock.js';
+export type { RLockOptions } from './sync/rlock.js';
+export { Condition } from './sync/condition.js';
+export type { ConditionOptions, ConditionWaitOptions } from './sync/condition.js';
+export { JoinableQueue } from './queue/joinable.js';
+export type { JoinOptions as QueueJoinOptions, TasksLostInfo } from './queue/joinable.js';

@@ -13,6 +13,13 @@ import { IPCError } from '../core/errors.js';
 import { classifyShmEntry, MQUEUE_DIR, SEM_FILE_PREFIX, SHM_DIR, type ShmEntryKind } from '../core/names.js';
 import { Queue } from '../queue/queue.js';
 import { Semaphore } from '../sync/semaphore.js';
+import { Barrier } from '../sync/barrier.js';
+import { CS_STATE } from '../sync/condition.js';
+import { Event } from '../sync/event.js';
+import { RLock } from '../sync/rlock.js';
+import { SyncSegment, openOptions } from '../sync/segment.js';
+import { JQ_LOST, JQ_UNFINISHED } from '../queue/joinable.js';
+import type { SyncKind } from '../core/names.js';
 
 /** Every kind the tool reports. */
 export type Kind = ShmEntryKind | 'queue';
@@ -99,6 +106,48 @@ function semaphoreState(name: string, st: Stats, robust: boolean): { state: Reco
   }
 }
 
+/** The live state of an Event, Barrier, Condition, RLock or JoinableQueue counter (opened by its checks, never created). */
+function syncState(kind: SyncKind, name: string): { state: Record<string, unknown>; error?: string } {
+  const open = { create: false, owner: 'any' as const };
+  try {
+    switch (kind) {
+      case 'event': {
+        using ev = new Event(name, open);
+        return { state: { set: ev.isSet() } };
+      }
+      case 'barrier': {
+        using b = new Barrier(name, open);
+        return { state: { parties: b.parties, waiting: b.nWaiting, broken: b.broken } };
+      }
+      case 'condition': {
+        // Its lock may be the caller's (any name): read the waiting slots directly.
+        const seg = new SyncSegment('/' + name, 'condition', openOptions(open), []);
+        try {
+          let waiting = 0;
+          for (let id = 1; id <= seg.slots; id++) if (Atomics.load(seg.m, seg.base(id) + CS_STATE) === 1 && seg.alive(id)) waiting++;
+          return { state: { waiting } };
+        } finally {
+          seg.close('Condition');
+        }
+      }
+      case 'rlock': {
+        using r = new RLock(name, open);
+        return { state: { locked: r.locked() } };
+      }
+      case 'joinable': {
+        const seg = new SyncSegment('/' + name, 'joinable', openOptions(open), []);
+        try {
+          return { state: { unfinished: Atomics.load(seg.m, JQ_UNFINISHED), lost: Atomics.load(seg.m, JQ_LOST) >>> 0 } };
+        } finally {
+          seg.close('JoinableQueue');
+        }
+      }
+    }
+  } catch (err) {
+    return { state: {}, error: describeError(err) };
+  }
+}
+
 function queueState(name: string): { state: Record<string, unknown>; error?: string } {
   try {
     const q = new Queue(name, { create: false, owner: 'any' });
@@ -150,6 +199,7 @@ export function listShm(dir = SHM_DIR): Entry[] {
     if (c.kind === 'semaphore') Object.assign(e, semaphoreState(c.name, st, !file.startsWith(SEM_FILE_PREFIX)));
     else if (c.kind === 'segment') e.state = { bytes: st.size };
     else if (c.kind === 'queue') Object.assign(e, queueState(c.name));
+    else if (['event', 'barrier', 'condition', 'rlock', 'joinable'].includes(c.kind)) Object.assign(e, syncState(c.kind as SyncKind, c.name));
     out.push(e);
   }
   return out;

@@ -210,7 +210,7 @@ function remove(e: Entry): void {
 function refusal(e: Entry, stale: boolean): string | null {
   const uid = process.getuid?.() ?? -1;
   if (e.kind === 'side-segment' && stale) return null; // identifiably ours, and its queue is gone
-  if (!['semaphore', 'segment', 'side-segment', 'queue'].includes(e.kind)) return `${e.kind} ${e.name} is not an IPC object`;
+  if (!['semaphore', 'segment', 'side-segment', 'queue', 'event', 'barrier', 'condition', 'rlock', 'joinable'].includes(e.kind)) return `${e.kind} ${e.name} is not an IPC object`;
   if (e.uid !== uid && e.uid !== -1) return `${e.kind} ${e.name} belongs to ${e.user} (uid ${e.uid})`;
   return null;
 }

@@ -72,6 +72,24 @@ export interface RobustBinding {
   readonly ROBUST_LAYOUT: { segmentBytes: number; headerBytes: number; slotBytes: number; slots: number };
 }
 
+/** Crash-safe synchronisation segments (native/sync/segment.cc); the protocols are in lib/sync/segment.ts. */
+export interface SegmentBinding {
+  /** [handle, ArrayBuffer over the segment, our slot id, created]. init: (word, value) pairs for a new header. */
+  segOpen(
+    name: string, path: string, kind: number, create: boolean, exclusive: boolean, mode: number, owner: number, init: number[],
+  ): [Handle, ArrayBuffer, number, boolean];
+  /** False only when nobody holds slot `slot`'s lock (its owner is gone). */
+  segAlive(h: Handle, slot: number): boolean;
+  /** FUTEX_WAKE on a word (n <= 0: all); how many woke. */
+  segWake(h: Handle, word: number, n: number): number;
+  /** Sleeps while the word equals `expected`: true woken, false timed out. timeoutMs < 0: forever. */
+  segWaitSync(h: Handle, word: number, expected: number, timeoutMs: number): boolean;
+  segWaitAsync(h: Handle, word: number, expected: number, timeoutMs: number, cb: WaitCallback): WaitToken;
+  /** Detaches `view` and gives the slot up. */
+  segClose(h: Handle, view?: ArrayBuffer): void;
+  readonly SEGMENT_LAYOUT: { segmentBytes: number; headerBytes: number; slotBytes: number; slots: number };
+}
+
 // Message queues (native/mq/mq.cc)
 /** mq_getattr plus the queue's owner and permission bits (fstat). */
 export interface MqAttr {
@@ -187,7 +205,7 @@ export interface RingBinding {
   readonly RING_LAYOUT: { dataStart: number; recordHeader: number; minCapacity: number; maxCapacity: number };
 }
 
-export type Binding = CoreBinding & SemBinding & RobustBinding & MqBinding & ShmBinding & PipeBinding & RingBinding;
+export type Binding = CoreBinding & SemBinding & RobustBinding & MqBinding & ShmBinding & SegmentBinding & PipeBinding & RingBinding;
 
 const require = createRequire(import.meta.url);
 const load = require('node-gyp-build') as (dir: string) => unknown;

@@ -86,6 +86,23 @@ export function robustSemPath(name: string): string {
   return `${SHM_DIR}/pipc.${name.slice(1)}.sem`;
 }
 
+// Event, Barrier, Condition, RLock and JoinableQueue (lib/sync/segment.ts):
+// /dev/shm/pipc.NAME.<suffix>, one suffix per kind.
+/** The file suffix of each synchronisation kind. */
+export const SYNC_SUFFIX = { event: 'event', barrier: 'barrier', condition: 'cond', rlock: 'rlock', joinable: 'jq' } as const;
+/** The kinds of synchronisation object kept in segments of their own. */
+export type SyncKind = keyof typeof SYNC_SUFFIX;
+const SYNC_FILE = /^pipc\.(.+)\.(event|barrier|cond|rlock|jq)$/;
+const SYNC_KIND_OF: Record<string, SyncKind> = { event: 'event', barrier: 'barrier', cond: 'condition', rlock: 'rlock', jq: 'joinable' };
+
+/** What a synchronisation segment's file adds to its name: "pipc." and the longest suffix. */
+export const SYNC_RESERVED = 'pipc.'.length + '.barrier'.length;
+
+/** The segment of synchronisation object `name` ('/go') of `kind`: '/dev/shm/pipc.go.event'. */
+export function syncPath(name: string, kind: SyncKind): string {
+  return `${SHM_DIR}/pipc.${name.slice(1)}.${SYNC_SUFFIX[kind]}`;
+}
+
 /** A fresh segment name as Python's `SharedMemory(create=True)` makes them: "/psm_" and 8 hex digits. */
 export function randomSegmentName(): string {
   return `/psm_${randomBytes(4).toString('hex')}`;
@@ -160,7 +177,7 @@ export const MQUEUE_DIR = '/dev/mqueue';
 const SIDE_SEGMENT_FILE = /^pipc-mq\.(.+)\.(\d+)-\d+-[0-9a-f]+$/;
 
 /** What an entry of /dev/shm is, by the rules above. */
-export type ShmEntryKind = 'semaphore' | 'segment' | 'side-segment' | 'fifo' | 'socket' | 'symlink' | 'directory' | 'other' | 'queue';
+export type ShmEntryKind = 'semaphore' | SyncKind | 'segment' | 'side-segment' | 'fifo' | 'socket' | 'symlink' | 'directory' | 'other' | 'queue';
 
 /** An entry of /dev/shm, classified. */
 export interface ShmEntryClass {
@@ -186,6 +203,8 @@ export function classifyShmEntry(file: string, st: import('node:fs').Stats): Shm
   if (robust !== null) return { kind: 'semaphore', name: robust[1]! };
   const ring = RING_QUEUE_FILE.exec(file);
   if (ring !== null) return { kind: 'queue', name: ring[1]! };
+  const sync = SYNC_FILE.exec(file);
+  if (sync !== null) return { kind: SYNC_KIND_OF[sync[2]!]!, name: sync[1]! };
   const side = SIDE_SEGMENT_FILE.exec(file);
   if (side !== null) return { kind: 'side-segment', name: file, queue: side[1]!, pid: Number(side[2]) };
   return { kind: 'segment', name: file };

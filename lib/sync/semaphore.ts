@@ -93,6 +93,9 @@ export interface Held extends Disposable {
   readonly token: bigint | undefined;
 }
 
+/** @internal RLock passes its own segment path (pipc.NAME.rlock) to Lock's constructor under this key. */
+export const SEGMENT_PATH = Symbol('segmentPath');
+
 /** @internal BoundedSemaphore and Lock pass their bound to Semaphore's constructor under this key. */
 const BOUND = Symbol('bound');
 interface Bound {
@@ -201,8 +204,9 @@ export class Semaphore implements Disposable {
     this.#isLock = bound?.lock === true;
     const self = this;
     if (robust) {
-      if (binding.robKindAt(plainSemPath(this.#name)) !== 'none') throw kindError(this.#name, true);
-      const rob = new RobustSegment(this.#name, robustSemPath(this.#name), create, exclusive, mode, initialValue, bound?.max ?? 0);
+      const path = (o as { [SEGMENT_PATH]?: string })[SEGMENT_PATH];
+      if (path === undefined && binding.robKindAt(plainSemPath(this.#name)) !== 'none') throw kindError(this.#name, true);
+      const rob = new RobustSegment(this.#name, path ?? robustSemPath(this.#name), create, exclusive, mode, initialValue, bound?.max ?? 0);
       if (bound !== undefined && bound.strict && rob.max !== bound.max) {
         rob.close();
         const is = rob.max === 0 ? 'an unbounded semaphore' : `a semaphore bounded at ${rob.max}`;

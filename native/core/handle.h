@@ -35,6 +35,7 @@ enum class HandleKind : uint64_t {
   kWaitToken = 4,
   kRobustSemaphore = 5,
   kRing = 6,
+  kSyncSegment = 7,
 };
 
 template <typename T>

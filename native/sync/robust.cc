@@ -22,6 +22,7 @@
 #include "../core/safe-open.h"
 #include "../core/shared-words.h"
 #include "../core/wait.h"
+#include "segment.h"
 
 namespace pipc {
 namespace robust {
@@ -418,13 +419,6 @@ void InitHeader(int32_t* m, int32_t initial, int32_t max) {
   m[kMagic] = kMagicValue;
 }
 
-int ClaimSlot(Seg* s) {
-  int32_t id = shared::ClaimSlot(s->fd, kSlotCount, SlotOffset);
-  if (id < 0) return -id;
-  s->slot = id;
-  return 0;
-}
-
 std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, bool create,
                              bool exclusive, mode_t mode, int32_t initial, int32_t max,
                              OpenResult* r) {
@@ -489,7 +483,7 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
     r->syscall = "mmap";
     return nullptr;
   }
-  int e = ClaimSlot(s.get());
+  int e = segment::ClaimOfdSlot(s->fd, kHeaderBytes, kSlotBytes, kSlotCount, &s->slot);
   if (e != 0) {
     r->err = e;
     r->syscall = "fcntl";
