@@ -9,6 +9,7 @@
         "native/core/wait.cc",
         "native/sync/semaphore.cc",
         "native/sync/robust.cc",
+        "native/sync/weblocks.cc",
         "native/mq/mq.cc",
         "native/shm/shm.cc",
         "native/pipe/pipe.cc"

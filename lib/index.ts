@@ -35,3 +35,6 @@ export { Process, currentProcess, activeChildren, cpuCount } from './process/pro
 export type { ProcessOptions, JoinOptions, ProcessInfo } from './process/process.js';
 export { Pool } from './process/pool.js';
 export type { PoolOptions, MapOptions } from './process/pool.js';
+// Web Locks across processes
+export { locks, LockManager } from './sync/locks.js';
+export type { LockMode, LockOptions, WebLock, LockInfo, LockManagerSnapshot } from './sync/locks.js';

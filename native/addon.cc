@@ -51,6 +51,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitWait(env, exports);
   InitSemaphore(env, exports);
   InitRobust(env, exports);
+  InitWebLocks(env, exports);
 #if PIPC_HAVE_MQ
   InitMq(env, exports);
 #endif

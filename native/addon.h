@@ -77,6 +77,7 @@ inline void SetRawFunction(Napi::Env env, Napi::Object exports,
 
 void InitSemaphore(Napi::Env env, Napi::Object exports);
 void InitRobust(Napi::Env env, Napi::Object exports);
+void InitWebLocks(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
 void InitPipe(Napi::Env env, Napi::Object exports);
 #if PIPC_HAVE_MQ

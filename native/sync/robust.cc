@@ -40,8 +40,8 @@ constexpr int32_t kTotalWords = static_cast<int32_t>(kSegmentBytes / 4);
 inline off_t SlotOffset(int32_t id) {
   return static_cast<off_t>(kHeaderBytes + kSlotBytes * static_cast<size_t>(id - 1));
 }
-inline int32_t SlotWord(int32_t id) { return static_cast<int32_t>(SlotOffset(id) / 4); }
-inline int32_t* SlotRec(Seg* s, int32_t id) { return s->m + SlotWord(id); }
+
+}  // namespace
 
 double NowMs() {
   timespec ts;
@@ -74,23 +74,6 @@ bool SlotAlive(Seg* s, int32_t id) {
   return fl.l_type != F_UNLCK;
 }
 
-// The undo journal of our own slot: old values first, then the count, then
-// the mutation, then count 0. A recoverer restores the entries of a dead slot
-// whose count is not 0, newest first.
-struct Tx {
-  Seg* s;
-  int32_t* rec;
-  int n = 0;
-  explicit Tx(Seg* seg) : s(seg), rec(SlotRec(seg, seg->slot)) {}
-  void Save(int32_t word) {
-    rec[kEntries + 2 * n] = word;
-    rec[kEntries + 2 * n + 1] = s->m[word];
-    n++;
-  }
-  void Begin() { Store(rec + kJournal, n); }
-  void End() { Store(rec + kJournal, 0); }
-};
-
 void Rollback(Seg* s, int32_t id) {
   int32_t* rec = SlotRec(s, id);
   int32_t n = Load(rec + kJournal);
@@ -108,6 +91,7 @@ void Rollback(Seg* s, int32_t id) {
 // many units came back.
 int32_t RecoverSlot(Seg* s, int32_t id) {
   Rollback(s, id);
+  if (s->recover != nullptr) return s->recover(s, id);
   int32_t* rec = SlotRec(s, id);
   int32_t held = rec[kHeld];
   int32_t added = 0;
@@ -137,7 +121,18 @@ int32_t RecoverSlot(Seg* s, int32_t id) {
   return added;
 }
 
-void Unlock(Seg* s) { Store(s->m + kLock, 0); }
+void UnlockInternal(Seg* s) { Store(s->m + kLock, 0); }
+
+namespace {
+RecoverFn kind_recover[4] = {nullptr, nullptr, nullptr, nullptr};
+}  // namespace
+
+void RegisterKind(int32_t kind, RecoverFn recover) {
+  if (kind > kKindSemaphore && kind < 4) kind_recover[kind] = recover;
+}
+namespace {
+void Unlock(Seg* s) { UnlockInternal(s); }
+}  // namespace
 
 // Takes the internal lock. It is held for a few instructions, so contenders
 // spin, then yield, then sleep a millisecond at a time; an owner whose slot
@@ -169,6 +164,8 @@ void LockInternal(Seg* s) {
     }
   }
 }
+
+namespace {
 
 int AcquireLocked(Seg* s) {
   int32_t* m = s->m;
@@ -386,9 +383,9 @@ struct OpenResult {
   bool created = false;
 };
 
-void InitHeader(int32_t* m, int32_t initial, int32_t max) {
+void InitHeader(int32_t* m, int32_t kind, int32_t initial, int32_t max) {
   m[kVersion] = kLayoutVersion;
-  m[kKind] = kKindSemaphore;
+  m[kKind] = kind;
   m[kMax] = max;
   m[kSlots] = kSlotCount;
   m[kSlotBase] = static_cast<int32_t>(kHeaderBytes);
@@ -399,7 +396,7 @@ void InitHeader(int32_t* m, int32_t initial, int32_t max) {
 
 // Creates the segment fully initialised under no name, then links it into
 // place: an opener sees either no file or a complete header.
-int CreateAndLink(const std::string& path, mode_t mode, int32_t initial, int32_t max,
+int CreateAndLink(const std::string& path, mode_t mode, int32_t kind, int32_t initial, int32_t max,
                   int* out_fd, const char** syscall_out) {
   int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
   if (fd == -1) {
@@ -419,7 +416,7 @@ int CreateAndLink(const std::string& path, mode_t mode, int32_t initial, int32_t
     *syscall_out = "mmap";
     return e;
   }
-  InitHeader(static_cast<int32_t*>(p), initial, max);
+  InitHeader(static_cast<int32_t*>(p), kind, initial, max);
   munmap(p, kSegmentBytes);
   char proc[64];
   snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
@@ -452,10 +449,12 @@ int ClaimSlot(Seg* s) {
 }
 
 std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, bool create,
-                             bool exclusive, mode_t mode, int32_t initial, int32_t max,
-                             OpenResult* r) {
+                             bool exclusive, mode_t mode, int32_t kind, int32_t initial,
+                             int32_t max, OpenResult* r) {
   auto s = std::make_shared<Seg>();
   s->name = name;
+  s->kind = kind;
+  s->recover = kind == kKindSemaphore ? nullptr : kind_recover[kind];
   const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
   for (int attempt = 0; attempt < 8; attempt++) {
     int fd = open(path.c_str(), flags);
@@ -472,7 +471,7 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
       r->err = errno;
       return nullptr;
     }
-    int e = CreateAndLink(path, mode, initial, max, &fd, &r->syscall);
+    int e = CreateAndLink(path, mode, kind, initial, max, &fd, &r->syscall);
     if (e == 0) {
       s->fd = fd;
       r->created = true;
@@ -507,7 +506,7 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
   }
   s->m = static_cast<int32_t*>(p);
   if (Load(s->m + kMagic) != kMagicValue || s->m[kVersion] != kLayoutVersion ||
-      s->m[kKind] != kKindSemaphore || s->m[kSlots] != kSlotCount ||
+      s->m[kKind] != kind || s->m[kSlots] != kSlotCount ||
       s->m[kSlotBase] != static_cast<int32_t>(kHeaderBytes)) {
     r->err = EINVAL;
     r->syscall = "mmap";
@@ -607,7 +606,7 @@ void SweepOrphans(napi_env env) {
 
 void FinalizeBuffer(napi_env, void*, void* hint) { delete static_cast<SegPtr*>(hint); }
 
-// robOpen(name, path, create, exclusive, mode, initial, max)
+// robOpen(name, path, create, exclusive, mode, initial, max, kind = 1)
 //   -> [handle, ArrayBuffer over the segment, slot id, created]
 Napi::Value RobOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -618,9 +617,13 @@ Napi::Value RobOpen(const Napi::CallbackInfo& info) {
   mode_t mode = static_cast<mode_t>(info[4].As<Napi::Number>().Uint32Value());
   int32_t initial = info[5].As<Napi::Number>().Int32Value();
   int32_t max = info[6].As<Napi::Number>().Int32Value();
+  int32_t kind = info.Length() > 7 ? info[7].As<Napi::Number>().Int32Value() : kKindSemaphore;
+  if (kind < kKindSemaphore || kind >= 4 || (kind != kKindSemaphore && kind_recover[kind] == nullptr)) {
+    throw Napi::RangeError::New(env, "unknown segment kind");
+  }
   SweepOrphans(env);
   OpenResult r;
-  SegPtr seg = OpenSeg(name, path, create, exclusive, mode, initial, max, &r);
+  SegPtr seg = OpenSeg(name, path, create, exclusive, mode, kind, initial, max, &r);
   if (!seg) {
     if (r.err == EINVAL) {
       throw MakeIPCError(env, EINVAL, r.syscall, name);
