@@ -17,7 +17,7 @@ import { binding } from '../core/binding.js';
 import type { Handle, WaitToken } from '../core/binding.js';
 import { AbortError, describeValue, typeError } from '../core/errors.js';
 import { lockFileName, lockSegmentPath, parseLockFileName, SHM_DIR } from '../core/names.js';
-import { validateMode, validateOptions, validateSignal, keysOf } from '../core/validate.js';
+import { keysOf, validateMode, validateOptions, validateOwner, validateSignal, type Owner } from '../core/validate.js';
 
 /** `'exclusive'` (one holder) or `'shared'` (any number of holders, no exclusive one). */
 export type LockMode = 'exclusive' | 'shared';
@@ -34,6 +34,8 @@ export interface LockOptions {
   signal?: AbortSignal;
   /** Permission bits of a new lock segment (default 0o600; the umask applies). */
   permissions?: number;
+  /** Whose existing lock segment to use: 'self' (default), 'any', or a uid; another uid's is IPCError EPERM. */
+  owner?: Owner;
 }
 
 /** What a callback receives: the granted lock. */
@@ -58,7 +60,7 @@ export interface LockManagerSnapshot {
   pending: LockInfo[];
 }
 
-const REQUEST_KEYS = keysOf<LockOptions>()('mode', 'ifAvailable', 'steal', 'signal', 'permissions');
+const REQUEST_KEYS = keysOf<LockOptions>()('mode', 'ifAvailable', 'steal', 'signal', 'permissions', 'owner');
 const SHARED = 1;
 const EXCLUSIVE = 2;
 const MODE_NAME: Record<number, LockMode> = { [SHARED]: 'shared', [EXCLUSIVE]: 'exclusive' };
@@ -73,7 +75,7 @@ const LAYOUT = binding.ROBUST_LAYOUT;
 
 interface LocksBinding {
   robOpen(
-    name: string, path: string, create: boolean, exclusive: boolean, mode: number, initial: number, max: number, kind: number,
+    name: string, path: string, create: boolean, exclusive: boolean, mode: number, initial: number, max: number, kind: number, owner: number,
   ): [Handle, ArrayBuffer, number, boolean];
   robClose(h: Handle, view?: ArrayBuffer): void;
   lkTry(h: Handle, mode: number, ticket: number, head: boolean, publish: boolean): number;
@@ -128,9 +130,9 @@ class NameState {
   waiting: WaitToken | undefined;
   closed = false;
 
-  constructor(name: string, permissions: number) {
+  constructor(name: string, permissions: number, owner: number, create = true) {
     this.name = name;
-    const [h, view, slot] = native.robOpen(name, lockSegmentPath(name), true, false, permissions, 0, 0, KIND_LOCK);
+    const [h, view, slot] = native.robOpen(name, lockSegmentPath(name), create, false, permissions, 0, 0, KIND_LOCK, owner);
     this.handle = h;
     this.view = view;
     this.m = new Int32Array(view);
@@ -204,6 +206,7 @@ export class LockManager {
     const steal = o.steal === undefined ? false : Boolean(o.steal);
     const signal = validateSignal(o.signal);
     const permissions = validateMode(o.permissions);
+    const owner = validateOwner(o.owner);
     if (name.startsWith('-')) throw notSupported(`Lock names starting with "-" are reserved. Received '${name}'`);
     lockFileName(name); // length and characters
     if (steal && ifAvailable) throw notSupported('The "steal" and "ifAvailable" options cannot be used together');
@@ -213,7 +216,7 @@ export class LockManager {
     }
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
 
-    const st = this.#open(name, permissions);
+    const st = this.#open(name, permissions, owner);
     return new Promise((resolve, reject) => {
       const req: Request = {
         mode,
@@ -253,10 +256,10 @@ export class LockManager {
     });
   }
 
-  #open(name: string, permissions: number): NameState {
+  #open(name: string, permissions: number, owner: number): NameState {
     let st = this.#names.get(name);
     if (st === undefined) {
-      st = new NameState(name, permissions);
+      st = new NameState(name, permissions, owner);
       this.#names.set(name, st);
     }
     return st;
@@ -374,7 +377,8 @@ export class LockManager {
   async query(): Promise<LockManagerSnapshot> {
     await Promise.resolve();
     const held: LockInfo[] = [];
-    const pending: { info: LockInfo; ticket: number; n: number }[] = [];
+    const pending: { info: LockInfo; file: number; ticket: number; n: number }[] = [];
+    let fileIndex = 0;
     let files: string[];
     try {
       files = readdirSync(SHM_DIR);
@@ -384,11 +388,12 @@ export class LockManager {
     for (const file of files) {
       const name = parseLockFileName(file);
       if (name === undefined) continue;
+      const fi = fileIndex++;
       let st = this.#names.get(name);
       let opened = false;
       if (st === undefined) {
         try {
-          st = new NameState(name, 0o600);
+          st = new NameState(name, 0o600, validateOwner(undefined), false);
           opened = true;
         } catch {
           continue; // not ours to read, or not a lock segment
@@ -404,25 +409,26 @@ export class LockManager {
           const info = (mode: number): LockInfo => ({ name, mode: MODE_NAME[mode]!, clientId: String(pid), pid });
           for (let k = 0; k < nHeld; k++) held.push(info(heldMode));
           if (slot === mine) {
-            st.queue.forEach((r, n) => pending.push({ info: info(r.mode), ticket: st!.queue[0]!.ticket, n }));
+            st.queue.forEach((r, n) => pending.push({ info: info(r.mode), file: fi, ticket: st!.queue[0]!.ticket, n }));
             continue;
           }
           let shared = pendShared;
           let excl = pendExcl;
           let n = 0;
           if (pendMode !== 0) {
-            pending.push({ info: info(pendMode), ticket: pendTicket, n: n++ });
+            pending.push({ info: info(pendMode), file: fi, ticket: pendTicket, n: n++ });
             if (pendMode === SHARED) shared--;
             else excl--;
           }
-          for (let k = 0; k < excl; k++) pending.push({ info: info(EXCLUSIVE), ticket: pendTicket, n: n++ });
-          for (let k = 0; k < shared; k++) pending.push({ info: info(SHARED), ticket: pendTicket, n: n++ });
+          for (let k = 0; k < excl; k++) pending.push({ info: info(EXCLUSIVE), file: fi, ticket: pendTicket, n: n++ });
+          for (let k = 0; k < shared; k++) pending.push({ info: info(SHARED), file: fi, ticket: pendTicket, n: n++ });
         }
       } finally {
         if (opened) native.robClose(st.handle, st.view);
       }
     }
-    pending.sort((a, b) => (a.info.name === b.info.name ? ((a.ticket - b.ticket) | 0) || a.n - b.n : 0));
+    // Per name (files in directory order), oldest ticket first (tickets wrap: compare the difference).
+    pending.sort((a, b) => a.file - b.file || ((a.ticket - b.ticket) | 0) || a.n - b.n);
     return { held, pending: pending.map((p) => p.info) };
   }
 }

@@ -145,7 +145,7 @@ export class Semaphore implements Disposable {
     const robust = validateBoolean(o.robust, 'robust', true);
     this.#name = validateName(name, 'name', robust ? ROBUST_SEM_RESERVED : PLAIN_SEM_RESERVED);
     this.#opened = o;
-    // Validated for both kinds; the crash-safe kind checks its file's kind, size and header, not yet its owner.
+    // Both kinds check the owner of what they find at the name (and its kind, size and header).
     const owner = validateOwner(o.owner);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const create = validateBoolean(o.create, 'create', true);
@@ -158,7 +158,7 @@ export class Semaphore implements Disposable {
     const self = this;
     if (robust) {
       if (binding.robKindAt(plainSemPath(this.#name)) !== 'none') throw kindError(this.#name, true);
-      const rob = new RobustSegment(this.#name, robustSemPath(this.#name), create, exclusive, mode, initialValue, bound?.max ?? 0);
+      const rob = new RobustSegment(this.#name, robustSemPath(this.#name), create, exclusive, mode, initialValue, bound?.max ?? 0, owner);
       if (bound !== undefined && bound.strict && rob.max !== bound.max) {
         rob.close();
         const is = rob.max === 0 ? 'an unbounded semaphore' : `a semaphore bounded at ${rob.max}`;

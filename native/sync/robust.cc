@@ -19,6 +19,7 @@
 #include "../addon.h"
 #include "../core/errors.h"
 #include "../core/posix.h"
+#include "../core/safe-open.h"
 #include "../core/wait.h"
 
 namespace pipc {
@@ -381,6 +382,7 @@ struct OpenResult {
   int err = 0;
   const char* syscall = "open";
   bool created = false;
+  std::string why;  // what was found, for the message (EPERM)
 };
 
 void InitHeader(int32_t* m, int32_t kind, int32_t initial, int32_t max) {
@@ -450,7 +452,7 @@ int ClaimSlot(Seg* s) {
 
 std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, bool create,
                              bool exclusive, mode_t mode, int32_t kind, int32_t initial,
-                             int32_t max, OpenResult* r) {
+                             int32_t max, const OwnerPolicy& owner, OpenResult* r) {
   auto s = std::make_shared<Seg>();
   s->name = name;
   s->kind = kind;
@@ -496,6 +498,15 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
   if (!S_ISREG(st.st_mode) || st.st_size != static_cast<off_t>(kSegmentBytes)) {
     r->err = EINVAL;
     r->syscall = "fstat";
+    return nullptr;
+  }
+  // Another uid's segment is adopted only if the caller said so (a file its
+  // owner may truncate under our mapping, or fill with a state of its choice).
+  if (!r->created && !owner.any && st.st_uid != owner.uid) {
+    r->err = EPERM;
+    r->why = "'" + path + "' is owned by uid " + std::to_string(st.st_uid) + ", not uid " +
+             std::to_string(owner.uid) + " (pass owner: 'any' or owner: " +
+             std::to_string(st.st_uid) + " to accept it)";
     return nullptr;
   }
   void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
@@ -606,7 +617,8 @@ void SweepOrphans(napi_env env) {
 
 void FinalizeBuffer(napi_env, void*, void* hint) { delete static_cast<SegPtr*>(hint); }
 
-// robOpen(name, path, create, exclusive, mode, initial, max, kind = 1)
+// robOpen(name, path, create, exclusive, mode, initial, max, kind = 1, owner = self)
+// owner: < 0 adopts an existing segment of any uid, otherwise only that uid's.
 //   -> [handle, ArrayBuffer over the segment, slot id, created]
 Napi::Value RobOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -623,12 +635,15 @@ Napi::Value RobOpen(const Napi::CallbackInfo& info) {
   }
   SweepOrphans(env);
   OpenResult r;
-  SegPtr seg = OpenSeg(name, path, create, exclusive, mode, kind, initial, max, &r);
+  OwnerPolicy owner = info.Length() > 8 && info[8].IsNumber()
+                          ? OwnerPolicy::FromJs(info[8].As<Napi::Number>().DoubleValue())
+                          : OwnerPolicy::Self();
+  SegPtr seg = OpenSeg(name, path, create, exclusive, mode, kind, initial, max, owner, &r);
   if (!seg) {
     if (r.err == EINVAL) {
       throw MakeIPCError(env, EINVAL, r.syscall, name);
     }
-    ThrowIPCError(env, r.err, r.syscall, name);
+    ThrowIPCError(env, r.err, r.syscall, name, r.why);
   }
   auto* hook = new Hook{seg};
   seg->teardown = hook;

@@ -118,7 +118,10 @@ int32_t RecoverDeadLocked(Seg* s) {
   for (int32_t id = 1; id <= robust::kSlotCount; id++) {
     if (id == s->slot) continue;
     int32_t* rec = SlotRec(s, id);
-    if (rec[kHeld] == 0 && rec[kPendMode] == 0 && Load(rec + robust::kJournal) == 0) continue;
+    if (rec[kHeld] == 0 && rec[kPendMode] == 0 && Load(rec + robust::kJournal) == 0 &&
+        rec[kPendShared] == 0 && rec[kPendExcl] == 0) {
+      continue;
+    }
     if (!robust::SlotAlive(s, id)) n += robust::RecoverSlot(s, id) != 0 ? 1 : 0;
   }
   return n;
