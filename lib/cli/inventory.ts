@@ -13,6 +13,7 @@ import { IPCError } from '../core/errors.js';
 import { classifyShmEntry, MQUEUE_DIR, SEM_FILE_PREFIX, SHM_DIR, type ShmEntryKind } from '../core/names.js';
 import { Queue } from '../queue/queue.js';
 import { Semaphore } from '../sync/semaphore.js';
+import { lockState } from '../sync/locks.js';
 
 /** Every kind the tool reports. */
 export type Kind = ShmEntryKind | 'queue';
@@ -99,6 +100,16 @@ function semaphoreState(name: string, st: Stats, robust: boolean): { state: Reco
   }
 }
 
+/** Reads a Web Locks segment's holders and waiting requests (its open checks kind, size and header). */
+function webLockState(name: string, st: Stats): { state: Record<string, unknown>; error?: string } {
+  if (!st.isFile()) return { state: {}, error: 'not a lock segment: a special file' };
+  try {
+    return { state: lockState(name) };
+  } catch (err) {
+    return { state: {}, error: describeError(err) };
+  }
+}
+
 function queueState(name: string): { state: Record<string, unknown>; error?: string } {
   try {
     const q = new Queue(name, { create: false, owner: 'any' });
@@ -148,6 +159,7 @@ export function listShm(dir = SHM_DIR): Entry[] {
     if (c.queue !== undefined) e.queue = c.queue;
     if (c.pid !== undefined) e.pid = c.pid;
     if (c.kind === 'semaphore') Object.assign(e, semaphoreState(c.name, st, !file.startsWith(SEM_FILE_PREFIX)));
+    else if (c.kind === 'lock') Object.assign(e, webLockState(c.name, st));
     else if (c.kind === 'segment') e.state = { bytes: st.size };
     out.push(e);
   }

@@ -433,5 +433,31 @@ export class LockManager {
   }
 }
 
+/**
+ * For the command-line tool: how many locks are held and requests wait on the
+ * lock `name`, by mode, with the holders' pids (opens an existing segment of
+ * any owner; the dead are recovered first).
+ * @internal
+ */
+export function lockState(name: string): { shared: number; exclusive: number; pending: number; holders: number[] } {
+  const st = new NameState(name, 0o600, -1, false);
+  try {
+    const rows = native.lkSnapshot(st.handle);
+    const out = { shared: 0, exclusive: 0, pending: 0, holders: [] as number[] };
+    for (let i = 0; i < rows.length; i += 8) {
+      const nHeld = rows[i + 2]!;
+      if (nHeld > 0) {
+        out.holders.push(rows[i + 1]!);
+        if (rows[i + 3] === SHARED) out.shared += nHeld;
+        else out.exclusive += nHeld;
+      }
+      out.pending += Math.max(rows[i + 6]! + rows[i + 7]!, rows[i + 4] === 0 ? 0 : 1);
+    }
+    return out;
+  } finally {
+    native.robClose(st.handle, st.view);
+  }
+}
+
 /** This environment's lock manager: `await locks.request('cache', { mode: 'shared' }, async (lock) => ...)`. */
 export const locks = new LockManager();

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync
 import { describe, expect, it } from 'vitest';
 import { IPCError, locks, Semaphore } from '../../lib/index.js';
 import { lockSegmentPath } from '../../lib/core/names.js';
-import { FIXTURES, namesRemovedAfterEach, sleep } from '../helpers/index.js';
+import { expectOk, FIXTURES, namesRemovedAfterEach, ROOT, run, sleep } from '../helpers/index.js';
 import { join } from 'node:path';
 
 const removeLockFile = (n: string): void => {
@@ -336,4 +336,23 @@ describe('hostile files at a lock name', () => {
     }
     await expect(locks.request(n, () => 1)).rejects.toMatchObject({ code: 'EINVAL' });
   });
+});
+
+describe('the command-line tool sees lock segments', () => {
+  it('ls --json: kind lock with holders and waiting requests; rm removes it', async () => {
+    const n = name('cli');
+    const cli = join(ROOT, 'dist/cli/main.js');
+    const w = child(['hold', n, 'shared']);
+    await locks.request(n, async () => {
+      await w.line('requested');
+      const r = expectOk(await run(process.execPath, [cli, 'ls', n, '--json']));
+      const entries = (JSON.parse(r.stdout) as { entries: Array<{ kind: string; name: string; state: Record<string, unknown> }> }).entries;
+      expect(entries.find((e) => e.name === n)).toMatchObject({ kind: 'lock', state: { exclusive: 1, pending: 1, holders: [process.pid] } });
+    });
+    await w.line('held');
+    w.release();
+    await w.exited;
+    expectOk(await run(process.execPath, [cli, 'rm', n]));
+    expect(existsSync(lockSegmentPath(n))).toBe(false);
+  }, 20_000);
 });
