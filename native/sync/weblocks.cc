@@ -176,10 +176,18 @@ int GrantLocked(Seg* s, int32_t mode, int32_t ticket, bool head, bool publish,
       rec[kPendMode] = next_mode == kModeShared || next_mode == kModeExclusive ? next_mode : 0;
     }
     tx.End();
-    if (head) Store(rec + kNextMode, 0);
+    if (head) {
+      Store(rec + kNextMode, 0);
+      // Our published request moved on to a younger one (or to none): a
+      // request of another slot may be first now.
+      *changed += 1;
+    }
     return 1;
   }
   if (publish && (rec[kPendMode] != mode || rec[kPendTicket] != ticket)) {
+    // Replacing an older published request (ours was aborted) may make
+    // another slot's request first.
+    if (rec[kPendMode] != 0) *changed += 1;
     Tx tx(s);
     tx.Save(SlotWord(s->slot) + kPendMode);
     tx.Save(SlotWord(s->slot) + kPendTicket);
@@ -258,7 +266,7 @@ int TryMu(Seg* s, int32_t mode, int32_t ticket, bool head, bool publish, bool ch
   int r = GrantLocked(s, mode, ticket, head, publish, &changed);
   if (r == 1) *gen = SlotRec(s, s->slot)[kStealGen];
   robust::UnlockInternal(s);
-  // A recovery may let others in; a grant or a published request never does.
+  // A recovery, or our published request moving on, may let others in.
   if (changed > 0) WakeAll(s);
   return r;
 }

@@ -101,6 +101,32 @@ describe('locks.request across processes', () => {
     await Promise.all([...readers.map((r) => r.exited), writer.exited]);
   }, 30_000);
 
+  it('queue order across processes: our shared, their shared, our exclusive -> the two shared together, then ours', async () => {
+    const n = name('order');
+    const x = await holder(n, 'exclusive');
+    const events: string[] = [];
+    let releaseShared!: () => void;
+    const ours = locks.request(n, { mode: 'shared' }, async () => {
+      events.push('our shared');
+      await new Promise<void>((r) => (releaseShared = r));
+    });
+    const d = child(['hold', n, 'shared']);
+    await d.line('requested');
+    const ourX = locks.request(n, () => events.push('our exclusive'));
+    x.release();
+    await d.line('held'); // granted while our shared lock is held, before our older-queued exclusive
+    events.push('their shared');
+    expect(events).toEqual(['our shared', 'their shared']);
+    releaseShared();
+    await ours;
+    await sleep(100);
+    expect(events).toEqual(['our shared', 'their shared']); // their shared lock still holds our exclusive off
+    d.release();
+    await ourX;
+    expect(events).toEqual(['our shared', 'their shared', 'our exclusive']);
+    await Promise.all([x.exited, d.exited]);
+  }, 20_000);
+
   it('ifAvailable: null while another process holds it exclusively, the lock once it is free', async () => {
     const n = name('ifav');
     const x = await holder(n, 'exclusive');
