@@ -320,7 +320,8 @@ describe('chaos: readers and writers SIGKILLed at random', () => {
     const { maxReaders, writerWithOthers } = overlaps(events);
     const summary = `${sections} sections, ${kills} kills, max ${maxReaders} readers`;
     console.log(`chaos: ${summary}`);
-    expect(kills, summary).toBeGreaterThan(20);
+    // (progress floors only: node start-ups load two cores fully)
+    expect(kills, summary).toBeGreaterThan(10);
     expect(sections, summary).toBeGreaterThan(50);
     expect(writerWithOthers, summary).toBe(0);
     expect(maxReaders, summary).toBeGreaterThan(1);
@@ -369,16 +370,21 @@ describe('the command-line tool sees lock segments', () => {
     const n = name('cli');
     const cli = join(ROOT, 'dist/cli/main.js');
     const w = child(['hold', n, 'shared']);
-    await locks.request(n, async () => {
-      await w.line('requested');
-      const r = expectOk(await run(process.execPath, [cli, 'ls', n, '--json']));
-      const entries = (JSON.parse(r.stdout) as { entries: Array<{ kind: string; name: string; state: Record<string, unknown> }> }).entries;
-      expect(entries.find((e) => e.name === n)).toMatchObject({ kind: 'lock', state: { exclusive: 1, pending: 1, holders: [process.pid] } });
-    });
-    await w.line('held');
-    w.release();
-    await w.exited;
-    expectOk(await run(process.execPath, [cli, 'rm', n]));
+    try {
+      await locks.request(n, async () => {
+        await w.line('requested');
+        const r = expectOk(await run(process.execPath, [cli, 'ls', n, '--json'], { timeoutMs: 50_000 }));
+        const entries = (JSON.parse(r.stdout) as { entries: Array<{ kind: string; name: string; state: Record<string, unknown> }> }).entries;
+        expect(entries.find((e) => e.name === n)).toMatchObject({ kind: 'lock', state: { exclusive: 1, pending: 1, holders: [process.pid] } });
+      });
+      await w.line('held');
+      w.release();
+      await w.exited;
+    } finally {
+      w.proc.kill('SIGKILL');
+      await w.exited;
+    }
+    expectOk(await run(process.execPath, [cli, 'rm', n], { timeoutMs: 50_000 }));
     expect(existsSync(lockSegmentPath(n))).toBe(false);
-  }, 20_000);
+  }, 120_000);
 });
