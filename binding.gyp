@@ -12,7 +12,8 @@
         "native/sync/weblocks.cc",
         "native/mq/mq.cc",
         "native/shm/shm.cc",
-        "native/pipe/pipe.cc"
+        "native/pipe/pipe.cc",
+        "native/ring/ring.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -1,5 +1,6 @@
-// Queue between two processes, side by side with the peers a user would
-// otherwise pick: C on POSIX mq (the limit), Node's child_process IPC (fork +
+// Queue between two processes, on both transports ('shm', the default ring in
+// shared memory, and 'mq', the POSIX message queue), side by side with the
+// peers a user would otherwise pick: C on POSIX mq (the limit), Node's child_process IPC (fork +
 // process.send), a Node Unix socket with length-prefixed frames, and Python's
 // multiprocessing.Queue. For 64 B, 1 KiB and 64 KiB items, raw bytes and
 // JSON objects: round trip (median and p99) and one-way throughput.
@@ -158,12 +159,17 @@ process.on('exit', () => {
   }
 });
 
-async function queueRtt(size, kind) {
+/** Queue options per transport: mq as the kernel allows an ordinary user (10 messages); shm as it comes (unbounded, 8 MiB). */
+function queueOptions(codec, transport) {
+  return transport === 'mq' ? { codec, maxsize: 10, transport } : { codec, transport };
+}
+
+async function queueRtt(size, kind, transport) {
   const codec = kind;
   const req = qname('req');
   const resp = qname('resp');
-  const sq = new Queue(req, { codec, maxsize: 10 });
-  const rq = new Queue(resp, { codec, maxsize: 10 });
+  const sq = new Queue(req, queueOptions(codec, transport));
+  const rq = new Queue(resp, queueOptions(codec, transport));
   try {
     const c = spawnChild('q-echo', [req, resp, codec, String(N_RTT + WARMUP)]);
     await c.line();
@@ -185,9 +191,9 @@ async function queueRtt(size, kind) {
   }
 }
 
-async function queueThroughput(size, kind, batch) {
+async function queueThroughput(size, kind, batch, transport) {
   const name = qname('tp');
-  const q = new Queue(name, { codec: kind, maxsize: 10 });
+  const q = new Queue(name, queueOptions(kind, transport));
   const n = N_TP[size];
   try {
     const c = spawnChild('q-sink', [name, kind, String(n), batch ? '1' : '0']);
@@ -332,10 +338,17 @@ async function main() {
         rows[rows.length - 1].p99 = c.rtt_p99_us;
       }
       add(
-        'posix-ipc Queue',
-        await queueRtt(size, kind),
-        await rate(() => queueThroughput(size, kind, false)),
-        await rate(() => queueThroughput(size, kind, true)),
+        'posix-ipc Queue shm',
+        await queueRtt(size, kind, 'shm'),
+        await rate(() => queueThroughput(size, kind, false, 'shm')),
+        await rate(() => queueThroughput(size, kind, true, 'shm')),
+        'ring in shared memory (default)',
+      );
+      add(
+        'posix-ipc Queue mq',
+        await queueRtt(size, kind, 'mq'),
+        await rate(() => queueThroughput(size, kind, false, 'mq')),
+        await rate(() => queueThroughput(size, kind, true, 'mq')),
         size > 8192 ? 'side segment (> msgsize_max)' : '',
       );
       add('child_process IPC', await ipcRtt(size, kind), await rate(() => ipcThroughput(size, kind)), undefined, kind === 'raw' ? 'bytes as a string' : '');
@@ -344,11 +357,12 @@ async function main() {
       add('python mp.Queue', [py.rtt_median_us], py.rate, undefined, '');
       rows[rows.length - 1].p99 = py.rtt_p99_us;
       const ipc = rows.find((r) => r.name === 'child_process IPC');
-      const x = (v) => (v === undefined ? '-' : `${v.toFixed(2)}x`);
+      const cmq = rows.find((r) => r.name === 'C mq');
+      const x = (v) => (v === undefined || Number.isNaN(v) ? '-' : `${v.toFixed(2)}x`);
       table(
         `Queue round trip, ${size} B ${kind} (µs; "vs IPC" = IPC's time / this time, above 1 is faster)`,
-        rows.map((r) => ({ name: r.name, value: r.rtt, unit: 'µs', p99: r.p99, vs: ipc.rtt / r.rtt, note: r.note })),
-        { columns: [{ key: 'p99', title: 'p99' }, { key: 'vs', title: 'vs IPC', fmt: x }] },
+        rows.map((r) => ({ name: r.name, value: r.rtt, unit: 'µs', p99: r.p99, vs: ipc.rtt / r.rtt, vsC: cmq ? cmq.rtt / r.rtt : undefined, note: r.note })),
+        { columns: [{ key: 'p99', title: 'p99' }, { key: 'vs', title: 'vs IPC', fmt: x }, { key: 'vsC', title: 'vs C mq', fmt: x }] },
       );
       table(
         `Queue one-way throughput, ${size} B ${kind} (messages/s, median of ${ROUNDS}; "vs IPC" = this rate / IPC's)`,
@@ -357,11 +371,19 @@ async function main() {
           value: r.rate,
           unit: 'msg/s',
           vs: r.rate / ipc.rate,
+          vsC: cmq ? r.rate / cmq.rate : undefined,
           batch: r.rateBatch,
           vsBatch: r.rateBatch === undefined ? undefined : r.rateBatch / ipc.rate,
           note: r.rateBatch ? 'batch: putMany/getMany' : r.note,
         })),
-        { columns: [{ key: 'vs', title: 'vs IPC', fmt: x }, { key: 'batch', title: 'batch' }, { key: 'vsBatch', title: 'batch vs IPC', fmt: x }] },
+        {
+          columns: [
+            { key: 'vs', title: 'vs IPC', fmt: x },
+            { key: 'vsC', title: 'vs C mq', fmt: x },
+            { key: 'batch', title: 'batch' },
+            { key: 'vsBatch', title: 'batch vs IPC', fmt: x },
+          ],
+        },
       );
     }
   }

@@ -98,6 +98,35 @@ robustLock.close();
 robustLock.unlink();
 execFileSync('sh', ['-c', `rm -f /dev/shm/sem.${tag}-c`]);
 
+// --- 1b. the same pair with 1, 2 and 50 semaphores in use ---------------------
+// Each measurement in a fresh process (what a call site has seen decides
+// whether it stays monomorphic), configurations interleaved round by round;
+// the ratio is to two empty N-API calls timed in the same process.
+const manyRows = [];
+{
+  const configs = [];
+  for (const kind of ['robust', 'plain']) for (const count of [1, 2, 50]) configs.push({ kind, count, ratios: [], ns: [] });
+  for (let r = 0; r < (QUICK ? 1 : 3); r++) {
+    for (const c of configs) {
+      const out = execFileSync(process.execPath, [join(BENCH_DIR, 'peers', 'sem-many.mjs'), `/${tag}-m${c.kind}${c.count}.`, c.kind, String(c.count), String(N)]).toString();
+      const o = JSON.parse(out);
+      o.pairs.forEach((ns, k) => {
+        c.ns.push(ns);
+        c.ratios.push(ns / o.noop[k]);
+      });
+    }
+  }
+  for (const c of configs) {
+    manyRows.push({
+      name: `${c.kind === 'robust' ? 'crash-safe' : 'plain'}, ${c.count} in use`,
+      value: median(c.ns),
+      unit: 'ns',
+      ratio: median(c.ratios),
+      note: c.kind === 'robust' ? 'target <= 3x' : 'target <= 2x',
+    });
+  }
+}
+
 // --- 2. lock + unlock: ours against proper-lockfile --------------------------
 const dir = mkdtempSync(join(tmpdir(), 'pipc-bench-'));
 const file = join(dir, 'resource');
@@ -137,6 +166,9 @@ table('Uncontended, one process (ns per pair, median of rounds)', [
   { name: 'proper-lockfile lock+unlock', value: median(plRounds), unit: 'ns', note: 'what users do today' },
 ], { ref: '2 empty plain-C N-API calls' });
 console.log(`proper-lockfile / Lock: ${(median(plRounds) / median(lockRounds)).toFixed(0)}x (target >= 1000x)`);
+table('tryAcquire()+release() with several semaphores in use (round-robin; fresh process each)', manyRows, {
+  columns: [{ key: 'ratio', title: 'vs 2 empty calls (same process)', fmt: (x) => `${x.toFixed(2)}x` }],
+});
 
 // --- 3. cross-process hand-off ------------------------------------------------
 const RT = QUICK ? 1000 : 4000;

@@ -11,6 +11,8 @@ export type { SemaphoreOptions, BoundedSemaphoreOptions, AcquireOptions, Held } 
 // Queues (POSIX message queues)
 export { Queue, Empty, Full, MQ_PRIO_MAX } from './queue/queue.js';
 export type { QueueOptions, PutOptions, GetOptions, SyncOptions, QueueAttributes, IterateOptions, OnDecodeError } from './queue/queue.js';
+// Queues on shared memory (transport 'shm', the default)
+export type { QueueTransportKind } from './queue/queue.js';
 // Shared memory
 export { SharedMemory, SharedCells, Value, SharedArray, PAGE_SIZE } from './shm/shared-memory.js';
 export type {

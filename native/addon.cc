@@ -57,6 +57,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   InitShm(env, exports);
   InitPipe(env, exports);
+  InitRing(env, exports);
   return exports;
 }
 

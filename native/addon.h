@@ -80,6 +80,7 @@ void InitRobust(Napi::Env env, Napi::Object exports);
 void InitWebLocks(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
 void InitPipe(Napi::Env env, Napi::Object exports);
+void InitRing(Napi::Env env, Napi::Object exports);
 #if PIPC_HAVE_MQ
 // native/mq is built where POSIX message queues exist (binding.gyp).
 void InitMq(Napi::Env env, Napi::Object exports);

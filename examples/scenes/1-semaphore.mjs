@@ -1,5 +1,5 @@
 // Scene 1: "at most 3 at once", host-wide. Five separately started worker
-// processes (four node, one python3 through ctypes) share one named
+// processes (four node, one python3 through pipc) share one named
 // semaphore with value 3. Each prints when it acquires and releases; the
 // scene lines them up behind a second semaphore used as a start gate, then
 // replays the timeline and prints the most that were inside at once.
@@ -10,10 +10,12 @@ import { Semaphore } from '../../dist/index.js';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), 'semaphore');
 const name = `demo-transcode-${process.pid}`;
-// The python3 worker uses ctypes sem_open, so this scene uses plain POSIX
-// semaphores (robust: false); crash-safe ones are the default elsewhere.
-const slots = new Semaphore(name, { initialValue: 3, exclusive: true, robust: false });
-const gate = new Semaphore(`${name}-gate`, { initialValue: 0, exclusive: true, robust: false });
+// Crash-safe semaphores (the default): the python3 worker opens the same ones
+// through pipc, the Python module that ships with posix-ipc, found on
+// PYTHONPATH as `npx posix-ipc python-path` prints it.
+const slots = new Semaphore(name, { initialValue: 3, exclusive: true });
+const gate = new Semaphore(`${name}-gate`, { initialValue: 0, exclusive: true });
+const PYTHONPATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'python');
 const t0 = process.hrtime.bigint();
 const ms = (t) => (Number(BigInt(t) - t0) / 1e6).toFixed(1).padStart(7);
 
@@ -26,7 +28,8 @@ const workers = [
   ['py', ['python3', join(here, 'worker.py')]],
 ].map(([kind, [cmd, script]], i) => {
   const id = `${kind}-${i + 1}`;
-  const child = spawn(cmd, [script, name, gate.name, id, '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const env = { ...process.env, PYTHONPATH };
+  const child = spawn(cmd, [script, name, gate.name, id, '3'], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const events = [];
   let signalReady;
   const ready = new Promise((r) => (signalReady = r));

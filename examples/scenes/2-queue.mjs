@@ -1,8 +1,8 @@
 // Scene 2 — a work queue between separately started processes, no broker.
 //
 // This process (the "web tier") puts 40 jobs into the POSIX message queue
-// "jobs". Two Node workers and one Python worker (ctypes on libc's mq_* calls,
-// standard library only) take jobs, compute, and put results into "results".
+// "jobs". Two Node workers and one Python worker (through pipc, the
+// standard-library Python module that ships with posix-ipc) take jobs, compute, and put results into "results".
 // One job carries a 200 kB payload: bigger than a queue message, it travels
 // through a side segment in /dev/shm that the receiving worker removes.
 // The scene checks that every job was done exactly once, correctly, by
@@ -14,19 +14,22 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from '../../dist/index.js';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), 'queue');
+// Where pipc lives (what `npx posix-ipc python-path` prints).
+const PYTHONPATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'python');
 const tag = `demo-${process.pid}`;
 const jobsName = `${tag}-jobs`;
 const resultsName = `${tag}-results`;
 const JOBS = 40;
 const BIG = 200_000;
 
-const jobs = new Queue(jobsName, { maxsize: 10, exclusive: true });
-const results = new Queue(resultsName, { maxsize: 10, exclusive: true });
+// transport 'mq': the python worker speaks POSIX message queues (ctypes mq_*).
+const jobs = new Queue(jobsName, { maxsize: 10, exclusive: true, transport: 'mq' });
+const results = new Queue(resultsName, { maxsize: 10, exclusive: true, transport: 'mq' });
 let ok = false;
 const children = [];
 
 function start(label, cmd, args) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PYTHONPATH } });
   let onReady;
   const ready = new Promise((resolve) => (onReady = resolve));
   child.stdout.setEncoding('utf8').on('data', (d) => {

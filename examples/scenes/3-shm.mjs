@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { SharedArray, Value } from '../../dist/index.js';
 
 const HERE = join(dirname(fileURLToPath(import.meta.url)), 'shm');
+// Where pipc lives (what `npx posix-ipc python-path` prints).
+const PYTHONPATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'python');
 const N = 2_000_000;
 const WORKERS = 4;
 const arrayName = `pipc-demo-shm-grid-${process.pid}`;
@@ -14,7 +16,7 @@ const counterName = `pipc-demo-shm-filled-${process.pid}`;
 
 function run(cmd, args) {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PYTHONPATH } });
     let out = '';
     p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
     p.on('error', reject);

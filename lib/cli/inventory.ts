@@ -161,6 +161,7 @@ export function listShm(dir = SHM_DIR): Entry[] {
     if (c.kind === 'semaphore') Object.assign(e, semaphoreState(c.name, st, !file.startsWith(SEM_FILE_PREFIX)));
     else if (c.kind === 'lock') Object.assign(e, webLockState(c.name, st));
     else if (c.kind === 'segment') e.state = { bytes: st.size };
+    else if (c.kind === 'queue') Object.assign(e, queueState(c.name));
     out.push(e);
   }
   return out;

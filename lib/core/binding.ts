@@ -24,7 +24,7 @@ export interface CoreBinding {
   setErrorFactory(f: (message: string, code: string, errno: number, syscall: string, path?: string) => Error): void;
   strerror(errno: number): { code: string; description: string };
   cancelWait(token: WaitToken): void;
-  engineStats(): { threads: number; pending: number; spinNs: number };
+  engineStats(): { threads: number; pending: number; spinNs: number; muxThreads: number; muxJobs: number };
   setSpin(ns: number): void;
   /** An empty native function: the cost of one call into the addon (benchmarks). */
   noop(): void;
@@ -39,7 +39,10 @@ export interface SemBinding {
   semValue(h: Handle): number;
   semWaitSync(h: Handle, timeoutMs: number): boolean;
   semWaitAsync(h: Handle, timeoutMs: number, cb: WaitCallback): WaitToken;
-  semClose(h: Handle): void;
+  /** glibc's sem_t words (value, waiters) for the Atomics fast path; undefined elsewhere. */
+  semView(h: Handle): ArrayBuffer | undefined;
+  semWake(h: Handle): void;
+  semClose(h: Handle, view?: ArrayBuffer): void;
   semUnlink(name: string): void;
   readonly SEM_VALUE_MAX: number;
 }
@@ -163,7 +166,32 @@ export interface PipeBinding {
   pipeFdClose(fd: number): void;
 }
 
-export type Binding = CoreBinding & SemBinding & RobustBinding & MqBinding & ShmBinding & PipeBinding;
+// Shared-memory queues (native/ring/ring.cc); the layout is in docs/api.md.
+export interface RingBinding {
+  /** [handle, capacity, maxsize (0: unbounded), mode bits, owner uid, created]. owner: -1 any uid. */
+  ringOpen(
+    name: string, path: string, create: boolean, exclusive: boolean, mode: number, capacity: number, maxsize: number, owner: number,
+  ): [Handle, number, number, number, number, boolean];
+  /** false when full (of items or of bytes). */
+  ringSend(h: Handle, bytes: Uint8Array): boolean;
+  ringSendText(h: Handle, text: string): boolean;
+  ringSendMany(h: Handle, bytes: Uint8Array[], start: number): number;
+  /** The item's length, -1 when empty, or -2 - length when `into` is too short (the item stays). */
+  ringReceiveInto(h: Handle, into: Buffer): number;
+  ringSize(h: Handle): number;
+  ringFull(h: Handle): boolean;
+  ringSendSync(h: Handle, bytes: Uint8Array, timeoutMs: number): boolean;
+  ringReceiveSync(h: Handle, timeoutMs: number): Buffer | null;
+  /** Calls back (on the event loop) once the ring looks readable (1) or writable (2). */
+  ringWait(h: Handle, want: 1 | 2, cb: WaitCallback): WaitToken;
+  /** Spins on this thread up to `ns` nanoseconds: true if the ring looked readable (1) / writable (2). */
+  ringSpin(h: Handle, want: 1 | 2, ns: number): boolean;
+  ringClose(h: Handle): void;
+  ringUnlink(path: string, name: string): void;
+  readonly RING_LAYOUT: { dataStart: number; recordHeader: number; minCapacity: number; maxCapacity: number };
+}
+
+export type Binding = CoreBinding & SemBinding & RobustBinding & MqBinding & ShmBinding & PipeBinding & RingBinding;
 
 const require = createRequire(import.meta.url);
 const load = require('node-gyp-build') as (dir: string) => unknown;

@@ -67,6 +67,8 @@ export function semaphoreFile(name: string): string {
 // Crash-safe semaphores (lib/sync/robust.ts) live in a segment of their own,
 // /dev/shm/pipc.NAME.sem; a name holds one kind, plain or crash-safe.
 const ROBUST_SEM_FILE = /^pipc\.(.+)\.sem$/;
+// A shared-memory queue's segment: pipc.<name>.queue (lib/queue/ring.ts).
+const RING_QUEUE_FILE = /^pipc\.(.+)\.queue$/;
 
 /** What glibc adds to a plain semaphore's name (validateName's `reserved`). */
 export const PLAIN_SEM_RESERVED = SEM_RESERVED;
@@ -188,7 +190,7 @@ export const MQUEUE_DIR = '/dev/mqueue';
 const SIDE_SEGMENT_FILE = /^pipc-mq\.(.+)\.(\d+)-\d+-[0-9a-f]+$/;
 
 /** What an entry of /dev/shm is, by the rules above. */
-export type ShmEntryKind = 'semaphore' | 'lock' | 'segment' | 'side-segment' | 'fifo' | 'socket' | 'symlink' | 'directory' | 'other';
+export type ShmEntryKind = 'semaphore' | 'lock' | 'segment' | 'side-segment' | 'fifo' | 'socket' | 'symlink' | 'directory' | 'other' | 'queue';
 
 /** An entry of /dev/shm, classified. */
 export interface ShmEntryClass {
@@ -212,6 +214,8 @@ export function classifyShmEntry(file: string, st: import('node:fs').Stats): Shm
   }
   const robust = ROBUST_SEM_FILE.exec(file);
   if (robust !== null) return { kind: 'semaphore', name: robust[1]! };
+  const ring = RING_QUEUE_FILE.exec(file);
+  if (ring !== null) return { kind: 'queue', name: ring[1]! };
   const lock = parseLockFileName(file);
   if (lock !== undefined) return { kind: 'lock', name: lock };
   const side = SIDE_SEGMENT_FILE.exec(file);

@@ -64,6 +64,11 @@ export class MqTransport implements QueueTransport {
     this.uid = attr.uid;
   }
 
+  /** Opens the existing queue `name` and closes it again. @throws IPCError (ENOENT when there is none) */
+  static probe(name: string): void {
+    binding.mqClose(binding.mqOpen(name, false, false, 0, 0, 0));
+  }
+
   /** Removes the queue `name` (mq_unlink). */
   static unlink(name: string): void {
     binding.mqUnlink(name);

@@ -7,11 +7,12 @@
 import { binding } from '../core/binding.js';
 import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
-import { closedError, DecodeError, describeValue, ErrorCode, IPCError, sysError, typeError } from '../core/errors.js';
+import { closedError, DecodeError, describeValue, ErrorCode, ipcError, IPCError, sysError, typeError } from '../core/errors.js';
 import { WaitList } from '../core/waitlist.js';
 import { announcedSegments, hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, segmentOwners, waitingSegments, writeLarge } from './large-items.js';
 import { HARD_MSGMAX, HARD_MSGSIZEMAX } from './limits.js';
 import { MqTransport } from './mq.js';
+import { MAX_CAPACITY, MIN_CAPACITY, RECORD_HEADER, RingTransport } from './ring.js';
 import { READABLE, WRITABLE } from './transport.js';
 import type { QueueTransport, ReadyCallback } from './transport.js';
 import { codecOption, kReopen } from '../core/transfer.js';
@@ -67,22 +68,49 @@ export class Full extends Error {
   }
 }
 
+/** What carries a queue's items: see {@link QueueOptions.transport}. */
+export type QueueTransportKind = 'shm' | 'mq';
+
+/** The transport of new queues when neither `transport` nor `maxMessageSize` says otherwise. */
+export const DEFAULT_TRANSPORT: QueueTransportKind = 'shm';
+
 /** Options for opening or creating a queue. */
 export interface QueueOptions<T = unknown> {
   /**
-   * How many messages the queue holds (`mq_maxmsg`), >= 1. Default: the system
-   * default (/proc/sys/fs/mqueue/msg_default, usually 10). Ordinary processes
-   * may not exceed fs.mqueue.msg_max (usually 10). When the queue exists, a
-   * value that differs from its real one is an error.
+   * How many items the queue holds, >= 1. On `'shm'`: default unbounded
+   * (as Python's `Queue()`; only `capacity` limits it). On `'mq'` it is
+   * `mq_maxmsg`: default the system default (/proc/sys/fs/mqueue/msg_default,
+   * usually 10), and ordinary processes may not exceed fs.mqueue.msg_max
+   * (usually 10). When the queue exists, a value that differs from its real
+   * one is an error.
    */
   maxsize?: number;
   /**
-   * The largest message in bytes (`mq_msgsize`). Default: the system default
-   * (msgsize_default, usually 8192); ordinary processes may not exceed
-   * fs.mqueue.msgsize_max (usually 8192). Larger items still travel, through
-   * side segments. When the queue exists, a value that differs is an error.
+   * `'mq'` only: the largest message in bytes (`mq_msgsize`). Default: the
+   * system default (msgsize_default, usually 8192); ordinary processes may not
+   * exceed fs.mqueue.msgsize_max (usually 8192). Larger items still travel,
+   * through side segments. When the queue exists, a value that differs is an
+   * error. Giving it without `transport` selects `'mq'`.
    */
   maxMessageSize?: number;
+  /**
+   * What carries the items. `'shm'`: a ring in shared memory
+   * (/dev/shm/pipc.NAME.queue), no system call while nobody sleeps, any
+   * depth, crash-safe; its layout is documented for Python and C peers.
+   * `'mq'`: a POSIX message queue, which posix_ipc, ctypes and C programs open
+   * by name, with priorities. Default: whichever kind exists at the name;
+   * a new queue is `'shm'` unless `maxMessageSize` is given. Asking for one
+   * kind where the other exists is IPCError `EEXIST` naming what is there.
+   */
+  transport?: QueueTransportKind;
+  /**
+   * `'shm'` only: the ring's size in bytes (rounded up to a multiple of 8),
+   * 64 to 1 GiB; default 8 MiB. An item may be up to `capacity - 8` bytes (a
+   * larger one is IPCError `EMSGSIZE`); a ring full of bytes is `Full` (or a
+   * wait), as a queue with `maxsize` items is. Pages are only used as items
+   * fill them.
+   */
+  capacity?: number;
   /** `'json'` (default), `'v8'`, `'raw'`, or `{ encode, decode }`. See the codec module. */
   codec?: CodecOption<T>;
   /** Create the queue if it does not exist. Default true. With false, a missing name fails with ENOENT. */
@@ -144,9 +172,9 @@ export interface SyncOptions {
   timeout?: number;
 }
 
-/** Attributes of the underlying queue, from `mq_getattr`. */
+/** Attributes of the underlying queue (`mq_getattr` on `'mq'`). */
 export interface QueueAttributes {
-  /** The queue's capacity (`mq_maxmsg`). */
+  /** The queue's capacity in items (`mq_maxmsg`; Infinity for an unbounded `'shm'` queue). */
   maxsize: number;
   /** The largest message in bytes (`mq_msgsize`). */
   maxMessageSize: number;
@@ -171,7 +199,47 @@ interface Putter {
   priority: number;
 }
 
-const QUEUE_KEYS = keysOf<QueueOptions>()('maxsize', 'maxMessageSize', 'codec', 'create', 'exclusive', 'mode', 'onDecodeError', 'owner');
+const QUEUE_KEYS = keysOf<QueueOptions>()('maxsize', 'maxMessageSize', 'codec', 'create', 'exclusive', 'mode', 'onDecodeError', 'owner', 'transport', 'capacity');
+
+function validateTransport(value: unknown): QueueTransportKind | undefined {
+  if (value === undefined || value === 'shm' || value === 'mq') return value;
+  throw typeError('ERR_INVALID_ARG_VALUE', `The "transport" option must be 'shm' or 'mq'. Received ${describeValue(value)}`);
+}
+
+/** A message queue exists at `name` (or something mq_open refuses for another reason than ENOENT). */
+function mqExists(name: string): boolean {
+  try {
+    MqTransport.probe(name);
+    return true;
+  } catch (err) {
+    if (err instanceof IPCError && err.code === 'ENOENT') return false;
+    return true;
+  }
+}
+
+function kindName(kind: QueueTransportKind): string {
+  return kind === 'shm' ? "a shared-memory queue (transport 'shm')" : "a POSIX message queue (transport 'mq')";
+}
+
+/**
+ * Which transport opens `name`: the kind that exists there, else the one
+ * asked for, else the default. Asking for one kind where the other exists is
+ * an error naming it.
+ */
+function chooseTransport(name: string, wanted: QueueTransportKind | undefined, mqOnly: boolean): QueueTransportKind {
+  const ring = RingTransport.exists(name);
+  const mq = (!ring || wanted === 'mq') && mqExists(name);
+  const there: QueueTransportKind | undefined = ring ? 'shm' : mq ? 'mq' : undefined;
+  if (wanted !== undefined && there !== undefined && there !== wanted) {
+    throw ipcError(
+      'EEXIST',
+      `${kindName(there)} exists at this name, not ${kindName(wanted)}; open it without "transport" (or with transport: '${there}'), or unlink it first`,
+      'open',
+      name,
+    );
+  }
+  return wanted ?? there ?? (mqOnly ? 'mq' : DEFAULT_TRANSPORT);
+}
 const PUT_KEYS = keysOf<PutOptions>()('timeout', 'signal', 'priority');
 const PUT_NOWAIT_KEYS = keysOf<{ priority?: number }>()('priority');
 const PUT_SYNC_KEYS = keysOf<SyncOptions & { priority?: number }>()('timeout', 'priority');
@@ -186,6 +254,8 @@ function validateOnDecodeError(value: unknown): OnDecodeError {
 }
 
 const RESOLVED = Promise.resolve();
+/** A ring queue's first receive buffer (it grows to the largest item). */
+const RX_START = 64 * 1024;
 /** What #take returns from an empty queue (items may be null or undefined). */
 const NONE: unique symbol = Symbol('none');
 
@@ -211,6 +281,10 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** The transport; null once closed. */
   #h: QueueTransport | null;
   readonly #name: string;
+  readonly #transport: QueueTransportKind;
+  /** Items larger than a message travel through side segments ('mq'); on 'shm' they are an error. */
+  readonly #large: boolean;
+  readonly #capacity: number | undefined;
   readonly #codec: Codec<T>;
   readonly #maxsize: number;
   readonly #msgsize: number;
@@ -229,7 +303,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   #events = 0;
   readonly #onPoll: ReadyCallback;
   /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
-  readonly #rx: Buffer;
+  #rx: Buffer;
   /** The json codec: short items go to mq_send as text, without a Buffer. */
   readonly #json: boolean;
   /** A DecodeError that stopped a batch after some items were delivered: the next receive reports it. */
@@ -247,14 +321,41 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   constructor(name: string, options?: QueueOptions<T>) {
     this.#name = validateName(name);
     const o = validateOptions<QueueOptions<T>>(options, QUEUE_KEYS);
-    const maxsize = o.maxsize === undefined ? undefined : validateInteger(o.maxsize, 'maxsize', 1, HARD_MSGMAX);
+    const wanted = validateTransport(o.transport);
+    const maxsize = o.maxsize === undefined ? undefined : validateInteger(o.maxsize, 'maxsize', 1, wanted === 'mq' ? HARD_MSGMAX : 2 ** 31 - 1);
     const msgsize = o.maxMessageSize === undefined ? undefined : validateInteger(o.maxMessageSize, 'maxMessageSize', 1, HARD_MSGSIZEMAX);
+    const capacity = o.capacity === undefined ? undefined : validateInteger(o.capacity, 'capacity', MIN_CAPACITY, MAX_CAPACITY);
+    if (wanted === 'shm' && msgsize !== undefined) {
+      throw typeError('ERR_INVALID_ARG_VALUE', `The "maxMessageSize" option is for transport 'mq'; a 'shm' queue takes items up to its "capacity"`);
+    }
+    if (wanted === 'mq' && capacity !== undefined) {
+      throw typeError('ERR_INVALID_ARG_VALUE', `The "capacity" option is for transport 'shm'; an 'mq' queue has "maxsize" and "maxMessageSize"`);
+    }
     this.#codec = resolveCodec<T>(o.codec);
     const create = validateBoolean(o.create, 'create', true);
     const exclusive = validateBoolean(o.exclusive, 'exclusive', false);
     const mode = validateMode(o.mode);
     const owner = validateOwner(o.owner);
-    const t = new MqTransport({ name: this.#name, create, exclusive, mode, maxsize, maxMessageSize: msgsize, owner });
+    const kind = chooseTransport(this.#name, wanted, msgsize !== undefined && capacity === undefined);
+    if (kind === 'mq' && maxsize !== undefined && maxsize > HARD_MSGMAX) validateInteger(maxsize, 'maxsize', 1, HARD_MSGMAX);
+    const req = { name: this.#name, create, exclusive, mode, maxsize, maxMessageSize: msgsize, owner };
+    let t: QueueTransport;
+    if (kind === 'shm') {
+      if (msgsize !== undefined) {
+        throw typeError('ERR_INVALID_ARG_VALUE', `The "maxMessageSize" option is for transport 'mq', and '${this.#name}' is a 'shm' queue`);
+      }
+      const ring = new RingTransport({ ...req, capacity });
+      this.#capacity = ring.capacity;
+      t = ring;
+    } else {
+      if (capacity !== undefined) {
+        throw typeError('ERR_INVALID_ARG_VALUE', `The "capacity" option is for transport 'shm', and '${this.#name}' is an 'mq' queue`);
+      }
+      this.#capacity = undefined;
+      t = new MqTransport(req);
+    }
+    this.#transport = kind;
+    this.#large = kind === 'mq';
     this.#h = t;
     this.#maxsize = t.maxsize;
     this.#msgsize = t.maxMessageSize;
@@ -262,7 +363,10 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     this.#segmentMode = t.mode;
     this.#segmentOwners = segmentOwners(t.uid, t.mode);
     this.#onPoll = (status) => this.#serve(status);
-    this.#rx = Buffer.allocUnsafeSlow(t.maxMessageSize);
+    // A ring's items may be up to its capacity: its buffer starts small and
+    // grows to the largest item received (an 8 MiB buffer per handle would
+    // weigh on the GC's external-memory accounting).
+    this.#rx = Buffer.allocUnsafeSlow(kind === 'mq' ? t.maxMessageSize : Math.min(t.maxMessageSize, RX_START));
     this.#json = isJsonCodec(this.#codec);
     this.#onDecodeError = validateOnDecodeError(o.onDecodeError);
   }
@@ -277,14 +381,27 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     return this.#name;
   }
 
-  /** The queue's capacity in messages (its real `mq_maxmsg`). */
+  /** The queue's capacity in items (its real `mq_maxmsg`; Infinity for an unbounded `'shm'` queue). */
   get maxsize(): number {
     return this.#maxsize;
   }
 
-  /** The largest message in bytes (its real `mq_msgsize`). Larger items use side segments. */
+  /**
+   * The largest message in bytes: on `'mq'` its real `mq_msgsize` (larger items
+   * use side segments); on `'shm'` the largest item, `capacity - 8`.
+   */
   get maxMessageSize(): number {
     return this.#msgsize;
+  }
+
+  /** What carries the items: `'shm'` or `'mq'`. */
+  get transport(): QueueTransportKind {
+    return this.#transport;
+  }
+
+  /** `'shm'`: the ring's size in bytes; `'mq'`: undefined. */
+  get capacity(): number | undefined {
+    return this.#capacity;
   }
 
   /** True after `close()`. */
@@ -309,13 +426,18 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     return this.qsize() === 0;
   }
 
-  /** True if the queue holds `maxsize` messages now. */
+  /** True if the queue holds `maxsize` messages now (on `'shm'`: or has no room for even an empty item). */
   full(): boolean {
-    return this.qsize() >= this.#maxsize;
+    const h = this.#handle('mq_getattr');
+    return h.full !== undefined ? h.full() : h.size() >= this.#maxsize;
   }
 
   #encode(item: T): Message {
     const bytes = this.#codec.encode(item);
+    if (!this.#large) {
+      if (bytes.length > this.#msgsize) throw this.#tooLarge(bytes.length);
+      return { bytes, segment: undefined };
+    }
     if (bytes.length <= this.#msgsize && !hasMagic(bytes)) return { bytes, segment: undefined };
     return writeLarge(this.#name, bytes, this.#segmentMode, this.#msgsize);
   }
@@ -323,7 +445,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** Receives one message and decodes it; NONE when the queue is empty. */
   #take(h: QueueTransport): T | typeof NONE {
     if (this.#undelivered !== NONE) throw this.#takeUndelivered();
-    const n = h.receiveInto(this.#rx);
+    const n = this.#receive(h);
     return n < 0 ? NONE : this.#decodeRx(n);
   }
 
@@ -340,7 +462,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     while (taken < max) {
       let n: number;
       try {
-        n = h.receiveInto(this.#rx);
+        n = this.#receive(h);
       } catch (err) {
         if (taken > 0) break;
         throw err;
@@ -365,10 +487,19 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     return err;
   }
 
+  /** Receives one message into #rx, growing it for a larger item: its length, or -1 when empty. */
+  #receive(h: QueueTransport): number {
+    const n = h.receiveInto(this.#rx);
+    if (n >= -1) return n;
+    // -2 - length: the item did not fit and is still there.
+    this.#rx = Buffer.allocUnsafeSlow(Math.max(-2 - n, this.#rx.length * 2));
+    return h.receiveInto(this.#rx);
+  }
+
   /** Decodes the `n` bytes just received into #rx. @throws DecodeError */
   #decodeRx(n: number): T {
     const rx = this.#rx;
-    if (n > LARGE_HEADER && rx[0] === 0 && hasMagic(rx)) return this.#decode(rx.subarray(0, n));
+    if (this.#large && n > LARGE_HEADER && rx[0] === 0 && hasMagic(rx)) return this.#decode(rx.subarray(0, n));
     try {
       return decodeScratch(this.#codec, rx, n);
     } catch (err) {
@@ -378,7 +509,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
 
   /** Decodes a received message (a descriptor is followed to its side segment). @throws DecodeError */
   #decode(bytes: Buffer): T {
-    const data = bytes.length > LARGE_HEADER && bytes[0] === 0 && hasMagic(bytes) ? readLarge(this.#name, bytes, this.#segmentOwners) : bytes;
+    const data = this.#large && bytes.length > LARGE_HEADER && bytes[0] === 0 && hasMagic(bytes) ? readLarge(this.#name, bytes, this.#segmentOwners) : bytes;
     try {
       return this.#codec.decode(data);
     } catch (err) {
@@ -628,7 +759,25 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   #priority(value: unknown): number {
-    return validateInteger(value, 'priority', 0, MQ_PRIO_MAX - 1, 0);
+    const p = validateInteger(value, 'priority', 0, MQ_PRIO_MAX - 1, 0);
+    if (p !== 0 && !this.#large) {
+      throw ipcError(
+        'ENOTSUP',
+        "priorities need transport 'mq' (a POSIX message queue orders by priority in the kernel); a 'shm' queue is strictly FIFO",
+        'ring_put',
+        this.#name,
+      );
+    }
+    return p;
+  }
+
+  #tooLarge(bytes: number): IPCError {
+    return ipcError(
+      'EMSGSIZE',
+      `an item of ${bytes} bytes does not fit the queue's ring of ${this.#capacity} bytes (at most ${this.#msgsize} bytes an item: capacity minus the ${RECORD_HEADER}-byte record header); create the queue with a larger "capacity"`,
+      'ring_put',
+      this.#name,
+    );
   }
 
   #empty(timeout: number): Empty {
@@ -704,7 +853,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       }
       let value: unknown;
       if (g.data.max === 0) {
-        const n = h.receiveInto(this.#rx);
+        const n = this.#receive(h);
         if (n < 0) return;
         try {
           value = this.#decodeRx(n);
@@ -769,14 +918,27 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   /**
-   * Removes the queue `name` (`mq_unlink`) and its pending side segments.
-   * Throws IPCError ENOENT if the queue does not exist (segments are removed
-   * regardless).
+   * Removes the queue `name` of either kind (the `'shm'` segment and the
+   * `'mq'` queue, with its pending side segments). Throws IPCError ENOENT if
+   * neither exists (segments are removed regardless).
    */
   static unlink(name: string): void {
     const n = validateName(name);
     removeAllSegments(n);
-    MqTransport.unlink(n);
+    let removed = false;
+    let missing: unknown;
+    let failure: unknown;
+    for (const remove of [RingTransport.unlink, MqTransport.unlink]) {
+      try {
+        remove(n);
+        removed = true;
+      } catch (err) {
+        if (err instanceof IPCError && err.code === 'ENOENT') missing = err;
+        else failure ??= err;
+      }
+    }
+    if (failure !== undefined) throw failure;
+    if (!removed) throw missing;
   }
 
   /** Same as `close()`. */

@@ -39,13 +39,19 @@ export interface QueueTransport {
   attributes(): TransportAttributes;
   /** Messages in it now. */
   size(): number;
+  /** True when not even an empty item fits now; without it, `size() >= maxsize`. */
+  full?(): boolean;
   /** Sends one message; false when full. */
   send(bytes: Uint8Array, priority: number): boolean;
   /** Sends the UTF-8 of `text` (the caller ensures it fits); false when full. */
   sendText(text: string, priority: number): boolean;
   /** Sends bytes[start..] in order until full; how many were sent. */
   sendMany(bytes: Uint8Array[], priority: number, start: number): number;
-  /** Receives one message into `into` (>= maxMessageSize bytes): its length, or -1 when empty. */
+  /**
+   * Receives one message into `into`: its length, or -1 when empty. A
+   * transport whose messages may be longer than `into` returns -2 - length
+   * and keeps the message (mq: `into` always has maxMessageSize bytes).
+   */
   receiveInto(into: Buffer): number;
   /** The priority of the message received last. */
   lastPriority(): number;

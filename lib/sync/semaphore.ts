@@ -35,6 +35,7 @@ import type { ReopenSpec } from '../core/transfer.js';
 
 /** The largest value a semaphore can hold (`SEM_VALUE_MAX`, 2147483647 on Linux). */
 export const SEM_VALUE_MAX: number = binding.SEM_VALUE_MAX;
+const TSO = process.arch === 'x64' || process.arch === 'ia32';
 
 /** Options for opening or creating a named semaphore. */
 export interface SemaphoreOptions {
@@ -122,12 +123,55 @@ function kindError(name: string, robust: boolean): Error {
  * await slots.withAcquired(async () => transcode(file)); // at most 3 at once, host-wide
  * ```
  */
+/**
+ * Takes a unit of a plain semaphore as sem_trywait does, with Atomics on
+ * glibc's sem_t (the value is the low half of its first 64-bit word; a
+ * compare-and-swap on that half alone is the same operation, since taking
+ * from a positive value never borrows from the waiter count above it).
+ */
+function takeUnit(w: Int32Array): boolean {
+  // A plain read is only a guess (Atomics.load is a call in this V8): the
+  // compare-and-swap checks it.
+  let v = w[0]!;
+  while (v > 0) {
+    const seen = Atomics.compareExchange(w, 0, v, v - 1);
+    if (seen === v) return true;
+    v = seen;
+  }
+  return false;
+}
+
+/**
+ * Gives a unit back as sem_post does: the increment, then one FUTEX_WAKE if
+ * the waiter count (the high half) is not zero. Sleepers count themselves
+ * before they look at the value, and the increment is a full barrier, so a
+ * sleeper either sees the unit or is counted here (x86 orders the plain read
+ * after the locked compare-and-swap; elsewhere the read is Atomics.load).
+ * At SEM_VALUE_MAX the native sem_post throws EOVERFLOW, changing nothing.
+ */
+function giveUnit(w: Int32Array, h: Handle): void {
+  let v = w[0]!;
+  for (;;) {
+    if (v >= SEM_VALUE_MAX || v < 0) {
+      binding.semPost(h);
+      return;
+    }
+    const seen = Atomics.compareExchange(w, 0, v, v + 1);
+    if (seen === v) break;
+    v = seen;
+  }
+  if ((TSO ? w[1] : Atomics.load(w, 1)) !== 0) binding.semWake(h);
+}
+
 export class Semaphore implements Disposable {
   #h: Handle | null;
   // The uncontended fast path: native functions bound to a plain semaphore,
   // or Atomics on a crash-safe segment.
   readonly #tryWait: () => boolean;
   readonly #post: () => void;
+  // A plain semaphore's glibc sem_t words [value, waiters], or null: the
+  // fast path that makes no native call (see takeUnit).
+  readonly #sw: Int32Array | null = null;
   readonly #name: string;
   readonly #waiters: WaiterQueue;
   readonly #rob: RobustSegment | null;
@@ -185,11 +229,20 @@ export class Semaphore implements Disposable {
     }
     if (binding.robKindAt(robustSemPath(this.#name)) !== 'none') throw kindError(this.#name, false);
     this.#rob = null;
-    this.#h = binding.semOpen(this.#name, create, exclusive, mode, initialValue, owner);
-    [this.#tryWait, this.#post] = binding.semBind(this.#h);
-    if (bound !== undefined && binding.semValue(this.#h) > bound.max) {
-      const v = binding.semValue(this.#h);
-      binding.semClose(this.#h);
+    const h = binding.semOpen(this.#name, create, exclusive, mode, initialValue, owner);
+    this.#h = h;
+    const view = binding.semView(h);
+    if (view !== undefined) {
+      const w = new Int32Array(view, 0, 2);
+      this.#sw = w;
+      this.#tryWait = () => takeUnit(w);
+      this.#post = () => giveUnit(w, h);
+    } else {
+      [this.#tryWait, this.#post] = binding.semBind(h);
+    }
+    if (bound !== undefined && binding.semValue(h) > bound.max) {
+      const v = binding.semValue(h);
+      binding.semClose(h, view);
       this.#h = null;
       throw ipcError('EINVAL', `'${this.#name}' has value ${v}, more than the bound ${bound.max}${bound.lock ? ' of a Lock' : ''}`, 'sem_open', this.#name);
     }
@@ -289,7 +342,10 @@ export class Semaphore implements Disposable {
   tryAcquire(): boolean {
     if (this.#h === null) throw closedError('semaphore', 'sem_trywait', this.#name);
     const rob = this.#rob;
-    if (rob === null) return this.#tryWait();
+    if (rob === null) {
+      const w = this.#sw;
+      return w !== null ? takeUnit(w) : this.#tryWait();
+    }
     const r = rob.tryAcquire();
     if (r === 2) this.#took();
     return r !== 0;
@@ -323,7 +379,9 @@ export class Semaphore implements Disposable {
       const rob = this.#rob;
       if (rob === null) {
         this.beforeRelease(1);
-        this.#post();
+        const w = this.#sw;
+        if (w !== null) giveUnit(w, h);
+        else this.#post();
       } else if (rob.release(1) !== 0) {
         throw this.#overRelease();
       }
@@ -399,7 +457,7 @@ export class Semaphore implements Disposable {
     this.#h = null;
     this.#waiters.rejectAll(closedError('semaphore', 'sem_clockwait', this.#name));
     if (this.#rob !== null) this.#rob.close();
-    else binding.semClose(h);
+    else binding.semClose(h, this.#sw?.buffer as ArrayBuffer | undefined);
   }
 
   /** Removes the name (its segment, or `sem_unlink`); open handles keep working until closed. */

@@ -66,9 +66,9 @@ void ThrowIPCError(Napi::Env env, int err, const char* syscall,
 }
 
 napi_value ThrowIPCErrorC(napi_env env, int err, const char* syscall,
-                          const std::string& path) {
+                          const std::string& path, const std::string& description) {
   try {
-    Napi::Value e = CreateError(Napi::Env(env), err, syscall, path);
+    Napi::Value e = CreateError(Napi::Env(env), err, syscall, path, description);
     napi_throw(env, e);
   } catch (const Napi::Error& e) {
     e.ThrowAsJavaScriptException();

@@ -27,7 +27,8 @@ Napi::Error MakeIPCError(Napi::Env env, int err, const char* syscall,
 // Plain N-API flavour for the hot paths written against the C API: leaves a
 // pending exception and returns nullptr.
 napi_value ThrowIPCErrorC(napi_env env, int err, const char* syscall,
-                          const std::string& path);
+                          const std::string& path,
+                          const std::string& description = std::string());
 
 // Registers errors' exports (setErrorFactory).
 void InitErrors(Napi::Env env, Napi::Object exports);

@@ -34,6 +34,7 @@ enum class HandleKind : uint64_t {
   kSharedMemory = 3,
   kWaitToken = 4,
   kRobustSemaphore = 5,
+  kRing = 6,
 };
 
 template <typename T>

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -112,6 +113,34 @@ int OpenShmFile(const char* name, int flags, mode_t mode,
     return r;
   }
   return fd;
+}
+
+int CreateLinkedShmFile(const char* path, mode_t mode, size_t size,
+                        const std::function<void(void*)>& init, int* out_fd,
+                        const char** syscall) {
+  int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+  if (fd == -1) {
+    *syscall = "open";
+    return errno;
+  }
+  auto fail = [&](const char* call) {
+    int e = errno;
+    close(fd);
+    *syscall = call;
+    return e;
+  };
+  if (RetryEintr([&] { return ftruncate(fd, static_cast<off_t>(size)); }) == -1) {
+    return fail("ftruncate");
+  }
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return fail("mmap");
+  init(p);
+  munmap(p, size);
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == -1) return fail("link");
+  *out_fd = fd;
+  return 0;
 }
 
 }  // namespace pipc

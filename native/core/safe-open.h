@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 
 namespace pipc {
@@ -41,5 +42,15 @@ int CheckShmFile(int fd, const OwnerPolicy& owner, off_t min_size,
 int OpenShmFile(const char* name, int flags, mode_t mode,
                 const OwnerPolicy& owner, off_t min_size, struct stat* out,
                 std::string* why);
+
+// Creates a segment of `size` bytes in /dev/shm under no name (O_TMPFILE),
+// lets `init` write its header through a temporary mapping, then links it at
+// `path`: an opener sees either no file or a complete one, never a half-made
+// header. Returns 0 with *out_fd (O_CLOEXEC, read-write), or an errno with
+// *syscall naming the call that failed (EEXIST from "link": someone else's
+// segment got there first).
+int CreateLinkedShmFile(const char* path, mode_t mode, size_t size,
+                        const std::function<void(void*)>& init, int* out_fd,
+                        const char** syscall);
 
 }  // namespace pipc

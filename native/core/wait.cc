@@ -1,8 +1,13 @@
 #include "wait.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -74,6 +79,34 @@ class WakeSignal {
 
 WakeSignal wake_signal;
 
+// futex_waitv(2), Linux 5.16; the headers here may predate it.
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+#ifndef FUTEX_32
+#define FUTEX_32 2
+#endif
+struct WaitvEntry {
+  uint64_t val;
+  uint64_t uaddr;
+  uint32_t flags;
+  uint32_t reserved;
+};
+
+long FutexWaitv(WaitvEntry* w, unsigned n, const timespec* abs_monotonic) {
+  return syscall(SYS_futex_waitv, w, n, 0, abs_monotonic, CLOCK_MONOTONIC);
+}
+
+// Whether the kernel has futex_waitv: with no words it fails EINVAL if it
+// does, ENOSYS if not (seccomp filters may say EPERM: treated as missing).
+bool HaveWaitv() {
+  static const bool have = [] {
+    if (getenv("POSIX_IPC_NO_WAITV") != nullptr) return false;
+    return FutexWaitv(nullptr, 0, nullptr) == -1 && errno == EINVAL;
+  }();
+  return have;
+}
+
 }  // namespace
 
 WaitEngine::WaitEngine(Napi::Env env) : env_(env) {
@@ -98,6 +131,7 @@ void WaitEngine::Submit(Napi::Env env, std::shared_ptr<WaitJob> job,
   }
   std::unique_lock<std::mutex> lk(mu_);
   ReapLocked();
+  if (job->Pollable() && SubmitMuxLocked(job)) return;
   if (!idle_.empty()) {
     Worker* w = idle_.back();
     idle_.pop_back();
@@ -124,12 +158,184 @@ void WaitEngine::ReapLocked() {
       ++it;
     }
   }
+  for (auto it = muxes_.begin(); it != muxes_.end();) {
+    if (it->exited) {
+      it->thread.join();
+      it = muxes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 size_t WaitEngine::ThreadCount() {
   std::lock_guard<std::mutex> lk(mu_);
   ReapLocked();
-  return workers_.size();
+  return workers_.size() + muxes_.size();
+}
+
+size_t WaitEngine::MuxThreadCount() {
+  std::lock_guard<std::mutex> lk(mu_);
+  ReapLocked();
+  return muxes_.size();
+}
+
+size_t WaitEngine::MuxJobs() {
+  std::lock_guard<std::mutex> lk(mu_);
+  size_t n = 0;
+  for (auto& m : muxes_) n += m.count;
+  return n;
+}
+
+void WaitEngine::InterruptMux(Mux* m) {
+  __atomic_add_fetch(&m->ctl, 1, __ATOMIC_SEQ_CST);
+  syscall(SYS_futex, &m->ctl, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+bool WaitEngine::SubmitMuxLocked(JobPtr& job) {
+  if (!HaveWaitv()) return false;
+  Mux* target = nullptr;
+  // Fill the fullest thread that has room: fewer threads, and an idle
+  // thread left empty exits.
+  for (auto& m : muxes_) {
+    if (m.exited || m.count >= kMuxJobs) continue;
+    if (target == nullptr || m.count > target->count) target = &m;
+  }
+  if (target == nullptr) {
+    if (muxes_.size() >= kMaxMuxThreads) return false;
+    muxes_.emplace_back();
+    target = &muxes_.back();
+    target->count = 1;
+    job->mux_ = target;
+    target->incoming.push_back(std::move(job));
+    target->thread = std::thread([this, target] { MuxMain(target); });
+    return true;
+  }
+  target->count++;
+  job->mux_ = target;
+  target->incoming.push_back(std::move(job));
+  InterruptMux(target);
+  return true;
+}
+
+// A multiplexing thread. Each job is tried once and, if it must wait, stays
+// registered (its Poll's counts in place) while the thread sleeps in
+// futex_waitv on all registered words and its own. When it wakes, only the
+// jobs that need it are tried again: the one whose word was woken, those
+// cancelled or whose deadline or recheck time came; all of them if the
+// kernel says only that some word had changed before the sleep (EAGAIN).
+void WaitEngine::MuxMain(Mux* self) {
+  struct Entry {
+    JobPtr job;
+    bool registered = false;  // Poll said EAGAIN; Unpoll not called yet
+    int64_t recheck_ns = -1;
+    PollSleep sleep;
+  };
+  std::vector<Entry> jobs;
+  std::vector<WaitvEntry> words;
+  std::vector<WaitJob*> order;  // the job of words[i + 1]
+  WaitJob* woken = nullptr;
+  bool all = true;
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    const int32_t ctl = __atomic_load_n(&self->ctl, __ATOMIC_SEQ_CST);
+    for (auto& j : self->incoming) jobs.push_back(Entry{std::move(j)});
+    self->incoming.clear();
+    const bool stopping = stopping_.load();
+    if (jobs.empty()) {
+      if (stopping) break;
+      // Idle: wait for a job, exit after kIdleExitNs without one.
+      lk.unlock();
+      timespec ts = NsToTimespec(MonotonicNs() + kIdleExitNs);
+      long r = syscall(SYS_futex, &self->ctl, FUTEX_WAIT_BITSET_PRIVATE, ctl, &ts, nullptr,
+                       FUTEX_BITSET_MATCH_ANY);
+      int err = r == -1 ? errno : 0;
+      lk.lock();
+      if (err == ETIMEDOUT && self->incoming.empty() && !stopping_.load()) break;
+      continue;
+    }
+    lk.unlock();
+    const int64_t now = MonotonicNs();
+    size_t kept = 0;
+    for (size_t i = 0; i < jobs.size(); i++) {
+      Entry& e = jobs[i];
+      WaitJob* job = e.job.get();
+      const bool cancel = job->cancelled.load() || stopping;
+      const bool due = (job->deadline_ns >= 0 && now >= job->deadline_ns) ||
+                       (e.recheck_ns >= 0 && now >= e.recheck_ns);
+      int r = EAGAIN;
+      if (!e.registered || all || cancel || due || job == woken) {
+        if (e.registered) {
+          job->Unpoll();
+          e.registered = false;
+        }
+        if (cancel) {
+          r = ECANCELED;
+        } else {
+          r = job->Poll(&e.sleep);
+          if (r == EAGAIN) {
+            if (job->deadline_ns >= 0 && MonotonicNs() >= job->deadline_ns) {
+              job->Unpoll();
+              r = ETIMEDOUT;
+            } else {
+              e.registered = true;
+              e.recheck_ns = e.sleep.recheck_ns;
+            }
+          } else if (r == 0) {
+            // Paired with Cancel(): one of the two sees the other's flag.
+            job->succeeded.store(true);
+            if (job->cancelled.load()) job->TakeBack();
+          }
+        }
+      }
+      if (r == EAGAIN) {
+        if (kept != i) jobs[kept] = std::move(e);
+        kept++;
+        continue;
+      }
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        job->mux_ = nullptr;
+        self->count--;
+      }
+      Finish(e.job, r);
+      e.job.reset();
+    }
+    jobs.resize(kept);
+    woken = nullptr;
+    all = false;
+    if (!jobs.empty()) {
+      words.clear();
+      order.clear();
+      words.push_back({static_cast<uint64_t>(static_cast<uint32_t>(ctl)),
+                       reinterpret_cast<uint64_t>(&self->ctl), FUTEX_32 | FUTEX_PRIVATE_FLAG, 0});
+      int64_t wake = -1;
+      for (Entry& e : jobs) {
+        const PollSleep& ps = e.sleep;
+        words.push_back({static_cast<uint64_t>(static_cast<uint32_t>(ps.expected)),
+                         reinterpret_cast<uint64_t>(ps.word),
+                         static_cast<uint32_t>(FUTEX_32 | (ps.shared ? 0 : FUTEX_PRIVATE_FLAG)), 0});
+        order.push_back(e.job.get());
+        for (int64_t t : {e.job->deadline_ns, e.recheck_ns}) {
+          if (t >= 0 && (wake < 0 || t < wake)) wake = t;
+        }
+      }
+      timespec ts;
+      if (wake >= 0) ts = NsToTimespec(wake);
+      long r = FutexWaitv(words.data(), static_cast<unsigned>(words.size()), wake >= 0 ? &ts : nullptr);
+      if (r >= 1 && static_cast<size_t>(r) <= order.size()) {
+        woken = order[static_cast<size_t>(r) - 1];
+      } else if (r == -1 && errno != ETIMEDOUT && errno != EINTR) {
+        // EAGAIN: some word had changed before the sleep, which one is not
+        // said; anything else (EFAULT, ENOMEM): try everything again.
+        all = true;
+      }
+    }
+    lk.lock();
+  }
+  // Stopping with no job left.
+  self->exited = true;
+  exited_cv_.notify_all();
 }
 
 void WaitEngine::InterruptLocked(Worker& w) {
@@ -141,6 +347,10 @@ void WaitEngine::InterruptLocked(Worker& w) {
 void WaitEngine::Cancel(const JobPtr& job) {
   job->Cancel();
   std::lock_guard<std::mutex> lk(mu_);
+  if (job->mux_ != nullptr) {
+    InterruptMux(static_cast<Mux*>(job->mux_));
+    return;
+  }
   for (auto& w : workers_) {
     if (w.running == job.get()) InterruptLocked(w);
   }
@@ -288,6 +498,11 @@ void WaitEngine::Shutdown(napi_env env) {
       w.cv.notify_one();
       InterruptLocked(w);
     }
+    for (auto& m : muxes_) {
+      if (m.exited) continue;
+      alive = true;
+      InterruptMux(&m);
+    }
     if (!alive) break;
     exited_cv_.wait_for(lk, std::chrono::milliseconds(1));
   }
@@ -296,6 +511,10 @@ void WaitEngine::Shutdown(napi_env env) {
     if (w.thread.joinable()) w.thread.join();
   }
   workers_.clear();
+  for (auto& m : muxes_) {
+    if (m.thread.joinable()) m.thread.join();
+  }
+  muxes_.clear();
   idle_.clear();
   // No engine thread is left. Completions still queued for the event loop
   // will never run with an environment: free their callback references (and
@@ -335,6 +554,8 @@ Napi::Value EngineStats(const Napi::CallbackInfo& info) {
   o.Set("threads", Napi::Number::New(info.Env(), e->ThreadCount()));
   o.Set("pending", Napi::Number::New(info.Env(), e->Pending()));
   o.Set("spinNs", Napi::Number::New(info.Env(), e->spin_ns()));
+  o.Set("muxThreads", Napi::Number::New(info.Env(), e->MuxThreadCount()));
+  o.Set("muxJobs", Napi::Number::New(info.Env(), e->MuxJobs()));
   return o;
 }
 

@@ -21,11 +21,23 @@
 // (JavaScript has already moved on), and teardown re-sends every millisecond
 // until every thread has exited. Where the signal is unavailable (taken by
 // someone else, no real-time signals) the engine falls back to slices alone.
+//
+// Many waits, few threads. A job whose wait is a futex word in shared memory
+// (the crash-safe semaphores) can say so (Pollable) and is then not given a
+// thread of its own: up to kMuxJobs such jobs share one thread, which sleeps
+// in futex_waitv (Linux 5.16) on all their words at once plus a private word
+// of its own that Submit and Cancel bump to interrupt it. So a release is
+// noticed at once however many distinct objects a process waits on
+// (kMaxMuxThreads x kMuxJobs of them before any job takes turns), with no
+// signal and no slice. Each wake-up tries every job of its thread once: a
+// try is a few atomic operations on the job's mapping. Where futex_waitv is
+// missing (ENOSYS) pollable jobs run like the others.
 #pragma once
 
 #include <napi.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -42,6 +54,14 @@ namespace pipc {
 
 class WaitEngine;
 
+// What a pollable job sleeps on between two tries (WaitJob::Poll).
+struct PollSleep {
+  int32_t* word = nullptr;  // a futex word
+  int32_t expected = 0;     // sleep while *word == expected
+  bool shared = true;       // in memory shared with other processes
+  int64_t recheck_ns = -1;  // absolute CLOCK_MONOTONIC time to try again anyway
+};
+
 class WaitJob {
  public:
   virtual ~WaitJob();
@@ -55,6 +75,18 @@ class WaitJob {
   // JS thread: reports the outcome to the callback. The default calls
   // callback(error | null, succeeded: boolean); ETIMEDOUT is not an error.
   virtual void Deliver(Napi::Env env, Napi::Function callback, int result);
+
+  // Multiplexed waits (see the top of this file). A pollable job's Poll()
+  // tries once without blocking: 0 on success, an errno on failure, or EAGAIN
+  // after filling *sleep, when the engine sleeps until the word changes (or
+  // recheck_ns, the deadline, an interrupt) and then calls Unpoll() before
+  // the next Poll(). Poll and Unpoll run on one engine thread at a time.
+  virtual bool Pollable() const { return false; }
+  virtual int Poll(PollSleep* sleep) {
+    (void)sleep;
+    return ENOTSUP;
+  }
+  virtual void Unpoll() {}
 
   // Marks the job cancelled (WaitEngine::Cancel also interrupts its thread).
   // If the wait already succeeded, what it took is given back now, so a
@@ -78,6 +110,7 @@ class WaitJob {
   // destroyed on an engine thread).
   napi_ref callback_ = nullptr;
   std::atomic<bool> taken_back_{false};
+  void* mux_ = nullptr;  // the multiplexing thread it is on (engine's mu_)
 };
 
 class WaitEngine {
@@ -87,6 +120,10 @@ class WaitEngine {
   static constexpr int64_t kSliceNs = 50 * 1000 * 1000;
   static constexpr int64_t kIdleExitNs = 2000LL * 1000 * 1000;
   static constexpr size_t kMaxThreads = 64;
+  // futex_waitv takes at most 128 words: each multiplexing thread waits on
+  // its own word and kMuxJobs jobs' words.
+  static constexpr size_t kMuxJobs = 127;
+  static constexpr size_t kMaxMuxThreads = 128;
 
   explicit WaitEngine(Napi::Env env);
   ~WaitEngine();
@@ -102,7 +139,11 @@ class WaitEngine {
   // not delivered, releases the thread-safe function. Idempotent.
   void Shutdown(napi_env env);
 
+  // Every engine thread (waiting and multiplexing); MuxThreadCount() the
+  // multiplexing ones alone, MuxJobs() the jobs they hold.
   size_t ThreadCount();
+  size_t MuxThreadCount();
+  size_t MuxJobs();
   size_t Pending() const { return pending_; }
   int64_t spin_ns() const { return spin_ns_.load(std::memory_order_relaxed); }
   void set_spin_ns(int64_t ns) { spin_ns_.store(ns); }
@@ -116,6 +157,19 @@ class WaitEngine {
     bool exited = false;
   };
   using JobPtr = std::shared_ptr<WaitJob>;
+  struct Mux {
+    std::thread thread;
+    alignas(4) int32_t ctl = 0;   // futex word: bumped to interrupt the sleep
+    std::vector<JobPtr> incoming;  // submitted, not yet taken (mu_)
+    size_t count = 0;              // jobs it holds, incoming included (mu_)
+    bool exited = false;           // (mu_)
+  };
+
+  // mu_ held. Hands a pollable job to a multiplexing thread; false if every
+  // one is full (or futex_waitv is missing).
+  bool SubmitMuxLocked(JobPtr& job);
+  void MuxMain(Mux* self);
+  static void InterruptMux(Mux* m);
 
   void ThreadMain(Worker* self);
   // Runs a job until it finishes or yields its turn; returns false if yielded.
@@ -130,6 +184,7 @@ class WaitEngine {
   std::condition_variable exited_cv_;  // a thread exited
   std::deque<JobPtr> queue_;
   std::list<Worker> workers_;
+  std::list<Mux> muxes_;
   std::vector<Worker*> idle_;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> spin_ns_{0};

@@ -91,29 +91,6 @@ void FinalizeMq(napi_env, void* data, void*) {
   delete mq;
 }
 
-// Bytes of a Uint8Array (Buffer) argument; false with a pending TypeError.
-inline bool GetBytes(napi_env env, napi_value v, const char** data,
-                     size_t* len) {
-  bool is = false;
-  napi_is_typedarray(env, v, &is);
-  if (!is) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "message must be a Uint8Array");
-    return false;
-  }
-  napi_typedarray_type type;
-  void* p = nullptr;
-  napi_get_typedarray_info(env, v, &type, len, &p, nullptr, nullptr);
-  if (type != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "message must be a Uint8Array");
-    return false;
-  }
-  // An empty array may have no backing store at all (nullptr), and mq_send
-  // and mq_receive take a pointer declared nonnull (UBSan reports it).
-  static char empty;
-  *data = p != nullptr ? static_cast<const char*>(p) : &empty;
-  return true;
-}
-
 // 0 on success, EAGAIN when full, another errno on failure.
 inline int SendOnce(Mq* mq, const char* data, size_t len, unsigned prio) {
   int r = RetryEintr([&] { return mq_send(mq->mqd, data, len, prio); });

@@ -20,6 +20,7 @@
 #include "../core/errors.h"
 #include "../core/posix.h"
 #include "../core/safe-open.h"
+#include "../core/shared-words.h"
 #include "../core/wait.h"
 
 namespace pipc {
@@ -27,14 +28,11 @@ namespace robust {
 
 namespace {
 
-// Atomic access to words of the mapping (shared with other processes).
-inline int32_t Load(const int32_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-inline void Store(int32_t* p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
-inline bool Cas(int32_t* p, int32_t* expected, int32_t desired) {
-  return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
-                                     __ATOMIC_SEQ_CST);
-}
-inline int32_t Add(int32_t* p, int32_t v) { return __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
+using shared::Add;
+using shared::Cas;
+using shared::Futex;
+using shared::Load;
+using shared::Store;
 
 constexpr int32_t kTotalWords = static_cast<int32_t>(kSegmentBytes / 4);
 
@@ -59,20 +57,9 @@ double LoadDouble(const int32_t* words, int index) {
   return v;
 }
 
-long Futex(int32_t* addr, int op, int32_t val, const timespec* ts, uint32_t bitset) {
-  return syscall(SYS_futex, addr, op, val, ts, nullptr, bitset);
-}
-
 // True unless the kernel says nobody holds the slot's OFD lock.
 bool SlotAlive(Seg* s, int32_t id) {
-  if (id == s->slot) return true;
-  struct flock fl = {};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = SlotOffset(id);
-  fl.l_len = 1;
-  if (fcntl(s->fd, F_OFD_GETLK, &fl) == -1) return true;
-  return fl.l_type != F_UNLCK;
+  return id == s->slot || shared::SlotAlive(s->fd, SlotOffset(id));
 }
 
 void Rollback(Seg* s, int32_t id) {
@@ -339,6 +326,39 @@ int WaitUntil(Seg* s, int64_t until_ns, int64_t* next_check, const std::atomic<b
   }
 }
 
+// One try of a multiplexed wait (WaitJob::Poll): counts itself a waiter and a
+// sleeper as WaitUntil does around its sleep, and says which word to sleep
+// on; PollEnd undoes both once the sleep is over.
+int PollTry(Seg* s, int64_t* next_check, PollSleep* p) {
+  std::lock_guard<std::mutex> g(s->mu);
+  if (s->fd < 0) return EBADF;
+  Add(s->m + kWaiters, 1);
+  int32_t seq = Load(s->m + kSeq);
+  int64_t now = MonotonicNs();
+  bool check = now >= *next_check;
+  if (check) *next_check = now + kCheckNs;
+  int r = TryAcquireMu(s, check);
+  if (r != kNone) {
+    Add(s->m + kWaiters, -1);
+    return r == kTaken || r == kTakenRecovered ? 0 : r;
+  }
+  s->sleepers++;
+  p->word = s->m + kSeq;
+  p->expected = seq;
+  p->shared = true;
+  p->recheck_ns = *next_check;
+  return EAGAIN;
+}
+
+void PollEnd(Seg* s) {
+  std::lock_guard<std::mutex> g(s->mu);
+  Add(s->m + kWaiters, -1);
+  if (--s->sleepers == 0 && s->fd < 0) {
+    munmap(s->m, kSegmentBytes);
+    s->m = nullptr;
+  }
+}
+
 // The last user of our slot is gone: what it still holds goes back (marked
 // recovered: its holder never released it), then the descriptor closes, which
 // frees the slot for another opener.
@@ -396,58 +416,11 @@ void InitHeader(int32_t* m, int32_t kind, int32_t initial, int32_t max) {
   m[kMagic] = kMagicValue;
 }
 
-// Creates the segment fully initialised under no name, then links it into
-// place: an opener sees either no file or a complete header.
-int CreateAndLink(const std::string& path, mode_t mode, int32_t kind, int32_t initial, int32_t max,
-                  int* out_fd, const char** syscall_out) {
-  int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
-  if (fd == -1) {
-    *syscall_out = "open";
-    return errno;
-  }
-  if (RetryEintr([&] { return ftruncate(fd, static_cast<off_t>(kSegmentBytes)); }) == -1) {
-    int e = errno;
-    close(fd);
-    *syscall_out = "ftruncate";
-    return e;
-  }
-  void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) {
-    int e = errno;
-    close(fd);
-    *syscall_out = "mmap";
-    return e;
-  }
-  InitHeader(static_cast<int32_t*>(p), kind, initial, max);
-  munmap(p, kSegmentBytes);
-  char proc[64];
-  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-  if (linkat(AT_FDCWD, proc, AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == -1) {
-    int e = errno;
-    close(fd);
-    *syscall_out = "link";
-    return e;
-  }
-  *out_fd = fd;
-  return 0;
-}
-
 int ClaimSlot(Seg* s) {
-  int32_t start = static_cast<int32_t>(getpid() % kSlotCount);
-  for (int32_t i = 0; i < kSlotCount; i++) {
-    int32_t id = 1 + (start + i) % kSlotCount;
-    struct flock fl = {};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = SlotOffset(id);
-    fl.l_len = 1;
-    if (fcntl(s->fd, F_OFD_SETLK, &fl) == 0) {
-      s->slot = id;
-      return 0;
-    }
-    if (errno != EAGAIN && errno != EACCES) return errno;
-  }
-  return ENOSPC;
+  int32_t id = shared::ClaimSlot(s->fd, kSlotCount, SlotOffset);
+  if (id < 0) return -id;
+  s->slot = id;
+  return 0;
 }
 
 std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, bool create,
@@ -473,7 +446,10 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
       r->err = errno;
       return nullptr;
     }
-    int e = CreateAndLink(path, mode, kind, initial, max, &fd, &r->syscall);
+    int e = CreateLinkedShmFile(
+        path.c_str(), mode, kSegmentBytes,
+        [&](void* p) { InitHeader(static_cast<int32_t*>(p), kind, initial, max); }, &fd,
+        &r->syscall);
     if (e == 0) {
       s->fd = fd;
       r->created = true;
@@ -728,6 +704,10 @@ class FutexWaitJob : public WaitJob {
   }
 
   void Undo() override { Release(s_.get(), 1); }
+
+  bool Pollable() const override { return true; }
+  int Poll(PollSleep* sleep) override { return PollTry(s_.get(), &next_check_, sleep); }
+  void Unpoll() override { PollEnd(s_.get()); }
 
  private:
   SegPtr s_;

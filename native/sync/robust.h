@@ -111,7 +111,6 @@ void UnlockInternal(Seg* s);
 void Rollback(Seg* s, int32_t id);   // undoes slot id's half-done journaled change
 // Under the internal lock: rolls slot id back and gives back what it held (per kind).
 int32_t RecoverSlot(Seg* s, int32_t id);
-long Futex(int32_t* addr, int op, int32_t val, const timespec* ts, uint32_t bitset);
 double NowMs();
 void StoreDouble(int32_t* words, int index, double v);
 

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../addon.h"
@@ -245,7 +247,51 @@ class SemWaitJob : public WaitJob {
 
   void Undo() override { sem_post(s_->sem); }
 
+#if defined(__GLIBC__) && (defined(__x86_64__) || defined(__aarch64__))
+  // Multiplexed waits (wait.h) speak glibc's own semaphore protocol
+  // (nptl/sem_waitcommon.c, 64-bit atomics; unchanged since glibc 2.21):
+  // sem_t begins with a 64-bit word holding the value in its low half and
+  // the number of waiters in its high half; sem_post adds one to the value
+  // and, if the waiter count is not zero, FUTEX_WAKEs one sleeper on the low
+  // half (a shared futex for a named semaphore). A waiter counts itself in
+  // the high half, takes a unit and uncounts itself in one compare-and-swap,
+  // and sleeps on the low half while the value is 0, as glibc's do.
+  bool Pollable() const override { return spin_ns_ == 0; }
+
+  int Poll(PollSleep* sleep) override {
+    uint64_t* data = Data();
+    uint64_t d = __atomic_add_fetch(data, kOneWaiter, __ATOMIC_ACQUIRE);
+    while ((d & kValueMask) > 0) {
+      if (__atomic_compare_exchange_n(data, &d, d - 1 - kOneWaiter, true, __ATOMIC_ACQUIRE,
+                                      __ATOMIC_RELAXED)) {
+        return 0;
+      }
+    }
+    sleep->word = reinterpret_cast<int32_t*>(data);  // the low half
+    sleep->expected = 0;
+    sleep->shared = true;
+    sleep->recheck_ns = -1;
+    return EAGAIN;
+  }
+
+  // A post's single wake-up may have come to us: if a unit is there and
+  // others still wait, pass the wake-up on (should this job now leave by
+  // cancel or timeout, a sleeper elsewhere must not miss the unit).
+  void Unpoll() override {
+    uint64_t d = __atomic_sub_fetch(Data(), kOneWaiter, __ATOMIC_RELAXED);
+    if ((d & kValueMask) > 0 && (d >> 32) > 0) {
+      syscall(SYS_futex, reinterpret_cast<int32_t*>(Data()), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    }
+  }
+
  private:
+  static constexpr uint64_t kOneWaiter = uint64_t{1} << 32;
+  static constexpr uint64_t kValueMask = 0xffffffffu;
+  static_assert(sizeof(sem_t) >= sizeof(uint64_t) + 2 * sizeof(int), "glibc's sem_t layout");
+  uint64_t* Data() const { return reinterpret_cast<uint64_t*>(s_->sem); }
+#else
+ private:
+#endif
   SemPtr s_;
   int64_t spin_ns_;
 };
@@ -264,8 +310,48 @@ Napi::Value SemWaitAsync(const Napi::CallbackInfo& info) {
   return JobToken(env, job);
 }
 
-// semClose(h): idempotent.
+#if defined(__GLIBC__) && (defined(__x86_64__) || defined(__aarch64__))
+constexpr bool kGlibcSemLayout = true;
+#else
+constexpr bool kGlibcSemLayout = false;
+#endif
+
+// semView(h) -> ArrayBuffer | undefined: the first 16 bytes of glibc's sem_t
+// (the value as the low half of its 64-bit word, the waiter count as the
+// high half; see SemWaitJob::Poll), for the JavaScript fast path, which
+// takes and gives units with Atomics on the low half as sem_trywait and
+// sem_post do, and calls semWake when the high half says someone sleeps.
+// Undefined where the layout is not glibc's. semClose detaches it before
+// sem_close unmaps the memory.
+Napi::Value SemView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const SemPtr& sem = UnwrapOpen<SemPtr>(info[0], "sem_open");
+  if (!kGlibcSemLayout) return env.Undefined();
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, sem->sem, 16, nullptr, nullptr, &ab) != napi_ok) {
+    // Runtimes that forbid external buffers: the native path serves.
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    return env.Undefined();
+  }
+  return Napi::Value(env, ab);
+}
+
+// semWake(h): wakes one sleeper, what sem_post does after its increment when
+// the waiter count is not zero.
+napi_value SemWake(napi_env env, napi_callback_info cbinfo) {
+  HandleCall<SemPtr, 1> call(env, cbinfo, "futex");
+  if (call.self == nullptr) return nullptr;
+  syscall(SYS_futex, reinterpret_cast<int32_t*>(call.self->get()->sem), FUTEX_WAKE, 1, nullptr,
+          nullptr, 0);
+  return nullptr;
+}
+
+// semClose(h, view?): idempotent; detaches the semView buffer first.
 Napi::Value SemClose(const Napi::CallbackInfo& info) {
+  if (info.Length() > 1 && info[1].IsArrayBuffer()) {
+    napi_detach_arraybuffer(info.Env(), info[1]);
+  }
   Unwrap<SemPtr>(info[0])->Close();
   return info.Env().Undefined();
 }
@@ -279,6 +365,8 @@ Napi::Value SemUnlink(const Napi::CallbackInfo& info) {
 void InitSemaphore(Napi::Env env, Napi::Object exports) {
   exports.Set("semOpen", Napi::Function::New(env, SemOpen));
   exports.Set("semBind", Napi::Function::New(env, SemBind));
+  exports.Set("semView", Napi::Function::New(env, SemView));
+  SetRawFunction(env, exports, "semWake", SemWake);
   SetRawFunction(env, exports, "semPost", SemPost);
   SetRawFunction(env, exports, "semValue", SemValue);
   exports.Set("semWaitSync", Napi::Function::New(env, SemWaitSync));

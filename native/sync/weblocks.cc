@@ -21,6 +21,7 @@
 #include "../addon.h"
 #include "../core/errors.h"
 #include "../core/posix.h"
+#include "../core/shared-words.h"
 #include "../core/wait.h"
 #include "robust.h"
 
@@ -70,7 +71,7 @@ inline bool Before(int32_t a, int32_t b) {
 void WakeAll(Seg* s) {
   if (Load(s->m + robust::kWaiters) <= 0) return;
   Add(s->m + robust::kSeq, 1);
-  robust::Futex(s->m + robust::kSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
+  shared::Futex(s->m + robust::kSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
 }
 
 // Registered as kind 2's RecoverFn: after the journal's rollback, slot id's
@@ -299,7 +300,7 @@ int WaitUntil(Seg* s, int32_t mode, int32_t ticket, int64_t until_ns, int64_t* n
     int32_t* word = s->m + robust::kSeq;
     s->sleepers++;
     g.unlock();
-    long rc = robust::Futex(word, FUTEX_WAIT_BITSET, seq, &ts, FUTEX_BITSET_MATCH_ANY);
+    long rc = shared::Futex(word, FUTEX_WAIT_BITSET, seq, &ts, FUTEX_BITSET_MATCH_ANY);
     int e = rc == -1 ? errno : 0;
     g.lock();
     Add(s->m + robust::kWaiters, -1);

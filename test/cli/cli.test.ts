@@ -45,7 +45,7 @@ describe('posix-ipc ls and info', () => {
     const n = name();
     const sem = new Semaphore(n, { initialValue: 3 });
     const shm = new SharedMemory(n, { create: true, size: 4096 });
-    const q = new Queue(n, { maxsize: 5 });
+    const q = new Queue(n, { maxsize: 5, transport: 'mq' });
     try {
       sem.tryAcquire();
       q.putNowait({ a: 1 });
@@ -140,13 +140,33 @@ describe('posix-ipc ls and info', () => {
   });
 });
 
+describe('posix-ipc and shared-memory queues', () => {
+  it('ls sees a shm queue with its depth; rm removes it', async () => {
+    const n = name('ring');
+    const q = new Queue(n, { transport: 'shm', maxsize: 7 });
+    try {
+      q.putNowait(1);
+      q.putNowait(2);
+      const { entries } = await lsJson(n);
+      expect(entries).toEqual([
+        expect.objectContaining({ kind: 'queue', name: n, mode: '0600', state: { depth: 2, maxsize: 7, maxMessageSize: 8 * 1024 * 1024 - 8 } }),
+      ]);
+    } finally {
+      q.close();
+    }
+    const r = expectOk(await cli(['rm', n])).stdout;
+    expect(r).toContain(`removed queue ${n}`);
+    expect(existsSync(`/dev/shm/pipc.${n}.queue`)).toBe(false);
+  });
+});
+
 describe('posix-ipc rm', () => {
   it('removes exactly the names it is given: every kind at each, nothing else', async () => {
     const a = name('rma');
     const b = name('rmb');
     new Semaphore(a).close();
     new SharedMemory(a, { create: true, size: 64 }).close();
-    new Queue(a).close();
+    new Queue(a, { transport: 'mq' }).close();
     new Semaphore(b).close();
     new SharedMemory(`${a}x`, { create: true, size: 64 }).close();
     track(`${a}x`);
@@ -183,7 +203,7 @@ describe('posix-ipc rm', () => {
   it('--stale removes side segments of queues that are gone, and keeps those of a live queue', async () => {
     const live = name('stl');
     const gone = name('stg');
-    const q = new Queue(live);
+    const q = new Queue(live, { transport: 'mq' });
     try {
       const inFlight = `/dev/shm/pipc-mq.${live}.${process.pid}-1-abcd`;
       const orphan = `/dev/shm/pipc-mq.${gone}.${process.pid}-2-abcd`;

@@ -18,7 +18,7 @@ describe('message-queue leak check', () => {
     // Not a uniqueName(): only the observed mqOpen knows about it.
     const name = `pipc-leakcheck-${process.pid}`;
     try {
-      new Queue(name).close();
+      new Queue(name, { transport: 'mq' }).close();
       expect(leakedQueues()).toContain(name);
       Queue.unlink(name);
       expect(leakedQueues()).not.toContain(name);
@@ -73,6 +73,6 @@ describe('message-queue leak check', () => {
 
 /** Creates the queue `name` from a separate node process, out of this process's sight. */
 function makeQueueInChild(name: string) {
-  const code = `import { Queue } from ${JSON.stringify(`${ROOT}/dist/index.js`)}; new Queue(process.argv[1]).close();`;
+  const code = `import { Queue } from ${JSON.stringify(`${ROOT}/dist/index.js`)}; new Queue(process.argv[1], { transport: 'mq' }).close();`;
   return run(process.execPath, ['--input-type=module', '-e', code, name]);
 }

@@ -27,7 +27,7 @@ function makeQueue(mode = 0o600): { name: string; q: Queue } {
   const old = process.umask(0);
   let q: Queue;
   try {
-    q = new Queue(name, { codec: 'raw', mode, maxMessageSize: 256, maxsize: 4 });
+    q = new Queue(name, { codec: 'raw', mode, maxMessageSize: 256, maxsize: 4, transport: 'mq' });
   } finally {
     process.umask(old);
   }
@@ -145,7 +145,7 @@ describe('forged large-item descriptors (issue 16.3)', () => {
 describe('a large put still waiting when its process exits (issue 16.8)', () => {
   it('leaves no side segment behind', async () => {
     const name = uniqueName('hq-exit');
-    const q = new Queue(name, { codec: 'raw', maxsize: 1, maxMessageSize: 256 });
+    const q = new Queue(name, { codec: 'raw', maxsize: 1, maxMessageSize: 256, transport: 'mq' });
     later(
       () => q.close(),
       () => Queue.unlink(name),

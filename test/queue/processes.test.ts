@@ -30,9 +30,9 @@ interface Item {
   i: number;
 }
 
-describe('Queue across processes', () => {
+describe.each(['mq', 'shm'] as const)('Queue across processes on %s', (transport) => {
   it('3 producer processes x 200 items, 2 consumer processes: every item exactly once, each producer in order', async () => {
-    const q = fresh<Item | { stop: true }>({ maxsize: 10 });
+    const q = fresh<Item | { stop: true }>({ maxsize: 10, transport });
     const ready = new Semaphore(`${q.name}-ready`, { initialValue: 0, exclusive: true });
     try {
       const consumers = [runNode('queue/consumer.mjs', [q.name, ready.name]), runNode('queue/consumer.mjs', [q.name, ready.name])];
@@ -66,19 +66,20 @@ describe('Queue across processes', () => {
   });
 
   it('a 1 MiB item between two node processes arrives intact and leaves no segment', async () => {
-    const q = fresh({ codec: 'raw' });
+    const q = fresh({ codec: 'raw', transport });
     q.close();
     const recv = runNode('queue/large.mjs', ['recv', q.name]);
     const sent = expectOk(await runNode('queue/large.mjs', ['send', q.name, String(1 << 20)]), 'sender').stdout;
     const got = JSON.parse(expectOk(await recv, 'receiver').stdout);
     expect(got).toEqual({ length: 1 << 20, sha256: sent });
-    expect(ourShmEntries()).toEqual([]);
+    // No side segment: on shm only the ring itself is there (until afterEach unlinks it).
+    expect(ourShmEntries()).toEqual(transport === 'mq' ? [] : [`pipc.${q.name.slice(1)}.queue`]);
   });
 });
 
 describe('Queue with python3 (ctypes mq_open / mq_timedsend / mq_timedreceive)', () => {
   it('node puts JSON, python reads it with json.loads, priorities first', async () => {
-    const q = fresh<unknown>();
+    const q = fresh<unknown>({ transport: 'mq' });
     try {
       await q.put({ text: 'héllo', n: [1, 2.5, null], ok: true });
       await q.put('urgent', { priority: 7 });
@@ -95,7 +96,7 @@ describe('Queue with python3 (ctypes mq_open / mq_timedsend / mq_timedreceive)',
   });
 
   it('python sends JSON, node gets it (waiting on uv_poll while python starts)', async () => {
-    const q = fresh<Record<string, unknown>>();
+    const q = fresh<Record<string, unknown>>({ transport: 'mq' });
     try {
       const items = [{ id: 1, prio: 0 }, { id: 2, prio: 3, s: 'ünïcode' }, { id: 3, prio: 0 }];
       const getting = Promise.all([q.get({ timeout: 20_000 }), q.get({ timeout: 20_000 }), q.get({ timeout: 20_000 })]);
@@ -120,7 +121,7 @@ describe('Queue with python3 (ctypes mq_open / mq_timedsend / mq_timedreceive)',
     ];
 
     it('getMany delivers what decoded, then reports the bad message with its queue, priority and bytes', async () => {
-      const q = fresh<{ g: number }>();
+      const q = fresh<{ g: number }>({ transport: 'mq' });
       try {
         await send(q.name, goodBadGood);
         // Before: getMany(10) rejected with a bare SyntaxError and g1, g2 were gone.
@@ -141,7 +142,7 @@ describe('Queue with python3 (ctypes mq_open / mq_timedsend / mq_timedreceive)',
     });
 
     it("invalid UTF-8 in a JSON message is a DecodeError, not U+FFFD (as Python's decode)", async () => {
-      const q = fresh<string>();
+      const q = fresh<string>({ transport: 'mq' });
       try {
         await send(q.name, [[Buffer.from([0x22, 0xff, 0xfe, 0x22]), 0], ['"ok"', 0]]);
         // Before: resolved with '\ufffd\ufffd'.
@@ -155,7 +156,7 @@ describe('Queue with python3 (ctypes mq_open / mq_timedsend / mq_timedreceive)',
     });
 
     it('for await stops at a bad message by default, or goes on with onDecodeError', async () => {
-      const q = fresh<{ g: number }>();
+      const q = fresh<{ g: number }>({ transport: 'mq' });
       const skipping = new Queue<{ g: number }>(q.name, { create: false, onDecodeError: 'skip' });
       try {
         await send(q.name, goodBadGood);
@@ -194,7 +195,7 @@ describe('Queue with python3 (ctypes mq_open / mq_timedsend / mq_timedreceive)',
   });
 
   it('python follows the documented side-segment descriptor of a large item and removes the segment', async () => {
-    const q = fresh<Buffer>({ codec: 'raw', maxMessageSize: 1024 });
+    const q = fresh<Buffer>({ codec: 'raw', maxMessageSize: 1024, transport: 'mq' });
     try {
       const big = Buffer.alloc(200_000);
       for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
@@ -209,6 +210,17 @@ describe('Queue with python3 (ctypes mq_open / mq_timedsend / mq_timedreceive)',
 });
 
 describe('Queue as an unprivileged user', () => {
+  it('shm: maxsize 100_000 works on default sysctls; 100,000 items of 64 B fit the default 8 MiB ring, in order', async () => {
+    const name = uniqueName('unpriv-ring');
+    const r = expectOk(await runNodeUnprivileged('queue/unpriv-ring.mjs', [name], { timeoutMs: 60_000 }), 'unprivileged child');
+    const report = JSON.parse(r.stdout);
+    if (IS_ROOT) expect(report.uid).toBe(65534);
+    expect(report).toMatchObject({ transport: 'shm', maxsize: 100_000, qsize: 100_000, full: true, extra: 'Full', inOrder: true, left: 0 });
+    // The ring's pages, not 100,000 allocations: well under 3x the ring's 8 MiB.
+    expect(report.rssGrowthMiB).toBeLessThan(24);
+    expect(queueExists(name)).toBe(false);
+  });
+
   it('the default queue works; an oversized maxsize and an exhausted RLIMIT_MSGQUEUE give errors naming the limit', async () => {
     const prefix = uniqueName('unpriv');
     const r = expectOk(await runNodeUnprivileged('queue/unpriv.mjs', [prefix]), 'unprivileged child');

@@ -4,9 +4,9 @@
 import { Semaphore } from '../../../dist/index.js';
 
 const [name, gateName, id, jobs] = process.argv.slice(2);
-const slots = new Semaphore(name, { create: false, robust: false });
+const slots = new Semaphore(name, { create: false });
 // Line up with the others: wait at the start gate until the demo opens it.
-const gate = new Semaphore(gateName, { create: false, robust: false });
+const gate = new Semaphore(gateName, { create: false });
 console.log('ready');
 await gate.acquire();
 gate.close();

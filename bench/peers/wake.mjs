@@ -1,0 +1,74 @@
+// Wake-up latency with many distinct pending waits (bench/wakeup.bench.mjs).
+//   wake.mjs waiter <prefix> <n> <samples> <robust|plain>
+// creates n semaphores of value 0, awaits an acquire on every one, and starts
+// a releaser child (`wake.mjs releaser ...`) that opens them by name. For
+// each sample the waiter names a random semaphore; the releaser reads the
+// monotonic clock and releases it; the waiter reads the clock when its
+// acquire resolves (process.hrtime is CLOCK_MONOTONIC, one clock for both
+// processes), then waits on that semaphore again. Prints one JSON line:
+// latencies in µs, engine threads, RSS.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Semaphore } from '../../dist/index.js';
+import { binding } from '../../dist/core/binding.js';
+
+const [role, prefix, nText, samplesText, kind] = process.argv.slice(2);
+const n = Number(nText);
+const robust = kind !== 'plain';
+const names = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+if (role === 'releaser') {
+  const sems = names.map((name) => new Semaphore(name, { create: false, robust }));
+  process.stdout.write('ready\n');
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line === 'end') break;
+    const i = Number(line);
+    const t0 = process.hrtime.bigint();
+    sems[i].release();
+    process.stdout.write(`${t0}\n`);
+  }
+  for (const s of sems) s.close();
+  process.exit(0);
+}
+
+const samples = Number(samplesText);
+const sems = names.map((name) => new Semaphore(name, { initialValue: 0, robust }));
+const resolved = new Map(); // index -> hrtime when its acquire resolved
+let notify = null;
+function arm(i) {
+  sems[i].acquire().then(() => {
+    resolved.set(i, process.hrtime.bigint());
+    if (notify) notify();
+  }, () => {}); // closed at the end
+}
+for (let i = 0; i < n; i++) arm(i);
+
+const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'releaser', prefix, nText, '0', kind], {
+  stdio: ['pipe', 'pipe', 'inherit'],
+});
+const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+if ((await lines.next()).value !== 'ready') throw new Error('releaser did not start');
+await new Promise((r) => setTimeout(r, 200)); // every wait submitted and asleep
+const threads = binding.engineStats().threads;
+const lat = [];
+for (let k = 0; k < samples; k++) {
+  const i = Math.floor(Math.random() * n);
+  child.stdin.write(`${i}\n`);
+  const t0 = BigInt((await lines.next()).value);
+  while (!resolved.has(i)) await new Promise((r) => (notify = r));
+  notify = null;
+  lat.push(Number(resolved.get(i) - t0) / 1e3);
+  resolved.delete(i);
+  arm(i);
+  await new Promise((r) => setImmediate(r));
+}
+child.stdin.write('end\n');
+await new Promise((r) => child.once('exit', r));
+process.stdout.write(`${JSON.stringify({ lat, threads, rssMiB: process.memoryUsage().rss / 2 ** 20 })}\n`);
+for (const s of sems) {
+  const name = s.name;
+  s.close();
+  Semaphore.unlink(name);
+}
+process.exit(0);

@@ -1,0 +1,201 @@
+/**
+ * The shared-memory ring transport: items as length-prefixed records in one
+ * segment, /dev/shm/pipc.NAME.queue, with a crash-safe internal lock and
+ * futex wake-up words (native/ring/ring.cc; the layout is in docs/api.md).
+ * No system call while neither side sleeps; waiting costs no thread of its
+ * own (the wait engine's futex wait).
+ * @internal
+ * @module
+ */
+import { binding } from '../core/binding.js';
+import type { Handle, WaitToken } from '../core/binding.js';
+import { ipcError } from '../core/errors.js';
+import { READABLE, WRITABLE } from './transport.js';
+import type { QueueTransport, ReadyCallback, TransportAttributes, TransportOpenRequest } from './transport.js';
+
+/** The default ring size in bytes. */
+export const DEFAULT_CAPACITY = 8 * 1024 * 1024;
+/** Bytes before each item in the ring. */
+export const RECORD_HEADER: number = binding.RING_LAYOUT.recordHeader;
+export const MIN_CAPACITY: number = binding.RING_LAYOUT.minCapacity;
+export const MAX_CAPACITY: number = binding.RING_LAYOUT.maxCapacity;
+
+/**
+ * How long a wait first spins on the event loop's thread (nanoseconds) before
+ * it hands over to an engine thread: a peer that answers within that time (a
+ * round trip) is caught without a thread wake-up and hop. Override with
+ * POSIX_IPC_RING_SPIN_NS (0: never spin).
+ */
+const SPIN_NS = Number(process.env.POSIX_IPC_RING_SPIN_NS ?? 30_000);
+/** A wait that spun and found the ring ready: its report is a microtask away. */
+const SPUN = Symbol('spun');
+type Job = WaitToken | typeof SPUN | null;
+
+/** What a ring transport is asked for, beyond the common request. */
+export interface RingOpenRequest extends TransportOpenRequest {
+  /** Ring bytes, or undefined: the existing one or DEFAULT_CAPACITY. */
+  capacity: number | undefined;
+}
+
+export class RingTransport implements QueueTransport {
+  readonly #h: Handle;
+  readonly #name: string;
+  /** Items it holds at most (Infinity: unbounded, limited by bytes only). */
+  readonly maxsize: number;
+  /** The largest item in bytes: the capacity minus one record header. */
+  readonly maxMessageSize: number;
+  readonly capacity: number;
+  readonly mode: number;
+  readonly uid: number | undefined;
+  #events = 0;
+  #onReady: ReadyCallback | null = null;
+  #readJob: Job = null;
+  #writeJob: Job = null;
+  #closed = false;
+
+  /** /dev/shm/pipc.NAME.queue for the OS name '/NAME'. */
+  static path(name: string): string {
+    return `/dev/shm/pipc.${name.slice(1)}.queue`;
+  }
+
+  /** True if something (a queue or not) is at the segment's name. */
+  static exists(name: string): boolean {
+    return binding.robKindAt(RingTransport.path(name)) !== 'none';
+  }
+
+  /** Removes the segment's name. @throws IPCError ENOENT */
+  static unlink(name: string): void {
+    binding.ringUnlink(RingTransport.path(name), name);
+  }
+
+  /**
+   * Opens (or creates) the ring. @throws IPCError (EINVAL for a file at the
+   * name that is not a queue segment, or whose attributes differ from the
+   * requested ones; EPERM for another uid's).
+   */
+  constructor(req: RingOpenRequest) {
+    const { name, create, exclusive, mode } = req;
+    const capacity = req.capacity === undefined ? DEFAULT_CAPACITY : Math.ceil(req.capacity / 8) * 8;
+    const [h, cap, max, realMode, uid] = binding.ringOpen(
+      name, RingTransport.path(name), create, exclusive, mode, capacity, req.maxsize ?? 0, req.owner,
+    );
+    const maxsize = max === 0 ? Infinity : max;
+    if ((req.capacity !== undefined && cap !== capacity) || (req.maxsize !== undefined && maxsize !== req.maxsize)) {
+      binding.ringClose(h);
+      throw ipcError(
+        'EINVAL',
+        `the queue exists with capacity ${cap} and maxsize ${maxsize}, not the requested capacity ${req.capacity === undefined ? cap : capacity} ` +
+          `and maxsize ${req.maxsize ?? maxsize}; open it without them or unlink it first`,
+        'ring_open',
+        name,
+      );
+    }
+    this.#h = h;
+    this.#name = name;
+    this.capacity = cap;
+    this.maxsize = maxsize;
+    this.maxMessageSize = cap - RECORD_HEADER;
+    this.mode = realMode;
+    this.uid = uid;
+  }
+
+  attributes(): TransportAttributes {
+    return { maxsize: this.maxsize, maxMessageSize: this.maxMessageSize, size: binding.ringSize(this.#h) };
+  }
+
+  size(): number {
+    return binding.ringSize(this.#h);
+  }
+
+  full(): boolean {
+    return binding.ringFull(this.#h);
+  }
+
+  send(bytes: Uint8Array): boolean {
+    return binding.ringSend(this.#h, bytes);
+  }
+
+  sendText(text: string): boolean {
+    return binding.ringSendText(this.#h, text);
+  }
+
+  sendMany(bytes: Uint8Array[], _priority: number, start: number): number {
+    return binding.ringSendMany(this.#h, bytes, start);
+  }
+
+  receiveInto(into: Buffer): number {
+    return binding.ringReceiveInto(this.#h, into);
+  }
+
+  lastPriority(): number {
+    return 0;
+  }
+
+  sendSync(bytes: Uint8Array, _priority: number, timeoutMs: number): boolean {
+    return binding.ringSendSync(this.#h, bytes, timeoutMs);
+  }
+
+  receiveSync(timeoutMs: number): Buffer | null {
+    return binding.ringReceiveSync(this.#h, timeoutMs);
+  }
+
+  /**
+   * Keeps one engine wait per wanted direction while there is interest, armed
+   * again after each report (level-triggered, as a poll); a wait no longer
+   * wanted is cancelled, so an idle queue keeps no thread busy and the
+   * process free to exit.
+   */
+  watch(events: number, onReady: ReadyCallback): void {
+    if (this.#closed) return;
+    this.#events = events;
+    this.#onReady = onReady;
+    this.#arm();
+  }
+
+  #arm(): void {
+    const events = this.#events;
+    if (events & READABLE) {
+      this.#readJob ??= this.#start(READABLE);
+    } else if (this.#readJob !== null) {
+      if (this.#readJob !== SPUN) binding.cancelWait(this.#readJob);
+      this.#readJob = null;
+    }
+    if (events & WRITABLE) {
+      this.#writeJob ??= this.#start(WRITABLE);
+    } else if (this.#writeJob !== null) {
+      if (this.#writeJob !== SPUN) binding.cancelWait(this.#writeJob);
+      this.#writeJob = null;
+    }
+  }
+
+  #start(which: 1 | 2): Job {
+    if (SPIN_NS > 0 && binding.ringSpin(this.#h, which, SPIN_NS)) {
+      queueMicrotask(() => {
+        if ((which === READABLE ? this.#readJob : this.#writeJob) === SPUN) this.#fired(which, null);
+      });
+      return SPUN;
+    }
+    return binding.ringWait(this.#h, which, (err) => this.#fired(which, err));
+  }
+
+  #fired(which: number, err: { errno: number } | null): void {
+    if (which === READABLE) this.#readJob = null;
+    else this.#writeJob = null;
+    if (this.#closed) return;
+    this.#onReady?.(err === null ? 0 : err.errno);
+    if (!this.#closed) this.#arm();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#events = 0;
+    this.#arm();
+    this.#closed = true;
+    binding.ringClose(this.#h);
+  }
+
+  /** The OS name, for messages. */
+  get name(): string {
+    return this.#name;
+  }
+}
