@@ -10,6 +10,7 @@
         "native/sync/semaphore.cc",
         "native/sync/robust.cc",
         "native/sync/segment.cc",
+        "native/sync/weblocks.cc",
         "native/mq/mq.cc",
         "native/shm/shm.cc",
         "native/pipe/pipe.cc",

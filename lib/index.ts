@@ -51,3 +51,6 @@ export { Condition } from './sync/condition.js';
 export type { ConditionOptions, ConditionWaitOptions } from './sync/condition.js';
 export { JoinableQueue } from './queue/joinable.js';
 export type { JoinOptions as QueueJoinOptions, TasksLostInfo } from './queue/joinable.js';
+// Web Locks across processes
+export { locks, LockManager } from './sync/locks.js';
+export type { LockMode, LockOptions, WebLock, LockInfo, LockManagerSnapshot } from './sync/locks.js';

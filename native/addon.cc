@@ -52,6 +52,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSemaphore(env, exports);
   InitRobust(env, exports);
   InitSegment(env, exports);
+  InitWebLocks(env, exports);
 #if PIPC_HAVE_MQ
   InitMq(env, exports);
 #endif

@@ -78,6 +78,7 @@ inline void SetRawFunction(Napi::Env env, Napi::Object exports,
 void InitSemaphore(Napi::Env env, Napi::Object exports);
 void InitRobust(Napi::Env env, Napi::Object exports);
 void InitSegment(Napi::Env env, Napi::Object exports);
+void InitWebLocks(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
 void InitPipe(Napi::Env env, Napi::Object exports);
 void InitRing(Napi::Env env, Napi::Object exports);

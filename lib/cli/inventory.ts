@@ -20,6 +20,7 @@ import { RLock } from '../sync/rlock.js';
 import { SyncSegment, openOptions } from '../sync/segment.js';
 import { JQ_LOST, JQ_UNFINISHED } from '../queue/joinable.js';
 import type { SyncKind } from '../core/names.js';
+import { lockState } from '../sync/locks.js';
 
 /** Every kind the tool reports. */
 export type Kind = ShmEntryKind | 'queue';
@@ -148,6 +149,16 @@ function syncState(kind: SyncKind, name: string): { state: Record<string, unknow
   }
 }
 
+/** Reads a Web Locks segment's holders and waiting requests (its open checks kind, size and header). */
+function webLockState(name: string, st: Stats): { state: Record<string, unknown>; error?: string } {
+  if (!st.isFile()) return { state: {}, error: 'not a lock segment: a special file' };
+  try {
+    return { state: lockState(name) };
+  } catch (err) {
+    return { state: {}, error: describeError(err) };
+  }
+}
+
 function queueState(name: string): { state: Record<string, unknown>; error?: string } {
   try {
     const q = new Queue(name, { create: false, owner: 'any' });
@@ -197,6 +208,7 @@ export function listShm(dir = SHM_DIR): Entry[] {
     if (c.queue !== undefined) e.queue = c.queue;
     if (c.pid !== undefined) e.pid = c.pid;
     if (c.kind === 'semaphore') Object.assign(e, semaphoreState(c.name, st, !file.startsWith(SEM_FILE_PREFIX)));
+    else if (c.kind === 'lock') Object.assign(e, webLockState(c.name, st));
     else if (c.kind === 'segment') e.state = { bytes: st.size };
     else if (c.kind === 'queue') Object.assign(e, queueState(c.name));
     else if (['event', 'barrier', 'condition', 'rlock', 'joinable'].includes(c.kind)) Object.assign(e, syncState(c.kind as SyncKind, c.name));

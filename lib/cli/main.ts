@@ -25,7 +25,7 @@ import { Semaphore } from '../sync/semaphore.js';
 import { doctor, type Check } from './doctor.js';
 import { alive, inventory, type Entry, type Inventory, type Kind } from './inventory.js';
 
-const KINDS: readonly Kind[] = ['semaphore', 'segment', 'side-segment', 'queue', 'fifo', 'socket', 'symlink', 'directory', 'other'];
+const KINDS: readonly Kind[] = ['semaphore', 'lock', 'segment', 'side-segment', 'queue', 'fifo', 'socket', 'symlink', 'directory', 'other'];
 
 const HELP: Record<string, string> = {
   main: `posix-ipc: see and clean up the named objects of posix-ipc (and of any POSIX IPC user)
@@ -98,6 +98,10 @@ function stateText(e: Entry): string {
   switch (e.kind) {
     case 'semaphore':
       return `value=${String(e.state.value)}`;
+    case 'lock': {
+      const held = e.state.exclusive ? 'exclusive' : `shared=${String(e.state.shared)}`;
+      return `${held} pending=${String(e.state.pending)} holders=${(e.state.holders as number[]).join(',') || '-'}`;
+    }
     case 'queue':
       return `depth=${String(e.state.depth)}/${String(e.state.maxsize)} msgsize=${String(e.state.maxMessageSize)}`;
     case 'side-segment':
@@ -210,7 +214,7 @@ function remove(e: Entry): void {
 function refusal(e: Entry, stale: boolean): string | null {
   const uid = process.getuid?.() ?? -1;
   if (e.kind === 'side-segment' && stale) return null; // identifiably ours, and its queue is gone
-  if (!['semaphore', 'segment', 'side-segment', 'queue', 'event', 'barrier', 'condition', 'rlock', 'joinable'].includes(e.kind)) return `${e.kind} ${e.name} is not an IPC object`;
+  if (!['semaphore', 'lock', 'segment', 'side-segment', 'queue', 'event', 'barrier', 'condition', 'rlock', 'joinable'].includes(e.kind)) return `${e.kind} ${e.name} is not an IPC object`;
   if (e.uid !== uid && e.uid !== -1) return `${e.kind} ${e.name} belongs to ${e.user} (uid ${e.uid})`;
   return null;
 }

@@ -49,9 +49,13 @@ export interface SemBinding {
 
 /** Crash-safe semaphores (native/sync/robust.cc); the segment layout is in lib/sync/robust.ts. */
 export interface RobustBinding {
-  /** [handle, ArrayBuffer over the whole segment, our slot id, created]. */
+  /**
+   * [handle, ArrayBuffer over the whole segment, our slot id, created]. kind: 1 semaphore, 2 Web Locks
+   * (native/sync/weblocks.cc); owner: -1 adopts another uid's existing segment, else only that uid's (EPERM).
+   */
   robOpen(
     name: string, path: string, create: boolean, exclusive: boolean, mode: number, initial: number, max: number,
+    kind?: number, owner?: number,
   ): [Handle, ArrayBuffer, number, boolean];
   /** 0 none free, 1 taken, 2 taken a unit recovered from a dead holder. Checks liveness at most every 250 ms. */
   robTryAcquire(h: Handle): 0 | 1 | 2;

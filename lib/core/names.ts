@@ -103,6 +103,36 @@ export function syncPath(name: string, kind: SyncKind): string {
   return `${SHM_DIR}/pipc.${name.slice(1)}.${SYNC_SUFFIX[kind]}`;
 }
 
+// Web Locks (lib/sync/locks.ts): the lock NAME (any string) has the segment
+// /dev/shm/pipc.ENCODED.lock, where ENCODED is NAME in UTF-8 with "%", "/"
+// and NUL written as %25, %2F and %00.
+const LOCK_FILE = /^pipc\.(.*)\.lock$/;
+const LOCK_RESERVED = 'pipc.'.length + '.lock'.length;
+
+/** The /dev/shm file name of the Web Locks lock `name` (checked: RangeError past NAME_MAX). */
+export function lockFileName(name: string): string {
+  const encoded = name.replace(/[%/\0]/g, (c) => (c === '%' ? '%25' : c === '/' ? '%2F' : '%00'));
+  const bytes = Buffer.byteLength(encoded);
+  if (bytes > NAME_MAX - LOCK_RESERVED) {
+    throw rangeError('ERR_OUT_OF_RANGE', `The "name" argument is ${bytes} bytes long (encoded); at most ${NAME_MAX - LOCK_RESERVED} are allowed`);
+  }
+  return `pipc.${encoded}.lock`;
+}
+
+/** The segment of the Web Locks lock `name`: '/dev/shm/pipc.NAME.lock'. */
+export function lockSegmentPath(name: string): string {
+  return `${SHM_DIR}/${lockFileName(name)}`;
+}
+
+/** The lock name a /dev/shm file name stands for, or undefined if it is not a lock segment's. */
+export function parseLockFileName(file: string): string | undefined {
+  const m = LOCK_FILE.exec(file);
+  if (m === null) return undefined;
+  const encoded = m[1]!;
+  if (/%(?!25|2F|00)/.test(encoded)) return undefined;
+  return encoded.replace(/%(25|2F|00)/g, (_, h: string) => (h === '25' ? '%' : h === '2F' ? '/' : '\0'));
+}
+
 /** A fresh segment name as Python's `SharedMemory(create=True)` makes them: "/psm_" and 8 hex digits. */
 export function randomSegmentName(): string {
   return `/psm_${randomBytes(4).toString('hex')}`;
@@ -177,7 +207,7 @@ export const MQUEUE_DIR = '/dev/mqueue';
 const SIDE_SEGMENT_FILE = /^pipc-mq\.(.+)\.(\d+)-\d+-[0-9a-f]+$/;
 
 /** What an entry of /dev/shm is, by the rules above. */
-export type ShmEntryKind = 'semaphore' | SyncKind | 'segment' | 'side-segment' | 'fifo' | 'socket' | 'symlink' | 'directory' | 'other' | 'queue';
+export type ShmEntryKind = 'semaphore' | 'lock' | SyncKind | 'segment' | 'side-segment' | 'fifo' | 'socket' | 'symlink' | 'directory' | 'other' | 'queue';
 
 /** An entry of /dev/shm, classified. */
 export interface ShmEntryClass {
@@ -205,6 +235,8 @@ export function classifyShmEntry(file: string, st: import('node:fs').Stats): Shm
   if (ring !== null) return { kind: 'queue', name: ring[1]! };
   const sync = SYNC_FILE.exec(file);
   if (sync !== null) return { kind: SYNC_KIND_OF[sync[2]!]!, name: sync[1]! };
+  const lock = parseLockFileName(file);
+  if (lock !== undefined) return { kind: 'lock', name: lock };
   const side = SIDE_SEGMENT_FILE.exec(file);
   if (side !== null) return { kind: 'side-segment', name: file, queue: side[1]!, pid: Number(side[2]) };
   return { kind: 'segment', name: file };

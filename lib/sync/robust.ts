@@ -60,8 +60,9 @@ export class RobustSegment {
   readonly #limit: number;
   readonly created: boolean;
 
-  constructor(name: string, path: string, create: boolean, exclusive: boolean, mode: number, initial: number, max: number) {
-    const [h, view, slot, created] = binding.robOpen(name, path, create, exclusive, mode, initial, max);
+  /** `owner`: -1 adopts an existing segment of any uid, otherwise only that uid's (EPERM). */
+  constructor(name: string, path: string, create: boolean, exclusive: boolean, mode: number, initial: number, max: number, owner: number) {
+    const [h, view, slot, created] = binding.robOpen(name, path, create, exclusive, mode, initial, max, 1, owner);
     this.handle = h;
     this.#view = view;
     this.#m = new Int32Array(view);

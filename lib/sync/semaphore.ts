@@ -192,7 +192,7 @@ export class Semaphore implements Disposable {
     const robust = validateBoolean(o.robust, 'robust', true);
     this.#name = validateName(name, 'name', robust ? ROBUST_SEM_RESERVED : PLAIN_SEM_RESERVED);
     this.#opened = o;
-    // Validated for both kinds; the crash-safe kind checks its file's kind, size and header, not yet its owner.
+    // Both kinds check the owner of what they find at the name (and its kind, size and header).
     const owner = validateOwner(o.owner);
     const initialValue = validateInteger(o.initialValue, 'initialValue', 0, SEM_VALUE_MAX, 1);
     const create = validateBoolean(o.create, 'create', true);
@@ -206,7 +206,7 @@ export class Semaphore implements Disposable {
     if (robust) {
       const path = (o as { [SEGMENT_PATH]?: string })[SEGMENT_PATH];
       if (path === undefined && binding.robKindAt(plainSemPath(this.#name)) !== 'none') throw kindError(this.#name, true);
-      const rob = new RobustSegment(this.#name, path ?? robustSemPath(this.#name), create, exclusive, mode, initialValue, bound?.max ?? 0);
+      const rob = new RobustSegment(this.#name, path ?? robustSemPath(this.#name), create, exclusive, mode, initialValue, bound?.max ?? 0, owner);
       if (bound !== undefined && bound.strict && rob.max !== bound.max) {
         rob.close();
         const is = rob.max === 0 ? 'an unbounded semaphore' : `a semaphore bounded at ${rob.max}`;

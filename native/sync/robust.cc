@@ -40,8 +40,8 @@ constexpr int32_t kTotalWords = static_cast<int32_t>(kSegmentBytes / 4);
 inline off_t SlotOffset(int32_t id) {
   return static_cast<off_t>(kHeaderBytes + kSlotBytes * static_cast<size_t>(id - 1));
 }
-inline int32_t SlotWord(int32_t id) { return static_cast<int32_t>(SlotOffset(id) / 4); }
-inline int32_t* SlotRec(Seg* s, int32_t id) { return s->m + SlotWord(id); }
+
+}  // namespace
 
 double NowMs() {
   timespec ts;
@@ -63,23 +63,6 @@ bool SlotAlive(Seg* s, int32_t id) {
   return id == s->slot || shared::SlotAlive(s->fd, SlotOffset(id));
 }
 
-// The undo journal of our own slot: old values first, then the count, then
-// the mutation, then count 0. A recoverer restores the entries of a dead slot
-// whose count is not 0, newest first.
-struct Tx {
-  Seg* s;
-  int32_t* rec;
-  int n = 0;
-  explicit Tx(Seg* seg) : s(seg), rec(SlotRec(seg, seg->slot)) {}
-  void Save(int32_t word) {
-    rec[kEntries + 2 * n] = word;
-    rec[kEntries + 2 * n + 1] = s->m[word];
-    n++;
-  }
-  void Begin() { Store(rec + kJournal, n); }
-  void End() { Store(rec + kJournal, 0); }
-};
-
 void Rollback(Seg* s, int32_t id) {
   int32_t* rec = SlotRec(s, id);
   int32_t n = Load(rec + kJournal);
@@ -97,6 +80,7 @@ void Rollback(Seg* s, int32_t id) {
 // many units came back.
 int32_t RecoverSlot(Seg* s, int32_t id) {
   Rollback(s, id);
+  if (s->recover != nullptr) return s->recover(s, id);
   int32_t* rec = SlotRec(s, id);
   int32_t held = rec[kHeld];
   int32_t added = 0;
@@ -126,7 +110,18 @@ int32_t RecoverSlot(Seg* s, int32_t id) {
   return added;
 }
 
-void Unlock(Seg* s) { Store(s->m + kLock, 0); }
+void UnlockInternal(Seg* s) { Store(s->m + kLock, 0); }
+
+namespace {
+RecoverFn kind_recover[4] = {nullptr, nullptr, nullptr, nullptr};
+}  // namespace
+
+void RegisterKind(int32_t kind, RecoverFn recover) {
+  if (kind > kKindSemaphore && kind < 4) kind_recover[kind] = recover;
+}
+namespace {
+void Unlock(Seg* s) { UnlockInternal(s); }
+}  // namespace
 
 // Takes the internal lock. It is held for a few instructions, so contenders
 // spin, then yield, then sleep a millisecond at a time; an owner whose slot
@@ -158,6 +153,8 @@ void LockInternal(Seg* s) {
     }
   }
 }
+
+namespace {
 
 int AcquireLocked(Seg* s) {
   int32_t* m = s->m;
@@ -406,11 +403,12 @@ struct OpenResult {
   int err = 0;
   const char* syscall = "open";
   bool created = false;
+  std::string why;  // what was found, for the message (EPERM)
 };
 
-void InitHeader(int32_t* m, int32_t initial, int32_t max) {
+void InitHeader(int32_t* m, int32_t kind, int32_t initial, int32_t max) {
   m[kVersion] = kLayoutVersion;
-  m[kKind] = kKindSemaphore;
+  m[kKind] = kind;
   m[kMax] = max;
   m[kSlots] = kSlotCount;
   m[kSlotBase] = static_cast<int32_t>(kHeaderBytes);
@@ -420,10 +418,12 @@ void InitHeader(int32_t* m, int32_t initial, int32_t max) {
 }
 
 std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, bool create,
-                             bool exclusive, mode_t mode, int32_t initial, int32_t max,
-                             OpenResult* r) {
+                             bool exclusive, mode_t mode, int32_t kind, int32_t initial,
+                             int32_t max, const OwnerPolicy& owner, OpenResult* r) {
   auto s = std::make_shared<Seg>();
   s->name = name;
+  s->kind = kind;
+  s->recover = kind == kKindSemaphore ? nullptr : kind_recover[kind];
   const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
   for (int attempt = 0; attempt < 8; attempt++) {
     int fd = open(path.c_str(), flags);
@@ -442,7 +442,8 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
     }
     int e = CreateLinkedShmFile(
         path.c_str(), mode, kSegmentBytes,
-        [&](void* p) { InitHeader(static_cast<int32_t*>(p), initial, max); }, &fd, &r->syscall);
+        [&](void* p) { InitHeader(static_cast<int32_t*>(p), kind, initial, max); }, &fd,
+        &r->syscall);
     if (e == 0) {
       s->fd = fd;
       r->created = true;
@@ -469,6 +470,15 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
     r->syscall = "fstat";
     return nullptr;
   }
+  // Another uid's segment is adopted only if the caller said so (a file its
+  // owner may truncate under our mapping, or fill with a state of its choice).
+  if (!r->created && !owner.any && st.st_uid != owner.uid) {
+    r->err = EPERM;
+    r->why = "'" + path + "' is owned by uid " + std::to_string(st.st_uid) + ", not uid " +
+             std::to_string(owner.uid) + " (pass owner: 'any' or owner: " +
+             std::to_string(st.st_uid) + " to accept it)";
+    return nullptr;
+  }
   void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
   if (p == MAP_FAILED) {
     r->err = errno;
@@ -477,7 +487,7 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
   }
   s->m = static_cast<int32_t*>(p);
   if (Load(s->m + kMagic) != kMagicValue || s->m[kVersion] != kLayoutVersion ||
-      s->m[kKind] != kKindSemaphore || s->m[kSlots] != kSlotCount ||
+      s->m[kKind] != kind || s->m[kSlots] != kSlotCount ||
       s->m[kSlotBase] != static_cast<int32_t>(kHeaderBytes)) {
     r->err = EINVAL;
     r->syscall = "mmap";
@@ -577,7 +587,8 @@ void SweepOrphans(napi_env env) {
 
 void FinalizeBuffer(napi_env, void*, void* hint) { delete static_cast<SegPtr*>(hint); }
 
-// robOpen(name, path, create, exclusive, mode, initial, max)
+// robOpen(name, path, create, exclusive, mode, initial, max, kind = 1, owner = self)
+// owner: < 0 adopts an existing segment of any uid, otherwise only that uid's.
 //   -> [handle, ArrayBuffer over the segment, slot id, created]
 Napi::Value RobOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -588,14 +599,21 @@ Napi::Value RobOpen(const Napi::CallbackInfo& info) {
   mode_t mode = static_cast<mode_t>(info[4].As<Napi::Number>().Uint32Value());
   int32_t initial = info[5].As<Napi::Number>().Int32Value();
   int32_t max = info[6].As<Napi::Number>().Int32Value();
+  int32_t kind = info.Length() > 7 ? info[7].As<Napi::Number>().Int32Value() : kKindSemaphore;
+  if (kind < kKindSemaphore || kind >= 4 || (kind != kKindSemaphore && kind_recover[kind] == nullptr)) {
+    throw Napi::RangeError::New(env, "unknown segment kind");
+  }
   SweepOrphans(env);
   OpenResult r;
-  SegPtr seg = OpenSeg(name, path, create, exclusive, mode, initial, max, &r);
+  OwnerPolicy owner = info.Length() > 8 && info[8].IsNumber()
+                          ? OwnerPolicy::FromJs(info[8].As<Napi::Number>().DoubleValue())
+                          : OwnerPolicy::Self();
+  SegPtr seg = OpenSeg(name, path, create, exclusive, mode, kind, initial, max, owner, &r);
   if (!seg) {
     if (r.err == EINVAL) {
       throw MakeIPCError(env, EINVAL, r.syscall, name);
     }
-    ThrowIPCError(env, r.err, r.syscall, name);
+    ThrowIPCError(env, r.err, r.syscall, name, r.why);
   }
   auto* hook = new Hook{seg};
   seg->teardown = hook;

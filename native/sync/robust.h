@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <atomic>
 #include <memory>
@@ -53,6 +54,7 @@ enum Slot : int {
 constexpr int32_t kMagicValue = 0x43504950;
 constexpr int32_t kLayoutVersion = 1;
 constexpr int32_t kKindSemaphore = 1;
+constexpr int32_t kKindLock = 2;  // Web Locks (native/sync/weblocks.cc)
 constexpr int kMaxEntries = 6;
 constexpr size_t kHeaderBytes = 256;
 constexpr size_t kSlotBytes = 128;
@@ -71,8 +73,20 @@ constexpr int kOverRelease = -100000;
 // holds goes back, the descriptor closes) and unmaps, or leaves the unmapping
 // to the last thread still asleep on the futex word. Native operations hold
 // `mu` and fail with EBADF once the slot is given up.
+struct Seg;
+// How a kind gives back what a dead (or closing) slot held, under the
+// internal lock, after its journal was rolled back; returns nonzero if
+// anything changed (waiters are then woken).
+using RecoverFn = int32_t (*)(Seg* s, int32_t id);
+// Another kind of segment with this geometry (header words kLock, kSeq,
+// kWaiters and the slot words kPid, kJournal, kEntries as here): its opens
+// (robOpen's `kind` argument) use `recover` instead of the semaphore's.
+void RegisterKind(int32_t kind, RecoverFn recover);
+
 struct Seg {
   std::string name;
+  int32_t kind = kKindSemaphore;
+  RecoverFn recover = nullptr;  // nullptr: the semaphore's
   int fd = -1;
   int32_t* m = nullptr;  // the mapping, as int32 words
   int32_t slot = 0;
@@ -84,6 +98,36 @@ struct Seg {
 
   ~Seg();
   bool Close();
+};
+
+// Shared by every kind of segment (the caller holds s->mu where it matters).
+inline int32_t SlotWord(int32_t id) {
+  return static_cast<int32_t>((kHeaderBytes + kSlotBytes * static_cast<size_t>(id - 1)) / 4);
+}
+inline int32_t* SlotRec(Seg* s, int32_t id) { return s->m + SlotWord(id); }
+bool SlotAlive(Seg* s, int32_t id);  // false once the kernel says its owner is gone
+void LockInternal(Seg* s);           // the internal lock word, taking over a dead owner
+void UnlockInternal(Seg* s);
+void Rollback(Seg* s, int32_t id);   // undoes slot id's half-done journaled change
+// Under the internal lock: rolls slot id back and gives back what it held (per kind).
+int32_t RecoverSlot(Seg* s, int32_t id);
+double NowMs();
+void StoreDouble(int32_t* words, int index, double v);
+
+// The undo journal of our own slot: Save the words you will change, Begin,
+// change them, End. A recoverer restores a dead slot's entries newest first.
+struct Tx {
+  Seg* s;
+  int32_t* rec;
+  int n = 0;
+  explicit Tx(Seg* seg) : s(seg), rec(SlotRec(seg, seg->slot)) {}
+  void Save(int32_t word) {
+    rec[kEntries + 2 * n] = word;
+    rec[kEntries + 2 * n + 1] = s->m[word];
+    n++;
+  }
+  void Begin() { __atomic_store_n(rec + kJournal, n, __ATOMIC_SEQ_CST); }
+  void End() { __atomic_store_n(rec + kJournal, 0, __ATOMIC_SEQ_CST); }
 };
 
 // napi-free protocol; each takes the internal lock itself.
