@@ -143,4 +143,33 @@ int CreateLinkedShmFile(const char* path, mode_t mode, size_t size,
   return 0;
 }
 
+int OpenOrCreateShmFile(const char* path, bool create, bool exclusive, mode_t mode, size_t size,
+                        const std::function<void(void*)>& init, bool* created,
+                        const char** syscall) {
+  *created = false;
+  *syscall = "open";
+  // Another process may create or unlink the name between our open and our
+  // link: each attempt either finds a file, makes one, or loses that race
+  // and looks again.
+  for (int attempt = 0; attempt < 8; attempt++) {
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      if (create && exclusive) {
+        close(fd);
+        return -EEXIST;
+      }
+      return fd;
+    }
+    if (errno != ENOENT || !create) return -errno;
+    int e = CreateLinkedShmFile(path, mode, size, init, &fd, syscall);
+    if (e == 0) {
+      *created = true;
+      return fd;
+    }
+    if (e != EEXIST || exclusive) return -e;
+    *syscall = "open";
+  }
+  return -ENOENT;
+}
+
 }  // namespace pipc

@@ -53,4 +53,13 @@ int CreateLinkedShmFile(const char* path, mode_t mode, size_t size,
                         const std::function<void(void*)>& init, int* out_fd,
                         const char** syscall);
 
+// Opens the /dev/shm file at `path` read-write (never through a symbolic
+// link: O_NOFOLLOW), or, when `create` and nothing is there, makes it with
+// CreateLinkedShmFile (init writes its header); with `exclusive`, an existing
+// file is EEXIST. Returns the descriptor (O_CLOEXEC, O_NONBLOCK), *created
+// saying which; or -errno with *syscall naming the call that failed.
+int OpenOrCreateShmFile(const char* path, bool create, bool exclusive, mode_t mode, size_t size,
+                        const std::function<void(void*)>& init, bool* created,
+                        const char** syscall);
+
 }  // namespace pipc

@@ -424,41 +424,15 @@ std::shared_ptr<Seg> OpenSeg(const std::string& name, const std::string& path, b
   s->name = name;
   s->kind = kind;
   s->recover = kind == kKindSemaphore ? nullptr : kind_recover[kind];
-  const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
-  for (int attempt = 0; attempt < 8; attempt++) {
-    int fd = open(path.c_str(), flags);
-    if (fd >= 0) {
-      if (create && exclusive) {
-        close(fd);
-        r->err = EEXIST;
-        return nullptr;
-      }
-      s->fd = fd;
-      break;
-    }
-    if (errno != ENOENT || !create) {
-      r->err = errno;
-      return nullptr;
-    }
-    int e = CreateLinkedShmFile(
-        path.c_str(), mode, kSegmentBytes,
-        [&](void* p) { InitHeader(static_cast<int32_t*>(p), kind, initial, max); }, &fd,
-        &r->syscall);
-    if (e == 0) {
-      s->fd = fd;
-      r->created = true;
-      break;
-    }
-    if (e != EEXIST || exclusive) {
-      r->err = e;
-      return nullptr;
-    }
-    r->syscall = "open";
-  }
-  if (s->fd < 0) {
-    r->err = ENOENT;
+  int fd = OpenOrCreateShmFile(
+      path.c_str(), create, exclusive, mode, kSegmentBytes,
+      [&](void* p) { InitHeader(static_cast<int32_t*>(p), kind, initial, max); }, &r->created,
+      &r->syscall);
+  if (fd < 0) {
+    r->err = -fd;
     return nullptr;
   }
+  s->fd = fd;
   struct stat st;
   if (fstat(s->fd, &st) == -1) {
     r->err = errno;

@@ -78,14 +78,6 @@ struct OpenResult {
 
 }  // namespace
 
-int CreateAndLink(const std::string& path, mode_t mode, size_t bytes,
-                  const std::function<void(int32_t*)>& init, int* out_fd,
-                  const char** syscall_out) {
-  return CreateLinkedShmFile(
-      path.c_str(), mode, bytes, [&](void* p) { init(static_cast<int32_t*>(p)); }, out_fd,
-      syscall_out);
-}
-
 int ClaimOfdSlot(int fd, size_t header_bytes, size_t slot_bytes, int32_t count,
                  int32_t* slot) {
   int32_t id = shared::ClaimSlot(fd, count, [&](int32_t i) {
@@ -118,46 +110,16 @@ std::shared_ptr<Seg> OpenSeg(
     const std::vector<std::pair<int32_t, int32_t>>& init, OpenResult* r) {
   auto s = std::make_shared<Seg>();
   s->name = name;
-  const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
   bool created = false;
-  for (int attempt = 0; attempt < 8 && s->fd < 0; attempt++) {
-    int fd = open(path.c_str(), flags);
-    if (fd >= 0) {
-      if (create && exclusive) {
-        close(fd);
-        r->err = EEXIST;
-        return nullptr;
-      }
-      s->fd = fd;
-      break;
-    }
-    if (errno == ELOOP) {
-      r->err = ELOOP;
-      r->why = "is a symbolic link (never followed)";
-      return nullptr;
-    }
-    if (errno != ENOENT || !create) {
-      r->err = errno;
-      return nullptr;
-    }
-    int e = CreateAndLink(
-        path, mode, kSegmentBytes,
-        [&](int32_t* m) { InitHeader(m, kind, init); }, &fd, &r->syscall);
-    if (e == 0) {
-      s->fd = fd;
-      created = true;
-      break;
-    }
-    if (e != EEXIST || exclusive) {
-      r->err = e;
-      return nullptr;
-    }
-    r->syscall = "open";
-  }
-  if (s->fd < 0) {
-    r->err = ENOENT;
+  int fd = OpenOrCreateShmFile(
+      path.c_str(), create, exclusive, mode, kSegmentBytes,
+      [&](void* p) { InitHeader(static_cast<int32_t*>(p), kind, init); }, &created, &r->syscall);
+  if (fd < 0) {
+    r->err = -fd;
+    if (fd == -ELOOP) r->why = "is a symbolic link (never followed)";
     return nullptr;
   }
+  s->fd = fd;
   r->created = created;
   struct stat st;
   int e = CheckShmFile(s->fd, created ? OwnerPolicy{true, 0} : owner, 0, &st,

@@ -46,13 +46,6 @@ constexpr size_t kSlotBytes = 64;
 constexpr int32_t kSlotCount = 256;
 constexpr size_t kSegmentBytes = kHeaderBytes + kSlotBytes * kSlotCount;
 
-// Shared with the crash-safe semaphores (robust.cc), napi-free:
-// Makes a `bytes`-long file in /dev/shm under no name (O_TMPFILE), lets
-// `init` write it through a mapping, then links it at `path`, so an opener
-// sees no file or a complete one. 0 and *out_fd, or an errno and *syscall_out.
-int CreateAndLink(const std::string& path, mode_t mode, size_t bytes,
-                  const std::function<void(int32_t*)>& init, int* out_fd,
-                  const char** syscall_out);
 // Takes the OFD write lock on the first byte of one of `count` slots (slot
 // id at header_bytes + slot_bytes * (id - 1)), starting at pid % count + 1:
 // 0 and *slot, ENOSPC when every slot is taken, or another errno.
