@@ -99,6 +99,16 @@ async function child(role, arg) {
       writeFramed(sock, Buffer.from('"ready"'));
     }
     sock.on('end', () => sock.end());
+  } else if (role === 'raw') {
+    // The stream's own speed limit: no framing at all, the reader only counts.
+    const sock = new Socket({ fd: 3 });
+    let left = Number(arg);
+    sock.on('data', (chunk) => {
+      left -= chunk.length;
+      if (left === 0) sock.write(Buffer.from([2]));
+    });
+    sock.write(Buffer.from([1]));
+    sock.on('end', () => sock.end());
   } else if (role === 'cpipc') {
     if (arg === 'echo') {
       process.on('message', (m) => process.send(m));
@@ -240,6 +250,33 @@ async function netThroughput(size, count, overPair = false) {
   return median(xs);
 }
 
+// The same total bytes as large unframed buffers over the socketpair Pipe()
+// uses, the child counting bytes: the speed limit of the stream itself.
+const RAW_CHUNK = 4 * 1024 * 1024;
+async function rawStream(size, count) {
+  const total = size * count;
+  const [p, c] = pair();
+  const ch = spawnSelf('raw', String(total), { stdio: [c] });
+  closeSync(c);
+  const sock = new Socket({ fd: p });
+  let wake = null;
+  sock.on('data', () => wake?.());
+  const byte = () => new Promise((r) => (wake = r));
+  await byte(); // the child's 'ready'
+  const done = byte();
+  const buf = Buffer.alloc(Math.min(RAW_CHUNK, total), 1);
+  const t0 = process.hrtime.bigint();
+  for (let left = total; left > 0; left -= buf.length) {
+    const b = left >= buf.length ? buf : buf.subarray(0, left);
+    if (!sock.write(b)) await new Promise((res) => sock.once('drain', res));
+  }
+  await done;
+  const rate = total / (Number(process.hrtime.bigint() - t0) / 1e9) / 1e6;
+  sock.end();
+  await new Promise((r) => ch.on('close', r));
+  return rate;
+}
+
 function cpipcChild(arg, serialization) {
   return spawn(process.execPath, [fileURLToPath(import.meta.url), 'cpipc', arg], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization });
 }
@@ -303,10 +340,15 @@ const progress = process.env.PIPE_BENCH_PROGRESS ? (what) => console.error(`[pip
 
 async function main() {
   const { Pipe } = await import(LIB);
+  // PIPE_BENCH_ONLY=tp: only the throughput of ours against the unframed
+  // stream (a quick A/B while working on the throughput path).
+  const quick = process.env.PIPE_BENCH_ONLY === 'tp';
+  const rounds = Number(process.env.PIPE_BENCH_ROUNDS ?? ROUNDS);
   progress('python');
-  const py = await python();
+  const py = quick ? null : await python();
   // Rounds are interleaved across peers, so that load from elsewhere on the
   // machine falls on all of them alike; each figure is the median of ROUNDS.
+  const RAW = 'unframed stream (socketpair)';
   const peers = [
     ['posix-ipc Connection', 'Pipe() + new Connection(3), json codec', 'sendBytes/recvBytes', {
       rt: () => oursPingPong(Pipe), tp: (size, count) => oursThroughput(Pipe, size, count) }],
@@ -316,27 +358,38 @@ async function main() {
       rt: () => netPingPong(true), tp: (size, count) => netThroughput(size, count, true) }],
     ['child_process IPC', "process.send, 'json'", "process.send(Buffer), 'advanced'", {
       rt: () => cpipcPingPong(), tp: (size, count) => cpipcThroughput(size, count) }],
-  ];
-  const measure = async (what, run) => {
-    const xs = peers.map(() => []);
-    for (let r = 0; r < ROUNDS; r++) {
-      progress(`${what}, round ${r + 1}/${ROUNDS}`);
-      for (let i = 0; i < peers.length; i++) xs[i].push(await run(peers[i][3]));
+    [RAW, '', 'same bytes unframed, 4 MiB writes, reader counts', { tp: (size, count) => rawStream(size, count) }],
+  ].filter((p) => !quick || p[0] === 'posix-ipc Connection' || p[0] === RAW);
+  const measure = async (what, list, run) => {
+    const xs = list.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      progress(`${what}, round ${r + 1}/${rounds}`);
+      for (let i = 0; i < list.length; i++) xs[i].push(await run(list[i][3]));
     }
-    return xs.map(median);
+    return xs;
   };
-  const rtv = await measure('round trip', (p) => p.rt());
-  const rt = peers.map(([name, note], i) => ({ name, value: rtv[i], unit: 'us', note }));
-  rt.push({ name: 'python mp.Pipe', value: py?.rt_us, unit: 'us', note: 'send_bytes/recv_bytes + json, two python3 processes' });
-  table(`Round trip of a small object between two processes (median of ${ROUNDS} rounds x ${PINGS})`, rt, { ref: 'node net (raw socket)' });
+  if (!quick) {
+    const rtPeers = peers.filter((p) => p[3].rt !== undefined);
+    const rtv = (await measure('round trip', rtPeers, (p) => p.rt())).map(median);
+    const rt = rtPeers.map(([name, note], i) => ({ name, value: rtv[i], unit: 'us', note }));
+    rt.push({ name: 'python mp.Pipe', value: py?.rt_us, unit: 'us', note: 'send_bytes/recv_bytes + json, two python3 processes' });
+    table(`Round trip of a small object between two processes (median of ${rounds} rounds x ${PINGS})`, rt, { ref: 'node net (raw socket)' });
+  }
+  const rawAt = peers.findIndex((p) => p[0] === RAW);
   for (const { label, size, count } of SIZES) {
     const key = size === 65536 ? 'tp64k' : 'tp4m';
-    const v = await measure(`throughput ${label}`, (p) => p.tp(size, count));
-    const rows = peers.map(([name, , note], i) => ({ name, value: v[i], unit: 'MB/s', note }));
-    rows.push({ name: 'python mp.Pipe', value: py?.[key], unit: 'MB/s', note: 'send_bytes/recv_bytes' });
-    table(`Throughput, ${count} frames of ${label} (median of ${ROUNDS})`, rows, { ref: 'node net (raw socket)', lowerIsBetter: false });
+    const per = await measure(`throughput ${label}`, peers, (p) => p.tp(size, count));
+    // Each row's rate over the unframed stream's in the same round; the
+    // median of those per-round ratios.
+    const rows = peers.map(([name, , note], i) => ({
+      name, value: median(per[i]), unit: 'MB/s', note,
+      stream: median(per[i].map((x, r) => x / per[rawAt][r])),
+    }));
+    if (!quick) rows.push({ name: 'python mp.Pipe', value: py?.[key], unit: 'MB/s', note: 'send_bytes/recv_bytes' });
+    const columns = [{ title: 'vs unframed (per-round median)', key: 'stream', fmt: (x) => (x === undefined ? '-' : `${x.toFixed(2)}x`) }];
+    table(`Throughput, ${count} frames of ${label} (median of ${rounds})`, rows, { ref: quick ? RAW : 'node net (raw socket)', lowerIsBetter: false, columns });
   }
-  if (py === null) console.log('(python3 not available: its rows are empty)');
+  if (!quick && py === null) console.log('(python3 not available: its rows are empty)');
 }
 
 if (process.argv[2]) await child(process.argv[2], process.argv[3]);
