@@ -6,7 +6,7 @@
 //   - Python's multiprocessing.Pipe between two python3 processes (pipe_bench.py).
 // The same file is the node child (argv[2] names its role).
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket, createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -124,6 +124,21 @@ async function child(role, arg) {
 }
 
 // ---------------------------------------------------------------- parent side
+// CPU seconds (user + system) of this process and of child `pid` so far: on a
+// loaded machine the CPU a transfer costs is steadier than its wall clock.
+function cpuNow(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const u = process.cpuUsage();
+  return (Number(f[11]) + Number(f[12])) / 100 + (u.user + u.system) / 1e6;
+}
+/** CPU ms per 100 MB moved, by row name and size (the last round's figures). */
+const cpuCost = new Map();
+const noteCpu = (key, pid, c0, bytes) => {
+  const list = cpuCost.get(key) ?? [];
+  list.push(((cpuNow(pid) - c0) * 1e3) / (bytes / 1e8));
+  cpuCost.set(key, list);
+};
 function spawnSelf(role, arg, extra = {}) {
   return spawn(process.execPath, [fileURLToPath(import.meta.url), role, arg], { stdio: ['ignore', 'inherit', 'inherit', ...(extra.stdio ?? [])], ...extra.options });
 }
@@ -162,10 +177,12 @@ async function oursThroughput(Pipe, size, count) {
     // The clock starts once the child has booted (its 'ready' frame), as for
     // every peer: a child's start-up (~100 ms of Node boot) is not throughput.
     await p.recv();
+    const c0 = cpuNow(ch.pid);
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < count; i++) await p.sendBytes(buf);
     await p.recv();
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    noteCpu(`ours ${size}`, ch.pid, c0, size * count);
     xs.push((size * count) / s / 1e6);
     p.close();
     await new Promise((res) => ch.on('close', res));
@@ -265,6 +282,7 @@ async function rawStream(size, count) {
   await byte(); // the child's 'ready'
   const done = byte();
   const buf = Buffer.alloc(Math.min(RAW_CHUNK, total), 1);
+  const c0 = cpuNow(ch.pid);
   const t0 = process.hrtime.bigint();
   for (let left = total; left > 0; left -= buf.length) {
     const b = left >= buf.length ? buf : buf.subarray(0, left);
@@ -272,6 +290,7 @@ async function rawStream(size, count) {
   }
   await done;
   const rate = total / (Number(process.hrtime.bigint() - t0) / 1e9) / 1e6;
+  noteCpu(`raw ${size}`, ch.pid, c0, total);
   sock.end();
   await new Promise((r) => ch.on('close', r));
   return rate;
@@ -342,7 +361,9 @@ async function main() {
   const { Pipe } = await import(LIB);
   // PIPE_BENCH_ONLY=tp: only the throughput of ours against the unframed
   // stream (a quick A/B while working on the throughput path).
-  const quick = process.env.PIPE_BENCH_ONLY === 'tp';
+  // (=ours or =raw: that row alone, to count its instructions under perf stat.)
+  const only = process.env.PIPE_BENCH_ONLY;
+  const quick = only === 'tp' || only === 'ours' || only === 'raw';
   const rounds = Number(process.env.PIPE_BENCH_ROUNDS ?? ROUNDS);
   progress('python');
   const py = quick ? null : await python();
@@ -359,7 +380,7 @@ async function main() {
     ['child_process IPC', "process.send, 'json'", "process.send(Buffer), 'advanced'", {
       rt: () => cpipcPingPong(), tp: (size, count) => cpipcThroughput(size, count) }],
     [RAW, '', 'same bytes unframed, 4 MiB writes, reader counts', { tp: (size, count) => rawStream(size, count) }],
-  ].filter((p) => !quick || p[0] === 'posix-ipc Connection' || p[0] === RAW);
+  ].filter((p) => !quick || (p[0] === 'posix-ipc Connection' && only !== 'raw') || (p[0] === RAW && only !== 'ours'));
   const measure = async (what, list, run) => {
     const xs = list.map(() => []);
     for (let r = 0; r < rounds; r++) {
@@ -383,11 +404,16 @@ async function main() {
     // median of those per-round ratios.
     const rows = peers.map(([name, , note], i) => ({
       name, value: median(per[i]), unit: 'MB/s', note,
-      stream: median(per[i].map((x, r) => x / per[rawAt][r])),
+      stream: rawAt < 0 ? undefined : median(per[i].map((x, r) => x / per[rawAt][r])),
     }));
+    rows.forEach((row) => {
+      const k = row.name === RAW ? 'raw' : row.name === 'posix-ipc Connection' ? 'ours' : '';
+      const c = cpuCost.get(`${k} ${size}`);
+      if (c) row.cpu = median(c);
+    });
     if (!quick) rows.push({ name: 'python mp.Pipe', value: py?.[key], unit: 'MB/s', note: 'send_bytes/recv_bytes' });
-    const columns = [{ title: 'vs unframed (per-round median)', key: 'stream', fmt: (x) => (x === undefined ? '-' : `${x.toFixed(2)}x`) }];
-    table(`Throughput, ${count} frames of ${label} (median of ${rounds})`, rows, { ref: quick ? RAW : 'node net (raw socket)', lowerIsBetter: false, columns });
+    const columns = [{ title: 'CPU ms/100 MB', key: 'cpu' }, { title: 'vs unframed (per-round median)', key: 'stream', fmt: (x) => (x === undefined ? '-' : `${x.toFixed(2)}x`) }];
+    table(`Throughput, ${count} frames of ${label} (median of ${rounds})`, rows, { ref: quick ? (rawAt < 0 ? undefined : RAW) : 'node net (raw socket)', lowerIsBetter: false, columns });
   }
   if (!quick && py === null) console.log('(python3 not available: its rows are empty)');
 }
