@@ -17,8 +17,9 @@ import { median, PYTHON, table } from './lib/report.mjs';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const binding = require('node-gyp-build')(join(HERE, '..'));
-/** A blocking AF_UNIX socketpair, as Pipe() makes (from the addon). */
-const pair = () => binding.pipeSocketpair();
+/** A blocking AF_UNIX socketpair, as Pipe() makes (from the addon, with Pipe()'s SO_SNDBUF unless told). */
+const { PIPE_SNDBUF } = await import(join(HERE, '..', 'dist', 'pipe', 'pipe.js'));
+const pair = (sndbuf = PIPE_SNDBUF) => binding.pipeSocketpair(sndbuf);
 const LIB = join(HERE, '..', 'dist', 'index.js');
 const ROUNDS = 7;
 const PINGS = 2000;
@@ -270,9 +271,9 @@ async function netThroughput(size, count, overPair = false) {
 // The same total bytes as large unframed buffers over the socketpair Pipe()
 // uses, the child counting bytes: the speed limit of the stream itself.
 const RAW_CHUNK = 4 * 1024 * 1024;
-async function rawStream(size, count) {
+async function rawStream(size, count, sndbuf = PIPE_SNDBUF) {
   const total = size * count;
-  const [p, c] = pair();
+  const [p, c] = pair(sndbuf);
   const ch = spawnSelf('raw', String(total), { stdio: [c] });
   closeSync(c);
   const sock = new Socket({ fd: p });
@@ -290,7 +291,7 @@ async function rawStream(size, count) {
   }
   await done;
   const rate = total / (Number(process.hrtime.bigint() - t0) / 1e9) / 1e6;
-  noteCpu(`raw ${size}`, ch.pid, c0, total);
+  noteCpu(`raw${sndbuf} ${size}`, ch.pid, c0, total);
   sock.end();
   await new Promise((r) => ch.on('close', r));
   return rate;
@@ -370,6 +371,7 @@ async function main() {
   // Rounds are interleaved across peers, so that load from elsewhere on the
   // machine falls on all of them alike; each figure is the median of ROUNDS.
   const RAW = 'unframed stream (socketpair)';
+  const RAW_DEFAULT = 'unframed, default SO_SNDBUF';
   const peers = [
     ['posix-ipc Connection', 'Pipe() + new Connection(3), json codec', 'sendBytes/recvBytes', {
       rt: () => oursPingPong(Pipe), tp: (size, count) => oursThroughput(Pipe, size, count) }],
@@ -379,8 +381,9 @@ async function main() {
       rt: () => netPingPong(true), tp: (size, count) => netThroughput(size, count, true) }],
     ['child_process IPC', "process.send, 'json'", "process.send(Buffer), 'advanced'", {
       rt: () => cpipcPingPong(), tp: (size, count) => cpipcThroughput(size, count) }],
-    [RAW, '', 'same bytes unframed, 4 MiB writes, reader counts', { tp: (size, count) => rawStream(size, count) }],
-  ].filter((p) => !quick || (p[0] === 'posix-ipc Connection' && only !== 'raw') || (p[0] === RAW && only !== 'ours'));
+    [RAW, '', "same bytes unframed, 4 MiB writes, reader counts; Pipe()'s SO_SNDBUF", { tp: (size, count) => rawStream(size, count) }],
+    [RAW_DEFAULT, '', 'the same with the default SO_SNDBUF (208 KiB)', { tp: (size, count) => rawStream(size, count, 0) }],
+  ].filter((p) => !quick || (p[0] === 'posix-ipc Connection' && only !== 'raw') || (p[0].startsWith('unframed') && only !== 'ours'));
   const measure = async (what, list, run) => {
     const xs = list.map(() => []);
     for (let r = 0; r < rounds; r++) {
@@ -407,7 +410,7 @@ async function main() {
       stream: rawAt < 0 ? undefined : median(per[i].map((x, r) => x / per[rawAt][r])),
     }));
     rows.forEach((row) => {
-      const k = row.name === RAW ? 'raw' : row.name === 'posix-ipc Connection' ? 'ours' : '';
+      const k = row.name === RAW ? `raw${PIPE_SNDBUF}` : row.name === RAW_DEFAULT ? 'raw0' : row.name === 'posix-ipc Connection' ? 'ours' : '';
       const c = cpuCost.get(`${k} ${size}`);
       if (c) row.cpu = median(c);
     });

@@ -139,7 +139,7 @@ export interface ShmBinding {
 export type FifoOpenCallback = (err: IPCError | null, fd: number, prefix: number) => void;
 /** Pipes, FIFOs and AF_UNIX sockets (native/pipe/pipe.cc). */
 export interface PipeBinding {
-  pipeSocketpair(): [number, number];
+  pipeSocketpair(sndbuf?: number): [number, number];
   pipePipe(): [number, number];
   pipeMkfifo(path: string, mode: number): void;
   pipeFdInfo(fd: number): { kind: 'socket' | 'fifo' | 'other'; access: number };

@@ -168,11 +168,24 @@ class FifoOpenJob : public WaitJob {
 // socketpair() -> [fd, fd]: a duplex, connected AF_UNIX stream pair. Both ends
 // stay blocking: whichever end goes to a child process must look like an
 // ordinary descriptor there (libuv makes ours non-blocking when it adopts it).
+// socketpair(sndbuf): each end's SO_SNDBUF asks for sndbuf bytes (the kernel
+// doubles it and caps it at net.core.wmem_max; best effort, never an error).
+// The bytes in flight on an AF_UNIX stream are bounded by the sender's
+// SO_SNDBUF alone, and a blocked sender is woken once it is 3/4 drained: a
+// larger one lets many frames go out per wake-up instead of two or three.
 Napi::Value PipeSocketpair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
     ThrowIPCError(env, errno, "socketpair", "");
+  }
+  if (info.Length() > 0 && info[0].IsNumber()) {
+    int64_t want = info[0].As<Napi::Number>().Int64Value();
+    if (want > 0) {
+      int v = want > (1 << 30) ? (1 << 30) : static_cast<int>(want);
+      setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+      setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    }
   }
   Napi::Array a = Napi::Array::New(env, 2);
   a.Set(0u, Napi::Number::New(env, sv[0]));

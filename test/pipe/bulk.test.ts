@@ -4,10 +4,12 @@
 // own buffer. Whatever the mix, every frame arrives byte-exact and stays so
 // while later reads reuse the shared buffer.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { Pipe } from '../../lib/index.js';
+import { PIPE_SNDBUF } from '../../lib/pipe/pipe.js';
 import { FIXTURES, expectOk } from '../helpers/index.js';
 import type { RunResult } from '../helpers/index.js';
 // @ts-expect-error: a plain .mjs fixture, shared with the child.
@@ -84,5 +86,31 @@ describe('bulk frames from a node child into Pipe()', () => {
     await ours.send(Buffer.from('ok'));
     expectOk(await done, 'bulk sender');
     ours.close();
+  });
+});
+
+describe("Pipe()'s socket buffer", () => {
+  it('holds at least PIPE_SNDBUF (or net.core.wmem_max) bytes of frames nobody reads yet, all delivered exact', async () => {
+    const [a, b] = Pipe({ codec: 'raw' });
+    const wmemMax = Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8'));
+    const pending: Promise<void>[] = [];
+    let accepted = 0;
+    for (let i = 0; i < 200; i++) {
+      const p = a.sendBytes(frameOf(i, 64 * 1024));
+      pending.push(p);
+      const won = await Promise.race([p.then(() => true), sleep(100).then(() => false)]);
+      if (!won) break;
+      accepted += 4 + 64 * 1024;
+    }
+    // The default buffer (208 KiB) takes three frames; 1 MiB asked for is
+    // 2 MiB granted (less the kernel's per-packet overhead).
+    expect(accepted).toBeGreaterThanOrEqual(Math.min(PIPE_SNDBUF, wmemMax));
+    for (let i = 0; i < pending.length; i++) {
+      const got = await b.recvBytes();
+      expect(got.equals(frameOf(i, 64 * 1024)), `frame ${i}`).toBe(true);
+    }
+    await Promise.all(pending);
+    a.close();
+    b.close();
   });
 });
