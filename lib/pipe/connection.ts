@@ -593,6 +593,22 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   /** Writes a header and payload (or one framed buffer); resolves once the OS has them. */
   #write(first: Buffer, second?: Buffer): Promise<void> {
     const s = this.#socket();
+    // Nothing of ours or Node's in flight: one system call straight to the
+    // (non-blocking) descriptor, no write request and no callback. Whatever
+    // does not fit now, or an error, goes through the stream as before
+    // (which reports the error the usual way).
+    if (this.#writes === 0 && s.writableLength === 0 && !s.destroyed) {
+      const n = binding.pipeWritev(this.#fd, first, second);
+      const total = first.length + (second === undefined ? 0 : second.length);
+      if (n === total) return RESOLVED;
+      if (n > 0) {
+        if (n < first.length) first = first.subarray(n);
+        else {
+          first = second!.subarray(n - first.length);
+          second = undefined;
+        }
+      }
+    }
     this.#writes += 1;
     let settle: ((err?: Error | null) => void) | undefined;
     const done = (err?: Error | null): void => {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -232,6 +233,43 @@ Napi::Value PipeFdInfo(const Napi::CallbackInfo& info) {
 
 // pollIn(fd, timeoutMs) -> boolean: readable (data, end of file or error)
 // within timeoutMs (0: now; < 0: no limit). Blocks the calling thread.
+// writev(fd, a, b?) -> bytes written now (0 if the descriptor is full), or
+// -errno. The fast path of Connection's writes: with nothing queued in Node's
+// stream, header and payload go to the (non-blocking) descriptor in one
+// system call, without a write request, a callback or an event-loop turn.
+// A socket is written with MSG_NOSIGNAL (no SIGPIPE); a pipe with writev
+// (Node ignores SIGPIPE). The caller hands whatever is left to the stream.
+Napi::Value PipeWritev(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct iovec iov[2];
+  int n = 0;
+  for (size_t i = 1; i < 3 && i < info.Length(); i++) {
+    if (!info[i].IsTypedArray()) continue;
+    Napi::Uint8Array a = info[i].As<Napi::Uint8Array>();
+    if (a.ByteLength() == 0) continue;
+    iov[n].iov_base = a.Data();
+    iov[n].iov_len = a.ByteLength();
+    n++;
+  }
+  if (n == 0) return Napi::Number::New(env, 0);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = n;
+  ssize_t r;
+  do {
+    r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (r == -1 && errno == EINTR);
+  if (r == -1 && errno == ENOTSOCK) {
+    do {
+      r = writev(fd, iov, n);
+    } while (r == -1 && errno == EINTR);
+  }
+  if (r == -1) return Napi::Number::New(env, errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno);
+  return Napi::Number::New(env, static_cast<double>(r));
+}
+
 Napi::Value PipePollIn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -420,6 +458,7 @@ void InitPipe(Napi::Env env, Napi::Object exports) {
   exports.Set("pipeMkfifo", Napi::Function::New(env, PipeMkfifo));
   exports.Set("pipeFdInfo", Napi::Function::New(env, PipeFdInfo));
   exports.Set("pipePollIn", Napi::Function::New(env, PipePollIn));
+  exports.Set("pipeWritev", Napi::Function::New(env, PipeWritev));
   exports.Set("pipeFifoOpen", Napi::Function::New(env, PipeFifoOpen));
   exports.Set("pipeUnixListen", Napi::Function::New(env, PipeUnixListen));
   exports.Set("pipeUnixConnect", Napi::Function::New(env, PipeUnixConnect));
