@@ -6,7 +6,7 @@
 //   - Python's multiprocessing.Pipe between two python3 processes (pipe_bench.py).
 // The same file is the node child (argv[2] names its role).
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket, createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,8 +17,9 @@ import { median, PYTHON, table } from './lib/report.mjs';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const binding = require('node-gyp-build')(join(HERE, '..'));
-/** A blocking AF_UNIX socketpair, as Pipe() makes (from the addon). */
-const pair = () => binding.pipeSocketpair();
+/** A blocking AF_UNIX socketpair, as Pipe() makes (from the addon, with Pipe()'s SO_SNDBUF unless told). */
+const { PIPE_SNDBUF } = await import(join(HERE, '..', 'dist', 'pipe', 'pipe.js'));
+const pair = (sndbuf = PIPE_SNDBUF) => binding.pipeSocketpair(sndbuf);
 const LIB = join(HERE, '..', 'dist', 'index.js');
 const ROUNDS = 7;
 const PINGS = 2000;
@@ -99,6 +100,16 @@ async function child(role, arg) {
       writeFramed(sock, Buffer.from('"ready"'));
     }
     sock.on('end', () => sock.end());
+  } else if (role === 'raw') {
+    // The stream's own speed limit: no framing at all, the reader only counts.
+    const sock = new Socket({ fd: 3 });
+    let left = Number(arg);
+    sock.on('data', (chunk) => {
+      left -= chunk.length;
+      if (left === 0) sock.write(Buffer.from([2]));
+    });
+    sock.write(Buffer.from([1]));
+    sock.on('end', () => sock.end());
   } else if (role === 'cpipc') {
     if (arg === 'echo') {
       process.on('message', (m) => process.send(m));
@@ -114,6 +125,21 @@ async function child(role, arg) {
 }
 
 // ---------------------------------------------------------------- parent side
+// CPU seconds (user + system) of this process and of child `pid` so far: on a
+// loaded machine the CPU a transfer costs is steadier than its wall clock.
+function cpuNow(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const u = process.cpuUsage();
+  return (Number(f[11]) + Number(f[12])) / 100 + (u.user + u.system) / 1e6;
+}
+/** CPU ms per 100 MB moved, by row name and size (the last round's figures). */
+const cpuCost = new Map();
+const noteCpu = (key, pid, c0, bytes) => {
+  const list = cpuCost.get(key) ?? [];
+  list.push(((cpuNow(pid) - c0) * 1e3) / (bytes / 1e8));
+  cpuCost.set(key, list);
+};
 function spawnSelf(role, arg, extra = {}) {
   return spawn(process.execPath, [fileURLToPath(import.meta.url), role, arg], { stdio: ['ignore', 'inherit', 'inherit', ...(extra.stdio ?? [])], ...extra.options });
 }
@@ -152,10 +178,12 @@ async function oursThroughput(Pipe, size, count) {
     // The clock starts once the child has booted (its 'ready' frame), as for
     // every peer: a child's start-up (~100 ms of Node boot) is not throughput.
     await p.recv();
+    const c0 = cpuNow(ch.pid);
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < count; i++) await p.sendBytes(buf);
     await p.recv();
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    noteCpu(`ours ${size}`, ch.pid, c0, size * count);
     xs.push((size * count) / s / 1e6);
     p.close();
     await new Promise((res) => ch.on('close', res));
@@ -240,6 +268,35 @@ async function netThroughput(size, count, overPair = false) {
   return median(xs);
 }
 
+// The same total bytes as large unframed buffers over the socketpair Pipe()
+// uses, the child counting bytes: the speed limit of the stream itself.
+const RAW_CHUNK = 4 * 1024 * 1024;
+async function rawStream(size, count, sndbuf = PIPE_SNDBUF) {
+  const total = size * count;
+  const [p, c] = pair(sndbuf);
+  const ch = spawnSelf('raw', String(total), { stdio: [c] });
+  closeSync(c);
+  const sock = new Socket({ fd: p });
+  let wake = null;
+  sock.on('data', () => wake?.());
+  const byte = () => new Promise((r) => (wake = r));
+  await byte(); // the child's 'ready'
+  const done = byte();
+  const buf = Buffer.alloc(Math.min(RAW_CHUNK, total), 1);
+  const c0 = cpuNow(ch.pid);
+  const t0 = process.hrtime.bigint();
+  for (let left = total; left > 0; left -= buf.length) {
+    const b = left >= buf.length ? buf : buf.subarray(0, left);
+    if (!sock.write(b)) await new Promise((res) => sock.once('drain', res));
+  }
+  await done;
+  const rate = total / (Number(process.hrtime.bigint() - t0) / 1e9) / 1e6;
+  noteCpu(`raw${sndbuf} ${size}`, ch.pid, c0, total);
+  sock.end();
+  await new Promise((r) => ch.on('close', r));
+  return rate;
+}
+
 function cpipcChild(arg, serialization) {
   return spawn(process.execPath, [fileURLToPath(import.meta.url), 'cpipc', arg], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization });
 }
@@ -303,10 +360,18 @@ const progress = process.env.PIPE_BENCH_PROGRESS ? (what) => console.error(`[pip
 
 async function main() {
   const { Pipe } = await import(LIB);
+  // PIPE_BENCH_ONLY=tp: only the throughput of ours against the unframed
+  // stream (a quick A/B while working on the throughput path).
+  // (=ours or =raw: that row alone, to count its instructions under perf stat.)
+  const only = process.env.PIPE_BENCH_ONLY;
+  const quick = only === 'tp' || only === 'ours' || only === 'raw';
+  const rounds = Number(process.env.PIPE_BENCH_ROUNDS ?? ROUNDS);
   progress('python');
-  const py = await python();
+  const py = quick ? null : await python();
   // Rounds are interleaved across peers, so that load from elsewhere on the
   // machine falls on all of them alike; each figure is the median of ROUNDS.
+  const RAW = 'unframed stream (socketpair)';
+  const RAW_DEFAULT = 'unframed, default SO_SNDBUF';
   const peers = [
     ['posix-ipc Connection', 'Pipe() + new Connection(3), json codec', 'sendBytes/recvBytes', {
       rt: () => oursPingPong(Pipe), tp: (size, count) => oursThroughput(Pipe, size, count) }],
@@ -316,27 +381,44 @@ async function main() {
       rt: () => netPingPong(true), tp: (size, count) => netThroughput(size, count, true) }],
     ['child_process IPC', "process.send, 'json'", "process.send(Buffer), 'advanced'", {
       rt: () => cpipcPingPong(), tp: (size, count) => cpipcThroughput(size, count) }],
-  ];
-  const measure = async (what, run) => {
-    const xs = peers.map(() => []);
-    for (let r = 0; r < ROUNDS; r++) {
-      progress(`${what}, round ${r + 1}/${ROUNDS}`);
-      for (let i = 0; i < peers.length; i++) xs[i].push(await run(peers[i][3]));
+    [RAW, '', "same bytes unframed, 4 MiB writes, reader counts; Pipe()'s SO_SNDBUF", { tp: (size, count) => rawStream(size, count) }],
+    [RAW_DEFAULT, '', 'the same with the default SO_SNDBUF (208 KiB)', { tp: (size, count) => rawStream(size, count, 0) }],
+  ].filter((p) => !quick || (p[0] === 'posix-ipc Connection' && only !== 'raw') || (p[0].startsWith('unframed') && only !== 'ours'));
+  const measure = async (what, list, run) => {
+    const xs = list.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      progress(`${what}, round ${r + 1}/${rounds}`);
+      for (let i = 0; i < list.length; i++) xs[i].push(await run(list[i][3]));
     }
-    return xs.map(median);
+    return xs;
   };
-  const rtv = await measure('round trip', (p) => p.rt());
-  const rt = peers.map(([name, note], i) => ({ name, value: rtv[i], unit: 'us', note }));
-  rt.push({ name: 'python mp.Pipe', value: py?.rt_us, unit: 'us', note: 'send_bytes/recv_bytes + json, two python3 processes' });
-  table(`Round trip of a small object between two processes (median of ${ROUNDS} rounds x ${PINGS})`, rt, { ref: 'node net (raw socket)' });
+  if (!quick) {
+    const rtPeers = peers.filter((p) => p[3].rt !== undefined);
+    const rtv = (await measure('round trip', rtPeers, (p) => p.rt())).map(median);
+    const rt = rtPeers.map(([name, note], i) => ({ name, value: rtv[i], unit: 'us', note }));
+    rt.push({ name: 'python mp.Pipe', value: py?.rt_us, unit: 'us', note: 'send_bytes/recv_bytes + json, two python3 processes' });
+    table(`Round trip of a small object between two processes (median of ${rounds} rounds x ${PINGS})`, rt, { ref: 'node net (raw socket)' });
+  }
+  const rawAt = peers.findIndex((p) => p[0] === RAW);
   for (const { label, size, count } of SIZES) {
     const key = size === 65536 ? 'tp64k' : 'tp4m';
-    const v = await measure(`throughput ${label}`, (p) => p.tp(size, count));
-    const rows = peers.map(([name, , note], i) => ({ name, value: v[i], unit: 'MB/s', note }));
-    rows.push({ name: 'python mp.Pipe', value: py?.[key], unit: 'MB/s', note: 'send_bytes/recv_bytes' });
-    table(`Throughput, ${count} frames of ${label} (median of ${ROUNDS})`, rows, { ref: 'node net (raw socket)', lowerIsBetter: false });
+    const per = await measure(`throughput ${label}`, peers, (p) => p.tp(size, count));
+    // Each row's rate over the unframed stream's in the same round; the
+    // median of those per-round ratios.
+    const rows = peers.map(([name, , note], i) => ({
+      name, value: median(per[i]), unit: 'MB/s', note,
+      stream: rawAt < 0 ? undefined : median(per[i].map((x, r) => x / per[rawAt][r])),
+    }));
+    rows.forEach((row) => {
+      const k = row.name === RAW ? `raw${PIPE_SNDBUF}` : row.name === RAW_DEFAULT ? 'raw0' : row.name === 'posix-ipc Connection' ? 'ours' : '';
+      const c = cpuCost.get(`${k} ${size}`);
+      if (c) row.cpu = median(c);
+    });
+    if (!quick) rows.push({ name: 'python mp.Pipe', value: py?.[key], unit: 'MB/s', note: 'send_bytes/recv_bytes' });
+    const columns = [{ title: 'CPU ms/100 MB', key: 'cpu' }, { title: 'vs unframed (per-round median)', key: 'stream', fmt: (x) => (x === undefined ? '-' : `${x.toFixed(2)}x`) }];
+    table(`Throughput, ${count} frames of ${label} (median of ${rounds})`, rows, { ref: quick ? (rawAt < 0 ? undefined : RAW) : 'node net (raw socket)', lowerIsBetter: false, columns });
   }
-  if (py === null) console.log('(python3 not available: its rows are empty)');
+  if (!quick && py === null) console.log('(python3 not available: its rows are empty)');
 }
 
 if (process.argv[2]) await child(process.argv[2], process.argv[3]);

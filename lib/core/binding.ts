@@ -161,7 +161,8 @@ export interface ShmBinding {
 export type FifoOpenCallback = (err: IPCError | null, fd: number, prefix: number) => void;
 /** Pipes, FIFOs and AF_UNIX sockets (native/pipe/pipe.cc). */
 export interface PipeBinding {
-  pipeSocketpair(): [number, number];
+  pipeSocketpair(sndbuf?: number): [number, number];
+  pipeWritev(fd: number, a: Uint8Array, b?: Uint8Array): number;
   pipePipe(): [number, number];
   pipeMkfifo(path: string, mode: number): void;
   pipeFdInfo(fd: number): { kind: 'socket' | 'fifo' | 'other'; access: number };

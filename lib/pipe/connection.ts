@@ -126,6 +126,11 @@ const READ_AHEAD = 256 * 1024;
 // that frame's own buffer instead (no copy at all), never past it.
 const READ_BUFFER = 256 * 1024;
 let readBuffer: Buffer | null = null;
+// A read that brought at least this much means bulk traffic: the next reads
+// go into fresh buffers of their own, which the frames in them keep (no copy
+// in user space at all, as Node's own 'data' chunks), until a read brings
+// less again and the shared buffer (one copy, no allocation) serves.
+const BULK_READ = 64 * 1024;
 const prefault = (b: Buffer): void => binding.pipePrefault(b);
 
 interface Request {
@@ -188,6 +193,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   #writes = 0;
   #paused = false;
   #idleCheck = false;
+  // The last read brought at least BULK_READ bytes (see #nextReadBuffer).
+  #bulk = false;
   readonly #json: boolean;
 
   /**
@@ -268,7 +275,8 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
           buffer: (): Buffer => this.#nextReadBuffer(),
           callback: (n: number, buf: Uint8Array): boolean => {
             if (this.#frames.isTarget(buf)) this.#frames.filled(n);
-            else this.#frames.push(buf as Buffer, n, false);
+            else this.#frames.push(buf as Buffer, n, buf !== readBuffer);
+            this.#bulk = n >= BULK_READ;
             this.#arrived();
             return true;
           },
@@ -304,7 +312,10 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   // Reads of descriptors this module opens land in the rest of the frame
   // being assembled (no copy), else in the shared read buffer.
   #nextReadBuffer(): Buffer {
-    return this.#frames.readTarget() ?? (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
+    const target = this.#frames.readTarget();
+    if (target !== null) return target;
+    if (this.#bulk) return Buffer.allocUnsafe(READ_BUFFER);
+    return (readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
   }
 
   /** Bytes arrived: serve the waiters, or read ahead a little. */
@@ -582,6 +593,22 @@ export class Connection<T = unknown> implements AsyncIterable<T>, Disposable {
   /** Writes a header and payload (or one framed buffer); resolves once the OS has them. */
   #write(first: Buffer, second?: Buffer): Promise<void> {
     const s = this.#socket();
+    // Nothing of ours or Node's in flight: one system call straight to the
+    // (non-blocking) descriptor, no write request and no callback. Whatever
+    // does not fit now, or an error, goes through the stream as before
+    // (which reports the error the usual way).
+    if (this.#writes === 0 && s.writableLength === 0 && !s.destroyed) {
+      const n = binding.pipeWritev(this.#fd, first, second);
+      const total = first.length + (second === undefined ? 0 : second.length);
+      if (n === total) return RESOLVED;
+      if (n > 0) {
+        if (n < first.length) first = first.subarray(n);
+        else {
+          first = second!.subarray(n - first.length);
+          second = undefined;
+        }
+      }
+    }
     this.#writes += 1;
     let settle: ((err?: Error | null) => void) | undefined;
     const done = (err?: Error | null): void => {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -168,11 +169,24 @@ class FifoOpenJob : public WaitJob {
 // socketpair() -> [fd, fd]: a duplex, connected AF_UNIX stream pair. Both ends
 // stay blocking: whichever end goes to a child process must look like an
 // ordinary descriptor there (libuv makes ours non-blocking when it adopts it).
+// socketpair(sndbuf): each end's SO_SNDBUF asks for sndbuf bytes (the kernel
+// doubles it and caps it at net.core.wmem_max; best effort, never an error).
+// The bytes in flight on an AF_UNIX stream are bounded by the sender's
+// SO_SNDBUF alone, and a blocked sender is woken once it is 3/4 drained: a
+// larger one lets many frames go out per wake-up instead of two or three.
 Napi::Value PipeSocketpair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
     ThrowIPCError(env, errno, "socketpair", "");
+  }
+  if (info.Length() > 0 && info[0].IsNumber()) {
+    int64_t want = info[0].As<Napi::Number>().Int64Value();
+    if (want > 0) {
+      int v = want > (1 << 30) ? (1 << 30) : static_cast<int>(want);
+      setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+      setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    }
   }
   Napi::Array a = Napi::Array::New(env, 2);
   a.Set(0u, Napi::Number::New(env, sv[0]));
@@ -219,6 +233,43 @@ Napi::Value PipeFdInfo(const Napi::CallbackInfo& info) {
 
 // pollIn(fd, timeoutMs) -> boolean: readable (data, end of file or error)
 // within timeoutMs (0: now; < 0: no limit). Blocks the calling thread.
+// writev(fd, a, b?) -> bytes written now (0 if the descriptor is full), or
+// -errno. The fast path of Connection's writes: with nothing queued in Node's
+// stream, header and payload go to the (non-blocking) descriptor in one
+// system call, without a write request, a callback or an event-loop turn.
+// A socket is written with MSG_NOSIGNAL (no SIGPIPE); a pipe with writev
+// (Node ignores SIGPIPE). The caller hands whatever is left to the stream.
+Napi::Value PipeWritev(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct iovec iov[2];
+  int n = 0;
+  for (size_t i = 1; i < 3 && i < info.Length(); i++) {
+    if (!info[i].IsTypedArray()) continue;
+    Napi::Uint8Array a = info[i].As<Napi::Uint8Array>();
+    if (a.ByteLength() == 0) continue;
+    iov[n].iov_base = a.Data();
+    iov[n].iov_len = a.ByteLength();
+    n++;
+  }
+  if (n == 0) return Napi::Number::New(env, 0);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = n;
+  ssize_t r;
+  do {
+    r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (r == -1 && errno == EINTR);
+  if (r == -1 && errno == ENOTSOCK) {
+    do {
+      r = writev(fd, iov, n);
+    } while (r == -1 && errno == EINTR);
+  }
+  if (r == -1) return Napi::Number::New(env, errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno);
+  return Napi::Number::New(env, static_cast<double>(r));
+}
+
 Napi::Value PipePollIn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -407,6 +458,7 @@ void InitPipe(Napi::Env env, Napi::Object exports) {
   exports.Set("pipeMkfifo", Napi::Function::New(env, PipeMkfifo));
   exports.Set("pipeFdInfo", Napi::Function::New(env, PipeFdInfo));
   exports.Set("pipePollIn", Napi::Function::New(env, PipePollIn));
+  exports.Set("pipeWritev", Napi::Function::New(env, PipeWritev));
   exports.Set("pipeFifoOpen", Napi::Function::New(env, PipeFifoOpen));
   exports.Set("pipeUnixListen", Napi::Function::New(env, PipeUnixListen));
   exports.Set("pipeUnixConnect", Napi::Function::New(env, PipeUnixConnect));
