@@ -11,6 +11,7 @@
  * @module
  */
 import { binding } from '../core/binding.js';
+import { waitSpinMs } from '../core/spin.js';
 import type { Handle, WaitToken } from '../core/binding.js';
 import { abortError, closedError, type IPCError } from '../core/errors.js';
 import { SYNC_RESERVED, syncPath, validateName, type SyncKind } from '../core/names.js';
@@ -170,6 +171,8 @@ export class SyncSegment {
       const r = check();
       if (r !== undefined) return Promise.resolve(r);
       if (timeout === 0) return Promise.resolve(undefined);
+      const spun = this.#spin(word, v, check);
+      if (spun !== undefined) return Promise.resolve(spun);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -199,6 +202,37 @@ export class SyncSegment {
       watch.watchers.add(watcher as Watcher<unknown>);
       this.#rearm(word, watch, v);
     });
+  }
+
+  #spinSkip = 0;
+
+  /**
+   * Before a wait sleeps: watches the word on the event loop's thread for up
+   * to waitSpinMs() (POSIX_IPC_WAIT_SPIN_US, as semaphores do) and runs
+   * check() again each time it changes, so a peer that answers at once is
+   * seen with no engine thread wake-up. An empty spin turns spinning off
+   * for the next 8 waits on this handle.
+   */
+  #spin<T>(word: number, v: number, check: () => T | undefined): T | undefined {
+    const spinMs = waitSpinMs();
+    if (spinMs === 0) return undefined;
+    if (this.#spinSkip > 0) {
+      this.#spinSkip--;
+      return undefined;
+    }
+    const m = this.m;
+    const end = performance.now() + spinMs;
+    let seen = v;
+    do {
+      const now = Atomics.load(m, word);
+      if (now !== seen) {
+        seen = now;
+        const r = check();
+        if (r !== undefined) return r;
+      }
+    } while (performance.now() < end);
+    this.#spinSkip = 8;
+    return undefined;
   }
 
   #leave(w: Watcher<unknown>): void {

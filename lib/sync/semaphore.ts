@@ -7,6 +7,7 @@
  * @module
  */
 import { binding } from '../core/binding.js';
+import { waitSpinMs } from '../core/spin.js';
 import type { Handle, WaitCallback, WaitToken } from '../core/binding.js';
 import { closedError, ipcError } from '../core/errors.js';
 import { PLAIN_SEM_RESERVED, ROBUST_SEM_RESERVED, plainSemPath, robustSemPath } from '../core/names.js';
@@ -107,20 +108,7 @@ interface Bound {
 
 const RESOLVED_TRUE = Promise.resolve(true);
 
-/**
- * How long an `acquire()` that finds no unit first spins on the event loop's
- * thread, in milliseconds, before it hands the wait to an engine thread: a
- * unit given back within that time (a cross-process hand-off) is taken with
- * no thread wake-up and no hop back to the loop. A spin that comes away
- * empty turns spinning off for that handle's next 8 waits. Override with
- * POSIX_IPC_WAIT_SPIN_US (microseconds; 0: never spin).
- */
-let WAIT_SPIN_MS = Math.max(0, Number(process.env.POSIX_IPC_WAIT_SPIN_US ?? 30) || 0) / 1000;
-
-/** @internal For benchmarks: sets this thread's spin before a wait (microseconds). */
-export function setWaitSpinUs(us: number): void {
-  WAIT_SPIN_MS = Math.max(0, us) / 1000;
-}
+export { setWaitSpinUs } from '../core/spin.js';
 const RESOLVED_FALSE = Promise.resolve(false);
 const SEMAPHORE_KEYS = keysOf<SemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'owner', 'robust', 'onOwnerDead');
 const BOUNDED_KEYS = keysOf<BoundedSemaphoreOptions>()('initialValue', 'create', 'exclusive', 'mode', 'owner', 'maxValue', 'robust', 'onOwnerDead');
@@ -358,12 +346,14 @@ export class Semaphore implements Disposable {
     }
   }
 
-  // The spin before a wait (WAIT_SPIN_MS): looks at the value word (a plain
+  // The spin before a wait (lib/core/spin.ts; an empty one turns spinning
+  // off for this handle's next 8 waits): looks at the value word (a plain
   // read or Atomics.load on the mapping, no native call) and tries only
   // when a unit is there, so the releaser's own compare-and-swap is not
   // fought over.
   #spin(): boolean {
-    if (WAIT_SPIN_MS === 0) return false;
+    const spinMs = waitSpinMs();
+    if (spinMs === 0) return false;
     if (this.#spinSkip > 0) {
       this.#spinSkip--;
       return false;
@@ -371,7 +361,7 @@ export class Semaphore implements Disposable {
     const rob = this.#rob;
     const w = this.#sw;
     if (rob === null && w === null) return false;
-    const end = performance.now() + WAIT_SPIN_MS;
+    const end = performance.now() + spinMs;
     do {
       if ((rob !== null ? rob.value : w![0]!) > 0 && this.#tryWait()) return true;
     } while (performance.now() < end);
