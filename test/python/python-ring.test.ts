@@ -57,7 +57,12 @@ describe('ring Queue, Node and Python', () => {
       runPython(PEER, ['put', n, '3', String(per)], { timeoutMs: 120_000 }),
       runPython(PEER, ['put', n, '4', String(per)], { timeoutMs: 120_000 }),
     ];
-    const next = new Map<number, number>([[1, 0], [2, 0], [3, 0], [4, 0]]);
+    const next = new Map<number, number>([
+      [1, 0],
+      [2, 0],
+      [3, 0],
+      [4, 0],
+    ]);
     for (let k = 0; k < 4 * per; k++) {
       const { p, i } = await q.get({ timeout: 30_000 });
       expect(i).toBe(next.get(p));
@@ -205,4 +210,3 @@ print(json.dumps(out))
     }
   }, 60_000);
 });
-
