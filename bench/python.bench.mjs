@@ -49,9 +49,10 @@ async function nodeSem(robust) {
   return us;
 }
 
-async function nodeQueue() {
-  const a = new Queue(`${tag}-qa${++seq}`, { maxsize: 10 });
-  const b = new Queue(`${tag}-qb${seq}`, { maxsize: 10 });
+async function nodeQueue(transport) {
+  const opts = transport === 'mq' ? { transport, maxsize: 10, maxMessageSize: 8192 } : { transport, maxsize: 10 };
+  const a = new Queue(`${tag}-qa${++seq}`, opts);
+  const b = new Queue(`${tag}-qb${seq}`, opts);
   const peer = py(['q-echo', a.name, b.name, String(N + 10)]);
   const item = { id: 1, payload: 'x'.repeat(100) };
   for (let i = 0; i < 10; i++) {
@@ -78,8 +79,10 @@ const cases = {
   semPyRobust: async () => Number(await py(['sem-py', String(N), 'robust'])),
   semPyPlain: async () => Number(await py(['sem-py', String(N), 'plain'])),
   semMp: async () => Number(await py(['sem-mp', String(N)])),
-  qNode: nodeQueue,
-  qPy: async () => Number(await py(['q-py', String(N)])),
+  qNode: () => nodeQueue('mq'),
+  qNodeShm: () => nodeQueue('shm'),
+  qPy: async () => Number(await py(['q-py', String(N), 'mq'])),
+  qPyShm: async () => Number(await py(['q-py', String(N), 'shm'])),
   qMp: async () => Number(await py(['q-mp', String(N)])),
 };
 const got = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
@@ -104,7 +107,9 @@ table(
   `Queue round trip (put + get each way), a 120-byte JSON item, ${N} per round`,
   [
     row('node <-> python, pipc.Queue (mq, json)', 'qNode', 'qMp'),
+    row('node <-> python, pipc.Queue (shm ring, json)', 'qNodeShm', 'qMp'),
     row('python <-> python, pipc.Queue (mq, json)', 'qPy', 'qMp'),
+    row('python <-> python, pipc.Queue (shm ring, json)', 'qPyShm', 'qMp'),
     row('python <-> python, multiprocessing.Queue', 'qMp', 'qMp', 'pickle over a pipe, feeder thread'),
   ],
   { columns: col },

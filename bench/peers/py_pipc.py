@@ -6,7 +6,7 @@ multiprocessing. Every mode prints the microseconds per round trip it measured
     py_pipc.py sem-py N robust|plain               Python<->Python ping-pong through pipc (fork)
     py_pipc.py sem-mp N                            Python<->Python multiprocessing.Semaphore pair
     py_pipc.py q-echo A B N                        responder: get from A, put to B
-    py_pipc.py q-py N                              Python<->Python pipc.Queue round trips (fork)
+    py_pipc.py q-py N [mq|shm]                     Python<->Python pipc.Queue round trips (fork)
     py_pipc.py q-mp N                              Python<->Python multiprocessing.Queue round trips
 """
 import multiprocessing as mp
@@ -90,7 +90,8 @@ def main() -> None:
         child.join()
     elif mode == "q-py":
         n = int(args[0])
-        a, b = pipc.Queue(tag + "-qa", 10), pipc.Queue(tag + "-qb", 10)
+        t = args[1] if len(args) > 1 else "mq"
+        a, b = pipc.Queue(f"{tag}-qa-{t}", 10, transport=t), pipc.Queue(f"{tag}-qb-{t}", 10, transport=t)
         child = mp.get_context("fork").Process(target=q_echo, args=(a.name, b.name, n))
         child.start()
         item = {"id": 1, "payload": "x" * 100}

@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable, Optional, Tuple, Union
 
 from . import _libc as C
+from . import _ring
 from ._errors import IPCError, closed_error, ipc_error
 from ._names import NAME_MAX, SHM_DIR, validate_name
 from ._closable import Closable
@@ -128,23 +129,42 @@ class Queue(Closable):
         codec: ``'json'`` (default), ``'raw'`` (bytes), or an object with
             ``encode(item) -> bytes`` and ``decode(bytes) -> item``.
         create, exclusive, mode, owner: as for :class:`pipc.Semaphore`.
-        transport: ``'mq'`` (the only one Python speaks now); the shared-memory
-            ring (``'shm'``) is not yet supported from Python.
+        transport: ``'shm'`` (a ring in one shared-memory segment, as the Node
+            side's default) or ``'mq'``. Default: whichever kind exists at the
+            name, else ``'shm'`` (``'mq'`` when ``max_message_size`` is given).
+            Asking for one kind where the other exists is FileExistsError EEXIST.
+        capacity: ``'shm'`` only: the ring's bytes of a queue this call creates,
+            64..2**30, rounded up to a multiple of 8 (default 8 MiB); an item
+            may be up to ``capacity - 8`` bytes.
+
+    On ``'shm'``, ``maxsize`` counts items (1..2**31-1; None: the existing
+    queue's, or unbounded for a new one, reported as ``maxsize == 0``), and
+    priorities other than 0 are IPCError ENOTSUP (the ring is strictly FIFO).
     """
 
     def __init__(self, name: str, maxsize: Optional[int] = None, *, max_message_size: Optional[int] = None,
                  codec: Union[str, Codec] = "json", create: bool = True, exclusive: bool = False,
-                 mode: int = 0o600, owner: C.Owner = "self", transport: str = "mq") -> None:
+                 mode: int = 0o600, owner: C.Owner = "self", transport: Optional[str] = None,
+                 capacity: Optional[int] = None) -> None:
         self._mqd = -1
+        self._ring: Optional[_ring.Ring] = None
         self._name = validate_name(name)
-        if transport in ("shm", "ring", "shm-ring"):
-            raise IPCError(_errno.ENOTSUP, "the shared-memory ring transport of Queue is not yet supported from "
-                           "Python; open the queue with transport='mq' on both sides", "open", self._name)
-        if transport != "mq":
-            raise ValueError(f"transport must be 'mq', not {transport!r}")
+        if transport not in (None, "shm", "mq"):
+            raise ValueError(f"transport must be 'shm' or 'mq', not {transport!r}")
         self._codec = _codec(codec)
         mode = C.validate_mode(mode)
         owner = C.validate_owner(owner)
+        self.last_priority = 0
+        """The priority of the item received last."""
+        self.last_large = False
+        """True if the item received last travelled through a side segment."""
+        kind = _choose_transport(self._name, transport, max_message_size is not None and capacity is None)
+        if kind == "shm":
+            self._open_ring(maxsize, max_message_size, capacity, create, exclusive, mode, owner)
+            return
+        if capacity is not None:
+            raise TypeError(f"capacity is for transport 'shm', and {self._name!r} is an 'mq' queue" if transport is None
+                            else "capacity is for transport 'shm'; an 'mq' queue has maxsize and max_message_size")
         for v, arg, hi in ((maxsize, "maxsize", 65536), (max_message_size, "max_message_size", 16 << 20)):
             if v is not None:
                 if isinstance(v, bool) or not isinstance(v, int):
@@ -180,10 +200,31 @@ class Queue(Closable):
         self._uid = st.st_uid
         self._buf = ctypes.create_string_buffer(self._msgsize)
         self._prio = ctypes.c_uint()
-        self.last_priority = 0
-        """The priority of the item received last."""
-        self.last_large = False
-        """True if the item received last travelled through a side segment."""
+
+    def _open_ring(self, maxsize: Optional[int], max_message_size: Optional[int], capacity: Optional[int],
+                   create: bool, exclusive: bool, mode: int, owner: C.Owner) -> None:
+        if max_message_size is not None:
+            raise TypeError("max_message_size is for transport 'mq'; a 'shm' queue takes items up to its capacity")
+        for v, arg, lo, hi in ((maxsize, "maxsize", 1, 2**31 - 1),
+                               (capacity, "capacity", _ring.MIN_CAPACITY, _ring.MAX_CAPACITY)):
+            if v is not None:
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise TypeError(f"{arg} must be an int or None")
+                if not lo <= v <= hi:
+                    raise ValueError(f"{arg} must be within {lo} and {hi}, not {v}")
+        cap = _ring.DEFAULT_CAPACITY if capacity is None else _ring.align8(capacity)
+        r = _ring.Ring(self._name, create, exclusive, mode, cap, maxsize or 0, owner)
+        if (capacity is not None and r.cap != cap) or (maxsize is not None and r.maxsize != maxsize):
+            r.close()
+            raise ipc_error(_errno.EINVAL, "ring_open", self._name,
+                            f"the queue exists with capacity {r.cap} and maxsize {r.maxsize or 'unbounded'}, not the "
+                            f"requested capacity {cap if capacity is not None else r.cap} and maxsize "
+                            f"{maxsize or r.maxsize or 'unbounded'}; open it without them or unlink it first")
+        self._ring = r
+        self._maxsize = r.maxsize
+        self._msgsize = r.cap - _ring.RECORD_HEADER
+        self._mode = r.mode
+        self._uid = r.uid
 
     # -- attributes ------------------------------------------------------------
 
@@ -194,8 +235,18 @@ class Queue(Closable):
 
     @property
     def maxsize(self) -> int:
-        """Capacity in messages."""
+        """Capacity in messages (``'shm'``: in items, 0 when unbounded)."""
         return self._maxsize
+
+    @property
+    def transport(self) -> str:
+        """``'shm'`` or ``'mq'``."""
+        return "mq" if self._ring is None else "shm"
+
+    @property
+    def capacity(self) -> Optional[int]:
+        """The ring's bytes (``'shm'``), else None."""
+        return None if self._ring is None else self._ring.cap
 
     @property
     def max_message_size(self) -> int:
@@ -205,6 +256,8 @@ class Queue(Closable):
     @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
+        if self._ring is not None:
+            return self._ring._closed
         return self._mqd < 0
 
     def _attr(self) -> MqAttr:
@@ -219,6 +272,8 @@ class Queue(Closable):
 
     def qsize(self) -> int:
         """Messages in the queue now, from every process."""
+        if self._ring is not None:
+            return self._ring.count()
         self._fd("mq_getattr")
         return int(self._attr().mq_curmsgs)
 
@@ -227,7 +282,10 @@ class Queue(Closable):
         return self.qsize() == 0
 
     def full(self) -> bool:
-        """True if the queue holds ``maxsize`` messages now."""
+        """True if the queue holds ``maxsize`` messages now (``'shm'``: or has no
+        room for even an empty item)."""
+        if self._ring is not None:
+            return self._ring.full()
         return self.qsize() >= self._maxsize
 
     # -- put -------------------------------------------------------------------
@@ -240,6 +298,9 @@ class Queue(Closable):
             raise TypeError("priority must be an int")
         if not 0 <= priority < MQ_PRIO_MAX:
             raise ValueError(f"priority must be within 0 and {MQ_PRIO_MAX - 1}, not {priority}")
+        if self._ring is not None:
+            self._put_ring(item, block, timeout, priority)
+            return
         self._fd("mq_timedsend")
         data = self._codec.encode(item)
         if not isinstance(data, (bytes, bytearray)):
@@ -254,6 +315,22 @@ class Queue(Closable):
             if segment is not None:
                 _remove_segment(segment)
             raise
+
+    def _put_ring(self, item: Any, block: bool, timeout: Optional[float], priority: int) -> None:
+        r = self._ring
+        assert r is not None
+        r.check_open("ring_put")
+        if priority != 0:
+            raise ipc_error(_errno.ENOTSUP, "ring_put", self._name,
+                            "priorities need transport 'mq' (a POSIX message queue orders by priority in the kernel); "
+                            "a 'shm' queue is strictly FIFO")
+        data = self._codec.encode(item)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("codec.encode() must return bytes")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not r.try_put(data):
+            if not block or not r.wait(False, len(data), deadline):
+                raise Full()
 
     def put_nowait(self, item: Any, *, priority: int = 0) -> None:
         """``put(item, block=False)``."""
@@ -301,6 +378,8 @@ class Queue(Closable):
         for one (at most ``timeout`` seconds; not at all if ``block`` is False).
         Raises :class:`queue.Empty` when there is none."""
         timeout = C.validate_timeout(timeout)
+        if self._ring is not None:
+            return self._codec.decode(self._get_ring(block, timeout))
         msg = self._receive(0.0 if not block else timeout)
         if msg is None:
             raise Empty()
@@ -308,6 +387,17 @@ class Queue(Closable):
         if self.last_large:
             msg = self._read_large(msg)
         return self._codec.decode(msg)
+
+    def _get_ring(self, block: bool, timeout: Optional[float]) -> bytes:
+        r = self._ring
+        assert r is not None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            data = r.try_get()
+            if data is not None:
+                return data
+            if not block or not r.wait(True, 0, deadline):
+                raise Empty()
 
     def get_nowait(self) -> Any:
         """``get(block=False)``."""
@@ -384,7 +474,10 @@ class Queue(Closable):
 
     def close(self) -> None:
         """Closes this handle; the queue lives on until unlinked. Idempotent."""
-        if self._mqd >= 0:
+        ring = getattr(self, "_ring", None)
+        if ring is not None:
+            ring.close()
+        if getattr(self, "_mqd", -1) >= 0:
             _mq.mq_close(self._mqd)
             self._mqd = -1
 
@@ -393,9 +486,21 @@ class Queue(Closable):
 
     @classmethod
     def _unlink_name(cls, name: str) -> None:
-        """Removes the queue ``name`` and its pending side segments."""
+        """Removes the queue ``name`` of either kind (the ``'shm'`` segment, the
+        ``'mq'`` queue and its pending side segments); ENOENT if neither exists."""
         n = validate_name(name)
-        C.check(_mq.mq_unlink(n.encode()), "mq_unlink", n)
+        removed = False
+        missing: Optional[IPCError] = None
+        failure: Optional[IPCError] = None
+        for remove in (_ring.unlink, lambda x: C.check(_mq.mq_unlink(x.encode()), "mq_unlink", x)):
+            try:
+                remove(n)
+                removed = True
+            except IPCError as e:
+                if e.errno == _errno.ENOENT:
+                    missing = e
+                elif failure is None:
+                    failure = e
         prefix = f"pipc-mq.{n[1:]}."
         try:
             entries = os.listdir(SHM_DIR)
@@ -404,6 +509,10 @@ class Queue(Closable):
         for e in entries:
             if e.startswith(prefix) and _SEGMENT_SUFFIX.match(e[len(prefix):]):
                 _remove_segment("/" + e)
+        if failure is not None:
+            raise failure
+        if not removed and missing is not None:
+            raise missing
 
     unlink = _hybrid(_unlink_name, _unlink_self)
     """``q.unlink()`` removes this queue's name; ``Queue.unlink(name)`` removes ``name``."""
@@ -416,6 +525,32 @@ class Queue(Closable):
 
     def __repr__(self) -> str:
         return f"<Queue {self._name!r} maxsize={getattr(self, '_maxsize', '?')}{' closed' if self.closed else ''}>"
+
+
+def _mq_exists(name: str) -> bool:
+    """A message queue exists at ``name`` (or mq_open refuses it for another reason than ENOENT)."""
+    mqd = _mq.mq_open(name.encode(), os.O_RDONLY | os.O_CLOEXEC, 0, None)
+    if mqd >= 0:
+        _mq.mq_close(mqd)
+        return True
+    return ctypes.get_errno() != _errno.ENOENT
+
+
+def _kind_name(kind: str) -> str:
+    return "a shared-memory queue (transport 'shm')" if kind == "shm" else "a POSIX message queue (transport 'mq')"
+
+
+def _choose_transport(name: str, wanted: Optional[str], mq_only: bool) -> str:
+    """The kind that exists at ``name``, else the one asked for, else 'shm'
+    ('mq' when only mq options were given); as lib/queue/queue.ts."""
+    ring = C.kind_at(_ring.path_of(name)) != "none"
+    mq = (not ring or wanted == "mq") and _mq_exists(name)
+    there = "shm" if ring else "mq" if mq else None
+    if wanted is not None and there is not None and there != wanted:
+        raise ipc_error(_errno.EEXIST, "open", name,
+                        f"{_kind_name(there)} exists at this name, not {_kind_name(wanted)}; open it without "
+                        f"transport (or with transport='{there}'), or unlink it first")
+    return wanted or there or ("mq" if mq_only else "shm")
 
 
 def _timed(call: Callable[[Any], int], syscall: str, name: str, timeout: Optional[float]) -> int:

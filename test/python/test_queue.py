@@ -141,10 +141,10 @@ class QueueTest(IPCTestCase):
         with self.assertRaises(pipc.IPCError) as cm:
             pipc.Queue(q.name, maxsize=3)
         self.assertEqual(cm.exception.code, "EINVAL")
-        with self.assertRaises(pipc.IPCError) as cm:
+        with self.assertRaises(FileExistsError) as cm:
             pipc.Queue(q.name, transport="shm")
-        self.assertEqual(cm.exception.errno, errno.ENOTSUP)
-        self.assertIn("not yet supported from Python", str(cm.exception))
+        self.assertEqual(cm.exception.errno, errno.EEXIST)
+        self.assertIn("a POSIX message queue (transport 'mq') exists", str(cm.exception))
         with self.assertRaises(ValueError):
             pipc.Queue(q.name, codec="v8")
         with self.assertRaises(ValueError):
