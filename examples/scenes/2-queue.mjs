@@ -22,7 +22,7 @@ const resultsName = `${tag}-results`;
 const JOBS = 40;
 const BIG = 200_000;
 
-// transport 'mq': the python worker speaks POSIX message queues (ctypes mq_*).
+// transport 'mq': the demo shows the kernel queue that posix_ipc, ctypes and C peers open too (the python worker uses pipc, which speaks both).
 const jobs = new Queue(jobsName, { maxsize: 10, exclusive: true, transport: 'mq' });
 const results = new Queue(resultsName, { maxsize: 10, exclusive: true, transport: 'mq' });
 let ok = false;
