@@ -22,6 +22,19 @@ def main() -> int:
     sys.path.insert(0, here)
     suite = unittest.defaultTestLoader.discover(here, pattern="test_*.py", top_level_dir=here)
     result = unittest.TextTestRunner(verbosity=2 if "-v" in args else 1).run(suite)
+    # Each test checks /dev/shm itself (_util.IPCTestCase); a file under this
+    # run's prefix found only now appeared after a test's check. Known, rare,
+    # not yet explained (a ring segment of test_ring's, seen in about 1 run
+    # in 3 under load): removed here and reported, so the machine is left clean.
+    import _util
+    late = _util.ours()
+    for e in late:
+        try:
+            os.unlink("/dev/shm/" + e)
+        except OSError:
+            pass
+    if late:
+        print(f"pipc unittest: WARNING: removed {len(late)} file(s) left in /dev/shm after their test's own check: {late}")
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped) + len(result.expectedFailures)
     passed = result.testsRun - failed - skipped
