@@ -175,6 +175,31 @@ def link_fd(fd: int, path: str) -> None:
         raise OSError(e, os.strerror(e), path)
 
 
+def open_or_create(path: str, name: str, create: bool, exclusive: bool, make) -> "tuple[int, bool]":
+    """Opens the /dev/shm file ``path`` read-write (O_NOFOLLOW: never through a
+    symlink), or, with ``create`` and nothing there, makes it with ``make()``
+    (which creates and links it, returning the fd); another process's create or
+    unlink racing ours is retried. With ``exclusive`` an existing file is
+    EEXIST. Returns (fd, created); the native OpenOrCreateShmFile does the same."""
+    for _ in range(8):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if not create:
+                raise
+            try:
+                return make(), True
+            except FileExistsError:
+                if exclusive:
+                    raise
+                continue
+        if create and exclusive:
+            os.close(fd)
+            raise ipc_error(_errno.EEXIST, "open", name)
+        return fd, False
+    raise ipc_error(_errno.ENOENT, "open", name)
+
+
 # --- futex --------------------------------------------------------------------
 
 libc.syscall.restype = ctypes.c_long

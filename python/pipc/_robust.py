@@ -111,27 +111,7 @@ class RobustSegment:
         fd = -1
         syscall = "open"
         try:
-            for _ in range(8):
-                try:
-                    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    try:
-                        fd = _create_and_link(path, mode, initial, max_)
-                        self.created = True
-                        break
-                    except FileExistsError:
-                        if exclusive:
-                            raise
-                        continue
-                if create and exclusive:
-                    os.close(fd)
-                    fd = -1
-                    raise ipc_error(_errno.EEXIST, "open", name)
-                break
-            if fd < 0:
-                raise ipc_error(_errno.ENOENT, "open", name)
+            fd, self.created = C.open_or_create(path, name, create, exclusive, lambda: _create_and_link(path, mode, initial, max_))
             syscall = "fstat"
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_size != SEGMENT_BYTES:
