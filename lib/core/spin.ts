@@ -17,3 +17,35 @@ export function waitSpinMs(): number {
 export function setWaitSpinUs(us: number): void {
   spinMs = Math.max(0, us) / 1000;
 }
+
+/**
+ * Decides, per handle, whether a wait spins first. A spin that finds the
+ * answer keeps spinning on; after two empty spins in a row the next waits
+ * skip it for a random count below 2^(misses-1) (at most 63), so a handle
+ * whose peer takes longer than the spin (or is descheduled on a busy
+ * machine) burns little, while two peers in a ping-pong that fell out of
+ * step (each sleeping while the other spins) fall back into it: a fixed
+ * skip count would keep both in lock-step, each always missing the other.
+ */
+export class SpinGate {
+  #misses = 0;
+  #skip = 0;
+
+  /** Whether this wait should spin (counts a skipped one). */
+  open(): boolean {
+    if (this.#skip === 0) return true;
+    this.#skip--;
+    return false;
+  }
+
+  /** The spin found what it waited for. */
+  hit(): void {
+    this.#misses = 0;
+  }
+
+  /** The spin ran out. */
+  miss(): void {
+    const m = ++this.#misses;
+    if (m >= 2) this.#skip = Math.floor(Math.random() * Math.min(64, 2 ** (m - 1)));
+  }
+}

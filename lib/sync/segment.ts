@@ -11,7 +11,7 @@
  * @module
  */
 import { binding } from '../core/binding.js';
-import { waitSpinMs } from '../core/spin.js';
+import { SpinGate, waitSpinMs } from '../core/spin.js';
 import type { Handle, WaitToken } from '../core/binding.js';
 import { abortError, closedError, type IPCError } from '../core/errors.js';
 import { SYNC_RESERVED, syncPath, validateName, type SyncKind } from '../core/names.js';
@@ -204,22 +204,18 @@ export class SyncSegment {
     });
   }
 
-  #spinSkip = 0;
+  readonly #gate = new SpinGate();
 
   /**
    * Before a wait sleeps: watches the word on the event loop's thread for up
    * to waitSpinMs() (POSIX_IPC_WAIT_SPIN_US, as semaphores do) and runs
    * check() again each time it changes, so a peer that answers at once is
-   * seen with no engine thread wake-up. An empty spin turns spinning off
-   * for the next 8 waits on this handle.
+   * seen with no engine thread wake-up. SpinGate skips the spin for a
+   * while after empty ones.
    */
   #spin<T>(word: number, v: number, check: () => T | undefined): T | undefined {
     const spinMs = waitSpinMs();
-    if (spinMs === 0) return undefined;
-    if (this.#spinSkip > 0) {
-      this.#spinSkip--;
-      return undefined;
-    }
+    if (spinMs === 0 || !this.#gate.open()) return undefined;
     const m = this.m;
     const end = performance.now() + spinMs;
     let seen = v;
@@ -228,10 +224,13 @@ export class SyncSegment {
       if (now !== seen) {
         seen = now;
         const r = check();
-        if (r !== undefined) return r;
+        if (r !== undefined) {
+          this.#gate.hit();
+          return r;
+        }
       }
     } while (performance.now() < end);
-    this.#spinSkip = 8;
+    this.#gate.miss();
     return undefined;
   }
 

@@ -7,7 +7,7 @@
  * @module
  */
 import { binding } from '../core/binding.js';
-import { waitSpinMs } from '../core/spin.js';
+import { SpinGate, waitSpinMs } from '../core/spin.js';
 import type { Handle, WaitCallback, WaitToken } from '../core/binding.js';
 import { closedError, ipcError } from '../core/errors.js';
 import { PLAIN_SEM_RESERVED, ROBUST_SEM_RESERVED, plainSemPath, robustSemPath } from '../core/names.js';
@@ -178,7 +178,7 @@ export class Semaphore implements Disposable {
   // A plain semaphore's glibc sem_t words [value, waiters], or null: the
   // fast path that makes no native call (see takeUnit).
   readonly #sw: Int32Array | null = null;
-  #spinSkip = 0;
+  readonly #gate = new SpinGate();
   readonly #name: string;
   readonly #waiters: WaiterQueue;
   readonly #rob: RobustSegment | null;
@@ -346,26 +346,25 @@ export class Semaphore implements Disposable {
     }
   }
 
-  // The spin before a wait (lib/core/spin.ts; an empty one turns spinning
-  // off for this handle's next 8 waits): looks at the value word (a plain
+  // The spin before a wait (lib/core/spin.ts; SpinGate decides whether
+  // this one spins, after empty ones): looks at the value word (a plain
   // read or Atomics.load on the mapping, no native call) and tries only
   // when a unit is there, so the releaser's own compare-and-swap is not
   // fought over.
   #spin(): boolean {
     const spinMs = waitSpinMs();
     if (spinMs === 0) return false;
-    if (this.#spinSkip > 0) {
-      this.#spinSkip--;
-      return false;
-    }
     const rob = this.#rob;
     const w = this.#sw;
-    if (rob === null && w === null) return false;
+    if ((rob === null && w === null) || !this.#gate.open()) return false;
     const end = performance.now() + spinMs;
     do {
-      if ((rob !== null ? rob.value : w![0]!) > 0 && this.#tryWait()) return true;
+      if ((rob !== null ? rob.value : w![0]!) > 0 && this.#tryWait()) {
+        this.#gate.hit();
+        return true;
+      }
     } while (performance.now() < end);
-    this.#spinSkip = 8;
+    this.#gate.miss();
     return false;
   }
 
