@@ -71,6 +71,7 @@ const S_PEND_SHARED = 19;
 const S_PEND_EXCL = 20;
 const S_NEXT_MODE = 21;
 const S_NEXT_TICKET = 22;
+const S_STEAL_GEN = 18;
 const LAYOUT = binding.ROBUST_LAYOUT;
 
 interface LocksBinding {
@@ -84,6 +85,7 @@ interface LocksBinding {
   lkCancel(h: Handle): void;
   lkSnapshot(h: Handle): number[];
   lkWaitAsync(h: Handle, mode: number, ticket: number, cb: (err: Error | null, granted: boolean, gen: number) => void): WaitToken;
+  lkWatchSteal(h: Handle, gen: number, cb: (err: Error | null, stolen: boolean) => void): WaitToken;
   cancelWait(token: WaitToken): void;
 }
 const native = binding as unknown as LocksBinding;
@@ -116,6 +118,14 @@ interface Request {
   reject: (e: unknown) => void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** While granted: the steal generation it was granted under. */
+  gen?: number;
+  /** Its lock was stolen: request() has rejected with AbortError already. */
+  stolen?: boolean;
+}
+
+function stolenError(name: string): AbortError {
+  return new AbortError(`The lock '${name}' was stolen`);
 }
 
 /** One open lock segment and this environment's queue for its name. */
@@ -127,7 +137,11 @@ class NameState {
   readonly base: number;
   readonly queue: Request[] = [];
   held = 0;
+  /** The requests holding a lock of this name here, their callbacks running. */
+  readonly granted = new Set<Request>();
   waiting: WaitToken | undefined;
+  /** The watch on this slot's steal generation while it holds locks. */
+  stealWatch: WaitToken | undefined;
   closed = false;
 
   constructor(name: string, permissions: number, owner: number, create = true) {
@@ -323,6 +337,9 @@ export class LockManager {
 
   #run(st: NameState, req: Request, gen: number): void {
     st.held += 1;
+    req.gen = gen;
+    st.granted.add(req);
+    if (st.stealWatch === undefined) this.#watchSteal(st, gen);
     const lock = new GrantedLock(st.name, MODE_NAME[req.mode]!);
     this.#settle(req, () => undefined);
     let result: Promise<unknown>;
@@ -333,13 +350,19 @@ export class LockManager {
     }
     const done = (ok: boolean, value: unknown): void => {
       st.held -= 1;
+      st.granted.delete(req);
+      if (st.granted.size === 0 && st.stealWatch !== undefined) {
+        native.cancelWait(st.stealWatch);
+        st.stealWatch = undefined;
+      }
       let released = 1;
       try {
         released = native.lkRelease(st.handle, req.mode, gen);
       } finally {
         this.#idle(st);
       }
-      if (released === 0) req.reject(new AbortError(`The lock '${st.name}' was stolen`));
+      if (req.stolen === true) return; // rejected when the steal was seen
+      if (released === 0) req.reject(stolenError(st.name));
       else if (ok) req.resolve(value);
       else req.reject(value);
     };
@@ -347,6 +370,31 @@ export class LockManager {
       (v) => done(true, v),
       (e) => done(false, e),
     );
+  }
+
+  /**
+   * While this environment holds locks of the name: waits for the slot's
+   * steal generation to move on from gen (another request stole them) and
+   * then rejects those holders' request() promises with AbortError at once,
+   * as the spec does; their callbacks run on (their results are ignored).
+   */
+  #watchSteal(st: NameState, gen: number): void {
+    const token = native.lkWatchSteal(st.handle, gen, (err, stolen) => {
+      if (st.stealWatch !== token) return;
+      st.stealWatch = undefined;
+      if (st.closed || st.granted.size === 0 || err !== null || !stolen) return;
+      const now = Atomics.load(st.m, st.base + S_STEAL_GEN);
+      for (const r of st.granted) {
+        if (r.gen !== now && r.stolen !== true) {
+          r.stolen = true;
+          r.reject(stolenError(st.name));
+        }
+      }
+      let live = false;
+      for (const r of st.granted) if (r.stolen !== true) live = true;
+      if (live) this.#watchSteal(st, now);
+    });
+    st.stealWatch = token;
   }
 
   #callNull(st: NameState, req: Request): void {

@@ -125,7 +125,7 @@ void WaitEngine::Submit(Napi::Env env, std::shared_ptr<WaitJob> job,
                         Napi::Function callback) {
   napi_create_reference(env, callback, 1, &job->callback_);
   live_.emplace(job.get(), job);
-  if (pending_++ == 0 && !referenced_) {
+  if (job->keeps_alive && pending_++ == 0 && !referenced_) {
     napi_ref_threadsafe_function(env, tsfn_);
     referenced_ = true;
   }
@@ -454,7 +454,7 @@ void WaitEngine::CallJs(napi_env env, napi_value, void* context,
   }
   auto* engine = static_cast<WaitEngine*>(context);
   engine->live_.erase(job);
-  if (--engine->pending_ == 0 && engine->referenced_) {
+  if (job->keeps_alive && --engine->pending_ == 0 && engine->referenced_) {
     napi_unref_threadsafe_function(env, engine->tsfn_);
     engine->referenced_ = false;
   }

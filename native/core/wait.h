@@ -102,6 +102,9 @@ class WaitJob {
   std::atomic<bool> cancelled{false};
   std::atomic<bool> succeeded{false};
   int64_t deadline_ns = -1;  // absolute CLOCK_MONOTONIC, -1: none
+  // Whether a pending job keeps the event loop alive (a watch that only
+  // reports on something else the program waits for does not).
+  bool keeps_alive = true;
   int result = 0;
 
  private:

@@ -222,11 +222,12 @@ int ReleaseLocked(Seg* s, int32_t mode, int32_t gen) {
 // Takes every lock of the name from its holders (each victim slot's kStealGen
 // moves on, one journaled change per victim), then grants an exclusive lock
 // to our slot ahead of every waiting request.
-int32_t StealLocked(Seg* s) {
+int32_t StealLocked(Seg* s, std::vector<int32_t>* robbed) {
   int32_t* m = s->m;
   for (int32_t id = 1; id <= robust::kSlotCount; id++) {
     int32_t* rec = SlotRec(s, id);
     if (rec[kHeld] == 0) continue;
+    robbed->push_back(id);
     Tx tx(s);
     tx.Save(SlotWord(id) + kHeld);
     tx.Save(SlotWord(id) + kHeldMode);
@@ -365,10 +366,15 @@ Napi::Value LkSteal(const Napi::CallbackInfo& info) {
   Seg* s = GetLockSeg(info);
   std::lock_guard<std::mutex> g(s->mu);
   if (s->fd < 0) ThrowIPCError(info.Env(), EBADF, "futex", s->name);
+  std::vector<int32_t> robbed;
   robust::LockInternal(s);
-  int32_t gen = StealLocked(s);
+  int32_t gen = StealLocked(s, &robbed);
   robust::UnlockInternal(s);
   WakeAll(s);
+  // The robbed slots' holders watch their generation word (lkWatchSteal).
+  for (int32_t id : robbed) {
+    shared::Futex(SlotRec(s, id) + kStealGen, FUTEX_WAKE, INT_MAX, nullptr, 0);
+  }
   return Napi::Number::New(info.Env(), gen);
 }
 
@@ -472,6 +478,80 @@ Napi::Value LkWaitAsync(const Napi::CallbackInfo& info) {
   return JobToken(env, job);
 }
 
+// Watches this slot's steal generation (slot word 18) while the slot holds
+// locks granted under generation gen: succeeds once it is no longer gen
+// (another environment stole them), so the holders' request() promises can
+// reject at the moment of the steal, as the Web Locks spec has it. A stealer
+// wakes the word; a stealer that died between its journaled change and that
+// wake is noticed at the next check (kWatchCheckNs). Multiplexed: it needs
+// no thread of its own.
+constexpr int64_t kWatchCheckNs = 1000 * 1000 * 1000;
+
+class StealWatchJob : public WaitJob {
+ public:
+  StealWatchJob(RobustPtr seg, int32_t gen) : s_(std::move(seg)), gen_(gen) {
+    keeps_alive = false;  // a held lock alone does not keep a process running
+  }
+
+  int WaitUntil(int64_t until_ns) override {
+    PollSleep p;
+    for (;;) {
+      int r = Poll(&p);
+      if (r != EAGAIN) return r;
+      int64_t end = p.recheck_ns;
+      if (until_ns >= 0 && until_ns < end) end = until_ns;
+      timespec ts = NsToTimespec(end);
+      long rc = shared::Futex(p.word, FUTEX_WAIT_BITSET, p.expected, &ts, FUTEX_BITSET_MATCH_ANY);
+      int e = rc == -1 ? errno : 0;
+      Unpoll();
+      if (e == EINTR) return EINTR;
+      if (until_ns >= 0 && MonotonicNs() >= until_ns) return ETIMEDOUT;
+    }
+  }
+
+  bool Pollable() const override { return true; }
+
+  int Poll(PollSleep* sleep) override {
+    Seg* s = s_.get();
+    std::lock_guard<std::mutex> g(s->mu);
+    if (s->fd < 0) return EBADF;
+    if (cancelled.load()) return ECANCELED;
+    int32_t* word = SlotRec(s, s->slot) + kStealGen;
+    if (Load(word) != gen_) return 0;
+    s->sleepers++;
+    sleep->word = word;
+    sleep->expected = gen_;
+    sleep->shared = true;
+    sleep->recheck_ns = MonotonicNs() + kWatchCheckNs;
+    return EAGAIN;
+  }
+
+  void Unpoll() override {
+    Seg* s = s_.get();
+    std::lock_guard<std::mutex> g(s->mu);
+    if (--s->sleepers == 0 && s->fd < 0 && s->m != nullptr) {
+      munmap(s->m, robust::kSegmentBytes);
+      s->m = nullptr;
+    }
+  }
+
+ private:
+  RobustPtr s_;
+  int32_t gen_;
+};
+
+// lkWatchSteal(h, gen, callback) -> token; callback(err, stolen) once the
+// slot's steal generation is no longer gen (or an error; cancel to stop).
+Napi::Value LkWatchSteal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  GetLockSeg(info);
+  RobustPtr& holder = UnwrapOpen<RobustPtr>(info[0], "futex");
+  int32_t gen = info[1].As<Napi::Number>().Int32Value();
+  auto job = std::make_shared<StealWatchJob>(holder, gen);
+  AddonData::Get(env)->engine->Submit(env, job, info[2].As<Napi::Function>());
+  return JobToken(env, job);
+}
+
 }  // namespace weblocks
 
 void InitWebLocks(Napi::Env env, Napi::Object exports) {
@@ -483,6 +563,7 @@ void InitWebLocks(Napi::Env env, Napi::Object exports) {
   exports.Set("lkCancel", Napi::Function::New(env, LkCancel));
   exports.Set("lkSnapshot", Napi::Function::New(env, LkSnapshot));
   exports.Set("lkWaitAsync", Napi::Function::New(env, LkWaitAsync));
+  exports.Set("lkWatchSteal", Napi::Function::New(env, LkWatchSteal));
 }
 
 }  // namespace pipc

@@ -180,6 +180,40 @@ describe('locks.request across processes', () => {
     expect(await locks.request(n, { ifAvailable: true }, (l) => l?.mode)).toBe('exclusive');
   }, 20_000);
 
+  it('a stolen holder\'s request() rejects with AbortError at the moment of the steal, in every robbed process', async () => {
+    const n = name('steal-now');
+    const victims = [child(['victim', n, 'shared']), child(['victim', n, 'shared'])];
+    await Promise.all(victims.map((v) => v.line('held')));
+    const seen = await locks.request(n, { steal: true }, async () => {
+      const t0 = process.hrtime.bigint();
+      // while we hold the stolen lock, and while the victims' callbacks still run
+      const lines = await Promise.all(victims.map((v) => v.line('rejected', 5_000)));
+      const dt = lines.map((l) => Number(BigInt(l.split(' ')[2]!) - t0) / 1e6);
+      return { lines: lines.map((l) => l.split(' ')[1]), dt, ended: victims.map((v) => v.lines.includes('callback ended')) };
+    });
+    expect(seen.lines).toEqual(['AbortError', 'AbortError']);
+    expect(seen.ended).toEqual([false, false]);
+    for (const d of seen.dt) expect(d).toBeLessThan(500);
+    for (const v of victims) v.release();
+    await Promise.all(victims.map((v) => v.exited));
+    for (const v of victims) {
+      expect(v.proc.exitCode).toBe(0);
+      expect(v.lines.filter((l) => l.startsWith('rejected') || l.startsWith('resolved'))).toHaveLength(1);
+      expect(v.lines).toContain('callback ended');
+    }
+    // nothing is held any more: the victims' late releases changed nothing
+    expect((await locks.query()).held.filter((h) => h.name === n)).toEqual([]);
+  }, 20_000);
+
+  it('a lock held while the callback never settles does not keep the process alive (the steal watch is unref\'d)', async () => {
+    const n = name('unref');
+    const code = `import { locks } from ${JSON.stringify(join(ROOT, 'dist/index.js'))};
+      locks.request(${JSON.stringify(n)}, () => new Promise(() => {})); setTimeout(() => console.log('tick'), 50);`;
+    const r = await run(process.execPath, ['--input-type=module', '-e', code], { timeoutMs: 10_000 });
+    expect(r.stdout.trim()).toBe('tick');
+    expect(r.code).toBe(0);
+  }, 20_000);
+
   it('spec errors: NotSupportedError for "-" names and bad option mixes, TypeError for bad arguments', async () => {
     const n = name('err');
     const ns = { name: 'NotSupportedError', code: 'ERR_IPC_NOT_SUPPORTED' };
