@@ -118,6 +118,38 @@ describe('Web Locks, Node and Python', () => {
     }
   });
 
+  it('a Python reader queues behind an older Node writer, though only shared locks are held', async () => {
+    const n = name('order');
+    const py = await pyHolder(n, 'shared');
+    let reader: Child | undefined;
+    try {
+      let writerAt: bigint | undefined;
+      const writer = locks.request(n, async () => {
+        writerAt = process.hrtime.bigint();
+        await sleep(200);
+      });
+      await sleep(100);
+      reader = child('python', ['lock-wait', n, 'shared', '20']);
+      await reader.line('requested');
+      await sleep(300);
+      expect(reader.lines).toEqual(['requested']); // behind the Node writer
+      expect((await locks.query()).pending.filter((i) => i.name === n).map((i) => [i.mode, i.pid])).toEqual([
+        ['exclusive', process.pid],
+        ['shared', reader.pid],
+      ]);
+      py.send();
+      await writer;
+      const readerAt = BigInt((await reader.line('t ')).split(' ')[1]!);
+      expect(writerAt).toBeDefined();
+      expect(readerAt > writerAt! + 150_000_000n).toBe(true); // after the writer's 200 ms, not during them
+      reader.send();
+      expect(await reader.exited).toBe(0);
+    } finally {
+      await py.kill();
+      await reader?.kill();
+    }
+  });
+
   it('2 Node + 2 Python processes loop for 3 s (1 request in 4 exclusive): a writer never overlaps anyone', async () => {
     const n = name('mix');
     const events: Array<[bigint, number, string, string]> = [];
