@@ -25,8 +25,9 @@ n = 0
 for obj in iter(q.get, None):
     time.sleep(0.02)
     n += 1
+    t = time.monotonic_ns()  # before: join() may return (and stamp) before a stamp taken after
     q.task_done()
-    print('t', time.monotonic_ns(), flush=True)
+    print('t', t, flush=True)
 print('done', n, flush=True)
 q.close()
 """
