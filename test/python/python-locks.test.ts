@@ -182,6 +182,71 @@ describe('Web Locks, Node and Python', () => {
     }
   });
 
+  it('chaos, 5 s: 3 Node + 3 Python readers/writers SIGKILLed at random instants: never a writer with anyone, no deadlock', async () => {
+    const n = name('chaos');
+    type Worker = { c: Child; lang: string; open?: string; ready?: boolean };
+    const events: Array<[bigint, number, string, string]> = [];
+    const live = new Set<Worker>();
+    const all: Worker[] = [];
+    let kills = 0;
+    const start = (lang: 'node' | 'python'): void => {
+      const c = lang === 'node' ? child('node', [NODE_LOCKS, 'rw', n, '0', '4']) : child('python', ['lock-rw', n, '0', '4']);
+      const w: Worker = { c, lang };
+      let seen = 0;
+      c.proc.stdout!.on('data', () => {
+        for (; seen < c.lines.length; seen++) {
+          const [kind, mode, t] = c.lines[seen]!.split(' ') as [string, string, string];
+          if (kind === 'ready') w.ready = true;
+          else if (kind === 'enter') {
+            events.push([BigInt(t), 1, mode, lang]);
+            w.open = mode;
+          } else if (kind === 'exit') {
+            events.push([BigInt(t), -1, mode, lang]);
+            w.open = undefined;
+          }
+        }
+      });
+      live.add(w);
+      all.push(w);
+    };
+    const stop = async (w: Worker): Promise<void> => {
+      live.delete(w);
+      const at = process.hrtime.bigint();
+      await w.c.kill();
+      if (w.open !== undefined) events.push([at, -1, w.open, w.lang]);
+    };
+    try {
+      for (let i = 0; i < 6; i++) start(i % 2 === 0 ? 'node' : 'python');
+      const end = performance.now() + 5000;
+      while (performance.now() < end) {
+        await sleep(100 + Math.random() * 150);
+        const ready = [...live].filter((w) => w.ready);
+        if (ready.length === 0) continue;
+        const victim = ready[Math.floor(Math.random() * ready.length)]!;
+        await stop(victim);
+        kills++;
+        start(victim.lang as 'node' | 'python');
+      }
+      for (const w of [...live]) await stop(w);
+      const r = overlaps(events);
+      const sections = (lang: string): number => events.filter((e) => e[1] === 1 && e[3] === lang).length;
+      const summary = `${kills} kills, node ${sections('node')} / python ${sections('python')} sections, max ${r.maxReaders} readers`;
+      console.log(`locks chaos: ${summary}`);
+      expect(kills, summary).toBeGreaterThan(10);
+      expect(sections('node'), summary).toBeGreaterThan(20);
+      expect(sections('python'), summary).toBeGreaterThan(20);
+      expect(r.bad, summary).toBe(0);
+      // Everyone is dead: the lock is free again, for both languages, within a second.
+      const t0 = performance.now();
+      expect(await locks.request(n, async (l) => l?.mode)).toBe('exclusive');
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(await pyIfAvailable(n, 'exclusive')).toBe('exclusive');
+      expect((await locks.query()).pending.filter((i) => i.name === n)).toEqual([]);
+    } finally {
+      await Promise.all(all.map((w) => w.c.kill()));
+    }
+  });
+
   it('ifAvailable both ways: null while the other language holds it exclusively, the lock once it is free', async () => {
     const n = name('ifav');
     const py = await pyHolder(n, 'exclusive');
