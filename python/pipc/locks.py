@@ -157,6 +157,18 @@ def _slot_word(sid: int) -> int:
     return (HEADER_BYTES + SLOT_BYTES * (sid - 1)) // 4
 
 
+def _nonzero(col: "list[int]", own: int) -> "list[int]":
+    """Indices of the nonzero entries. ``count`` runs in C: most columns are
+    all zero, or nonzero only at ``own`` (our slot's index), found without a
+    Python loop over 512 entries."""
+    nz = len(col) - col.count(0)
+    if nz == 0:
+        return []
+    if nz == 1 and col[own] != 0:
+        return [own]
+    return [i for i, v in enumerate(col) if v]
+
+
 class _LockSegment:
     """One open lock segment and the slot this process owns in it. Every
     method but ``ticket`` and ``note`` runs under the segment's internal lock
@@ -301,13 +313,13 @@ class _LockSegment:
 
     def _recover_dead(self) -> int:
         """Recovers every dead slot that holds, waits or has a journal."""
-        cols = [self._column(j) for j in (S_HELD, S_PEND_MODE, S_JOURNAL, S_PEND_SHARED, S_PEND_EXCL)]
+        busy = set()
+        for j in (S_HELD, S_PEND_MODE, S_JOURNAL, S_PEND_SHARED, S_PEND_EXCL):
+            busy.update(_nonzero(self._column(j), self.slot - 1))
         n = 0
-        for i, row in enumerate(zip(*cols)):
+        for i in sorted(busy):
             sid = i + 1
-            if sid == self.slot or not any(row):
-                continue
-            if not self._alive(sid):
+            if sid != self.slot and not self._alive(sid):
                 n += self._recover_slot(sid)
         return n
 
@@ -315,11 +327,11 @@ class _LockSegment:
         """Is our request with this ticket the oldest one waiting? A dead slot in
         the way is recovered on the spot. Returns (first, changed)."""
         changed = 0
-        modes = self._column(S_PEND_MODE)
-        tickets = self._column(S_PEND_TICKET)
-        for i in range(SLOT_COUNT):
+        waiting = _nonzero(self._column(S_PEND_MODE), self.slot - 1)
+        tickets = self._column(S_PEND_TICKET) if waiting else []
+        for i in waiting:
             sid = i + 1
-            if sid == self.slot or modes[i] == 0 or not _before(tickets[i], ticket):
+            if sid == self.slot or not _before(tickets[i], ticket):
                 continue
             if self._alive(sid):
                 return False, changed
@@ -444,10 +456,7 @@ class _LockSegment:
         self._check()
         w = self._w
         self._lock()
-        helds = self._column(S_HELD)
-        for i in range(SLOT_COUNT):
-            if helds[i] == 0:
-                continue
+        for i in _nonzero(self._column(S_HELD), self.slot - 1):
             sid = i + 1
             rec = _slot_word(sid)
             self._tx([rec + S_HELD, rec + S_HELD_MODE, rec + S_STEAL_GEN, H_SHARED, H_EXCLUSIVE])
