@@ -13,7 +13,10 @@ from ._errors import IPCError
 from .queue import MQ_PRIO_MAX, Empty, Full, Queue
 from .semaphore import SEM_VALUE_MAX, BoundedSemaphore, Lock, OwnerDead, Semaphore
 from .shm import PAGE_SIZE, SharedArray, SharedMemory, Value
+from .joinable import JoinableQueue, TasksLostError
+from . import locks
 
 __all__ = ["IPCError", "Queue", "Empty", "Full", "MQ_PRIO_MAX", "Semaphore", "BoundedSemaphore", "Lock", "OwnerDead", "SEM_VALUE_MAX",
            "SharedMemory", "Value", "SharedArray", "PAGE_SIZE"]
 __version__ = "0.1.0"
+__all__ += ["JoinableQueue", "TasksLostError", "locks"]

@@ -377,16 +377,20 @@ class Queue(Closable):
         """Removes and returns the next item (highest priority first), waiting
         for one (at most ``timeout`` seconds; not at all if ``block`` is False).
         Raises :class:`queue.Empty` when there is none."""
+        return self._codec.decode(self._get_data(block, timeout))
+
+    def _get_data(self, block: bool, timeout: Optional[float]) -> bytes:
+        """The next item's bytes, before decoding (``get`` without the codec)."""
         timeout = C.validate_timeout(timeout)
         if self._ring is not None:
-            return self._codec.decode(self._get_ring(block, timeout))
+            return self._get_ring(block, timeout)
         msg = self._receive(0.0 if not block else timeout)
         if msg is None:
             raise Empty()
         self.last_large = msg.startswith(LARGE_MAGIC)
         if self.last_large:
             msg = self._read_large(msg)
-        return self._codec.decode(msg)
+        return msg
 
     def _get_ring(self, block: bool, timeout: Optional[float]) -> bytes:
         r = self._ring
