@@ -3,7 +3,7 @@
 // give their units back within a second; stopped holders keep them; deaths at
 // any instant lose or create nothing (the chaos tests).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -153,6 +153,23 @@ describe('a dead holder gives its units back', () => {
     h3.release();
     b.close();
   });
+
+  it('the fencing token carries into its high word (header words 10-11) and keeps increasing', () => {
+    const n = name('carry');
+    const lock = new Lock(n);
+    // token lo = 0xfffffffe, hi = 7 (bytes 40-47, little-endian), as another process would leave them
+    const fd = openSync(`/dev/shm/pipc.${n.replace(/^\//, '')}.sem`, 'r+');
+    writeSync(fd, Buffer.from([0xfe, 0xff, 0xff, 0xff, 7, 0, 0, 0]), 0, 8, 40);
+    closeSync(fd);
+    const tokens: Array<bigint | undefined> = [];
+    for (let i = 0; i < 3; i++) {
+      const held = lock.holdSync({ timeout: 0 });
+      tokens.push(held.token);
+      held.release();
+    }
+    expect(tokens).toEqual([(7n << 32n) | 0xffffffffn, 8n << 32n, (8n << 32n) | 1n]);
+    lock.close();
+  });
 });
 
 describe('one name, one object', () => {
@@ -165,7 +182,9 @@ describe('one name, one object', () => {
     r.close();
     Semaphore.unlink(n);
     const p = new Semaphore(n, { robust: false });
-    expect(() => new Lock(n)).toThrow(expect.objectContaining({ code: 'EEXIST', message: expect.stringContaining('a plain POSIX semaphore (robust: false)') }));
+    expect(() => new Lock(n)).toThrow(
+      expect.objectContaining({ code: 'EEXIST', message: expect.stringContaining('a plain POSIX semaphore (robust: false)') }),
+    );
     expect(() => new Semaphore(n, { create: false })).toThrow(expect.objectContaining({ code: 'EEXIST' }));
     p.close();
   });
@@ -350,7 +369,10 @@ describe('chaos: SIGKILL at any instant loses or creates nothing', () => {
       // The log is the counter: values 1..K, each appended in one write by a
       // holder that read K - 1 (a completed critical section is one whose
       // append happened). Two holders at once would append a value twice.
-      const values = readFileSync(file, 'latin1').split('\n').filter(Boolean).map((l) => Number(l.trim()));
+      const values = readFileSync(file, 'latin1')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => Number(l.trim()));
       // (progress floors only: 20 node start-ups a second load two cores fully)
       const summary = `${values.length} sections, ${reported.length} reported, ${kills} kills`;
       expect(values.length, summary).toBeGreaterThan(5);
@@ -358,7 +380,10 @@ describe('chaos: SIGKILL at any instant loses or creates nothing', () => {
       expect(wrong, `${summary}: record ${wrong} is ${values[wrong]}`).toBe(-1);
       // Every reported value is in the log; only killed children's last sections go unreported.
       const inLog = new Set(values);
-      expect(reported.every((v) => inLog.has(v)), summary).toBe(true);
+      expect(
+        reported.every((v) => inLog.has(v)),
+        summary,
+      ).toBe(true);
       expect(new Set(reported).size, summary).toBe(reported.length);
       expect(values.length - reported.length, summary).toBeLessThanOrEqual(kills + 8);
       expect(maxInside(events), summary).toBe(1);
