@@ -246,9 +246,7 @@ describe('one name, one object', () => {
     r.close();
     Semaphore.unlink(n);
     const p = new Semaphore(n, { robust: false });
-    expect(() => new Lock(n)).toThrow(
-      expect.objectContaining({ code: 'EEXIST', message: expect.stringContaining('a plain POSIX semaphore (robust: false)') }),
-    );
+    expect(() => new Lock(n)).toThrow(expect.objectContaining({ code: 'EEXIST', message: expect.stringContaining('a plain POSIX semaphore (robust: false)') }));
     expect(() => new Semaphore(n, { create: false })).toThrow(expect.objectContaining({ code: 'EEXIST' }));
     p.close();
   });
@@ -433,10 +431,7 @@ describe('chaos: SIGKILL at any instant loses or creates nothing', () => {
       // The log is the counter: values 1..K, each appended in one write by a
       // holder that read K - 1 (a completed critical section is one whose
       // append happened). Two holders at once would append a value twice.
-      const values = readFileSync(file, 'latin1')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => Number(l.trim()));
+      const values = readFileSync(file, 'latin1').split('\n').filter(Boolean).map((l) => Number(l.trim()));
       // (progress floors only: 20 node start-ups a second load two cores fully)
       const summary = `${values.length} sections, ${reported.length} reported, ${kills} kills`;
       expect(values.length, summary).toBeGreaterThan(5);
@@ -444,10 +439,7 @@ describe('chaos: SIGKILL at any instant loses or creates nothing', () => {
       expect(wrong, `${summary}: record ${wrong} is ${values[wrong]}`).toBe(-1);
       // Every reported value is in the log; only killed children's last sections go unreported.
       const inLog = new Set(values);
-      expect(
-        reported.every((v) => inLog.has(v)),
-        summary,
-      ).toBe(true);
+      expect(reported.every((v) => inLog.has(v)), summary).toBe(true);
       expect(new Set(reported).size, summary).toBe(reported.length);
       expect(values.length - reported.length, summary).toBeLessThanOrEqual(kills + 8);
       expect(maxInside(events), summary).toBe(1);
