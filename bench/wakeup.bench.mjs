@@ -2,7 +2,8 @@
 // N semaphores, an acquire pending on each, and another process releasing a
 // random one at a time; latency is its release to our acquire resolving
 // (process.hrtime, CLOCK_MONOTONIC in both). Rows: crash-safe and plain
-// semaphores with the engine's futex_waitv multiplexing, and crash-safe
+// semaphores and shared-memory queues (get pending, another process puts)
+// with the engine's futex_waitv multiplexing, and crash-safe
 // semaphores with it turned off (POSIX_IPC_NO_WAITV=1: 64 threads, jobs past
 // them take 50 ms turns), which is what the engine did before. Rounds are
 // interleaved: each round runs every configuration once, in a new process.
@@ -18,6 +19,7 @@ const configs = [];
 for (const n of [64, 1024, 10_000]) {
   configs.push({ n, kind: 'robust', waitv: true, samples: quick ? 30 : 100 });
   configs.push({ n, kind: 'plain', waitv: true, samples: quick ? 30 : 100 });
+  configs.push({ n, kind: 'queue', waitv: true, samples: quick ? 30 : 100 });
   // Without multiplexing a wake-up among 10,000 takes seconds: few samples.
   configs.push({ n, kind: 'robust', waitv: false, samples: n <= 64 ? (quick ? 30 : 100) : n <= 1024 ? 10 : 3 });
 }
@@ -42,12 +44,12 @@ for (let round = 0; round < rounds; round++) {
 const us = (x) => (x >= 10_000 ? `${(x / 1000).toFixed(1)} ms` : `${x.toFixed(0)} µs`);
 console.log('Wake-up after a release in another process, with N distinct pending waits in one process');
 console.log('(median and p99 over all samples; engine threads and RSS of the waiting process)\n');
-const header = ['N', 'semaphores', 'engine', 'samples', 'median', 'p99', 'threads', 'RSS MiB'];
+const header = ['N', 'objects', 'engine', 'samples', 'median', 'p99', 'threads', 'RSS MiB'];
 const rows = configs.map((c, k) => {
   const r = results[k];
   return [
     String(c.n),
-    c.kind === 'robust' ? 'crash-safe' : 'plain',
+    c.kind === 'robust' ? 'crash-safe sems' : c.kind === 'plain' ? 'plain sems' : 'shm queues',
     c.waitv ? 'futex_waitv' : 'threads + 50 ms turns',
     String(r.lat.length),
     us(median(r.lat)),

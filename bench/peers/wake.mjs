@@ -1,6 +1,7 @@
 // Wake-up latency with many distinct pending waits (bench/wakeup.bench.mjs).
-//   wake.mjs waiter <prefix> <n> <samples> <robust|plain>
-// creates n semaphores of value 0, awaits an acquire on every one, and starts
+//   wake.mjs waiter <prefix> <n> <samples> <robust|plain|queue>
+// creates n semaphores of value 0 (or n empty shared-memory queues: get for
+// acquire, put for release), awaits an acquire on every one, and starts
 // a releaser child (`wake.mjs releaser ...`) that opens them by name. For
 // each sample the waiter names a random semaphore; the releaser reads the
 // monotonic clock and releases it; the waiter reads the clock when its
@@ -10,16 +11,35 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Semaphore } from '../../dist/index.js';
+import { Queue, Semaphore } from '../../dist/index.js';
 import { binding } from '../../dist/core/binding.js';
 
 const [role, prefix, nText, samplesText, kind] = process.argv.slice(2);
 const n = Number(nText);
 const robust = kind !== 'plain';
 const names = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+// A queue in the shape of a semaphore of value 0.
+class QueueSem {
+  constructor(name, create) {
+    this.q = new Queue(name, { transport: 'shm', capacity: 4096, create });
+    this.name = name;
+  }
+  acquire() {
+    return this.q.get();
+  }
+  release() {
+    this.q.putNowait(1);
+  }
+  close() {
+    this.q.close();
+  }
+}
+const open = (name, create) =>
+  kind === 'queue' ? new QueueSem(name, create) : new Semaphore(name, create ? { initialValue: 0, robust } : { create: false, robust });
+const unlink = (name) => (kind === 'queue' ? Queue.unlink(name) : Semaphore.unlink(name));
 
 if (role === 'releaser') {
-  const sems = names.map((name) => new Semaphore(name, { create: false, robust }));
+  const sems = names.map((name) => open(name, false));
   process.stdout.write('ready\n');
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'end') break;
@@ -33,7 +53,7 @@ if (role === 'releaser') {
 }
 
 const samples = Number(samplesText);
-const sems = names.map((name) => new Semaphore(name, { initialValue: 0, robust }));
+const sems = names.map((name) => open(name, true));
 const resolved = new Map(); // index -> hrtime when its acquire resolved
 let notify = null;
 function arm(i) {
@@ -69,6 +89,6 @@ process.stdout.write(`${JSON.stringify({ lat, threads, rssMiB: process.memoryUsa
 for (const s of sems) {
   const name = s.name;
   s.close();
-  Semaphore.unlink(name);
+  unlink(name);
 }
 process.exit(0);

@@ -10,17 +10,16 @@
 import { binding } from '../core/binding.js';
 import type { Handle, WaitCallback, WaitToken } from '../core/binding.js';
 
-// Header words (Int32 indices).
-export const H_MAGIC = 0;
-export const H_MAX = 3;
-export const H_LOCK = 6;
-export const H_VALUE = 7;
-export const H_SEQ = 8;
-export const H_WAITERS = 9;
-export const H_TOKLO = 10;
-export const H_TOKHI = 11;
-export const H_RECOVERED = 12;
-export const H_INITIAL = 16;
+// Header words (Int32 indices). Module-local on purpose: an exported const
+// is loaded from its module cell at every use, which cost the pair 4 ns here.
+const H_MAX = 3;
+const H_LOCK = 6;
+const H_VALUE = 7;
+const H_WAITERS = 9;
+const H_TOKLO = 10;
+const H_TOKHI = 11;
+const H_RECOVERED = 12;
+const H_INITIAL = 16;
 // Slot record words, relative to the slot's first word.
 const S_HELD = 1;
 const S_GOTREC = 2;
@@ -100,27 +99,23 @@ export class RobustSegment {
     const m = this.#m;
     if (Atomics.compareExchange(m, H_LOCK, 0, this.#slot) === 0) {
       const v = m[H_VALUE]!;
-      if (v > 0 && m[H_RECOVERED] === 0) {
+      const lo = m[H_TOKLO]!;
+      // lo === -1 (0xffffffff): the token carries into its high word, once
+      // in 2^32 acquires; the native path does that.
+      if (v > 0 && m[H_RECOVERED] === 0 && lo !== -1) {
         const b = this.#base;
         const e = b + S_ENTRIES;
         const h = m[b + S_HELD]!;
-        const lo = m[H_TOKLO]!;
-        const hi = m[H_TOKHI]!;
         m[e] = H_VALUE;
         m[e + 1] = v;
         m[e + 2] = b + S_HELD;
         m[e + 3] = h;
         m[e + 4] = H_TOKLO;
         m[e + 5] = lo;
-        m[e + 6] = H_TOKHI;
-        m[e + 7] = hi;
-        m[b + S_JOURNAL] = 4;
+        m[b + S_JOURNAL] = 3;
         m[H_VALUE] = v - 1;
         m[b + S_HELD] = h + 1;
-        const nlo = (lo + 1) | 0;
-        const nhi = nlo === 0 ? (hi + 1) | 0 : hi;
-        m[H_TOKLO] = nlo;
-        m[H_TOKHI] = nhi;
+        m[H_TOKLO] = lo + 1;
         m[b + S_JOURNAL] = 0;
         if (TSO) m[H_LOCK] = 0;
         else Atomics.store(m, H_LOCK, 0);
@@ -156,7 +151,10 @@ export class RobustSegment {
         m[b + S_JOURNAL] = 0;
         if (TSO) m[H_LOCK] = 0;
         else Atomics.store(m, H_LOCK, 0);
-        if (Atomics.load(m, H_WAITERS) !== 0) binding.robWake(this.handle);
+        // On x86 a plain read: it cannot pass the locking CAS (a full barrier),
+        // and a sleeper counted after it takes the lock after our unlock, so
+        // it sees the unit.
+        if ((TSO ? m[H_WAITERS] : Atomics.load(m, H_WAITERS)) !== 0) binding.robWake(this.handle);
         return 0;
       }
       Atomics.store(m, H_LOCK, 0);

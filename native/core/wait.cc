@@ -256,42 +256,33 @@ void WaitEngine::MuxMain(Mux* self) {
     }
     lk.unlock();
     const int64_t now = MonotonicNs();
-    size_t kept = 0;
-    for (size_t i = 0; i < jobs.size(); i++) {
-      Entry& e = jobs[i];
+    // One try of job e (its Unpoll first if it is registered); false once it
+    // has finished.
+    auto step = [&](Entry& e) {
       WaitJob* job = e.job.get();
-      const bool cancel = job->cancelled.load() || stopping;
-      const bool due = (job->deadline_ns >= 0 && now >= job->deadline_ns) ||
-                       (e.recheck_ns >= 0 && now >= e.recheck_ns);
-      int r = EAGAIN;
-      if (!e.registered || all || cancel || due || job == woken) {
-        if (e.registered) {
-          job->Unpoll();
-          e.registered = false;
-        }
-        if (cancel) {
-          r = ECANCELED;
-        } else {
-          r = job->Poll(&e.sleep);
-          if (r == EAGAIN) {
-            if (job->deadline_ns >= 0 && MonotonicNs() >= job->deadline_ns) {
-              job->Unpoll();
-              r = ETIMEDOUT;
-            } else {
-              e.registered = true;
-              e.recheck_ns = e.sleep.recheck_ns;
-            }
-          } else if (r == 0) {
-            // Paired with Cancel(): one of the two sees the other's flag.
-            job->succeeded.store(true);
-            if (job->cancelled.load()) job->TakeBack();
-          }
-        }
+      if (e.registered) {
+        job->Unpoll();
+        e.registered = false;
       }
-      if (r == EAGAIN) {
-        if (kept != i) jobs[kept] = std::move(e);
-        kept++;
-        continue;
+      int r;
+      if (job->cancelled.load() || stopping) {
+        r = ECANCELED;
+      } else {
+        r = job->Poll(&e.sleep);
+        if (r == EAGAIN) {
+          if (job->deadline_ns >= 0 && MonotonicNs() >= job->deadline_ns) {
+            job->Unpoll();
+            r = ETIMEDOUT;
+          } else {
+            e.registered = true;
+            e.recheck_ns = e.sleep.recheck_ns;
+            return true;
+          }
+        } else if (r == 0) {
+          // Paired with Cancel(): one of the two sees the other's flag.
+          job->succeeded.store(true);
+          if (job->cancelled.load()) job->TakeBack();
+        }
       }
       {
         std::lock_guard<std::mutex> g(mu_);
@@ -300,6 +291,35 @@ void WaitEngine::MuxMain(Mux* self) {
       }
       Finish(e.job, r);
       e.job.reset();
+      return false;
+    };
+    // First the jobs a wake-up, a cancel or a deadline is for (completions
+    // are not held up behind rechecks), then, if one recheck is due, every
+    // recheck due within kRecheckSlackNs.
+    bool recheck = false;
+    for (Entry& e : jobs) {
+      WaitJob* job = e.job.get();
+      // After EAGAIN (a word had changed before the sleep, which one is not
+      // said) the words themselves say which.
+      const bool changed = all && (!e.sleep.word || __atomic_load_n(e.sleep.word, __ATOMIC_SEQ_CST) != e.sleep.expected);
+      const bool urgent = !e.registered || changed || job == woken || job->cancelled.load() || stopping ||
+                          (job->deadline_ns >= 0 && now >= job->deadline_ns);
+      if (urgent) {
+        if (!step(e)) continue;
+      } else if (e.recheck_ns >= 0 && now >= e.recheck_ns) {
+        recheck = true;
+      }
+    }
+    if (recheck) {
+      for (Entry& e : jobs) {
+        if (e.job && e.registered && e.recheck_ns >= 0 && now + kRecheckSlackNs >= e.recheck_ns) step(e);
+      }
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < jobs.size(); i++) {
+      if (!jobs[i].job) continue;
+      if (kept != i) jobs[kept] = std::move(jobs[i]);
+      kept++;
     }
     jobs.resize(kept);
     woken = nullptr;
@@ -325,10 +345,12 @@ void WaitEngine::MuxMain(Mux* self) {
       long r = FutexWaitv(words.data(), static_cast<unsigned>(words.size()), wake >= 0 ? &ts : nullptr);
       if (r >= 1 && static_cast<size_t>(r) <= order.size()) {
         woken = order[static_cast<size_t>(r) - 1];
+      } else if (r == -1 && errno == EAGAIN) {
+        all = true;  // try the jobs whose word has changed
       } else if (r == -1 && errno != ETIMEDOUT && errno != EINTR) {
-        // EAGAIN: some word had changed before the sleep, which one is not
-        // said; anything else (EFAULT, ENOMEM): try everything again.
+        // EFAULT, ENOMEM: try everything again.
         all = true;
+        for (Entry& e : jobs) e.sleep.word = nullptr;
       }
     }
     lk.lock();

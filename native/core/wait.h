@@ -62,6 +62,13 @@ struct PollSleep {
   int64_t recheck_ns = -1;  // absolute CLOCK_MONOTONIC time to try again anyway
 };
 
+// A multiplexing thread tries the jobs whose recheck_ns is within this much
+// of the one that woke it, all in one wake-up: a thread of 127 waits then
+// wakes a few times per recheck period instead of 127 times (each a
+// futex_waitv re-arm of all its words). A Poll() called up to this early
+// should do what it would do at recheck_ns.
+constexpr int64_t kRecheckSlackNs = 100LL * 1000 * 1000;
+
 class WaitJob {
  public:
   virtual ~WaitJob();

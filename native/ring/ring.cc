@@ -333,6 +333,42 @@ int WaitFor(Ring* r, int want, int64_t until_ns, const std::atomic<bool>* cancel
   }
 }
 
+void PollEnd(Ring* r, int want);
+
+// One turn of WaitFor's loop for a multiplexed wait (WaitJob::Poll): 0 if
+// `want` looks possible, EBADF once closed, else EAGAIN with the word to
+// sleep on, counted as a waiter (and a sleeper, which keeps the descriptor
+// and the slot's shares) until PollEnd.
+int PollFor(Ring* r, int want, PollSleep* p) {
+  int32_t* m = r->m;
+  int seq_word = want == kReadable ? kPutSeq : kGetSeq;
+  int waiters_word = want == kReadable ? kGetWaiters : kPutWaiters;
+  int32_t* share = SlotRec(r, r->slot) + (want == kReadable ? kSlotGetWaiting : kSlotPutWaiting);
+  r->sleepers.fetch_add(1);
+  if (r->closed.load()) {
+    if (r->sleepers.fetch_sub(1) == 1) r->CloseFd();
+    return EBADF;
+  }
+  Add(m + waiters_word, 1);
+  Add(share, 1);
+  int32_t seq = Load(m + seq_word);
+  if (!(want == kReadable ? Readable(r) : Writable(r))) {
+    p->word = m + seq_word;
+    p->expected = seq;
+    p->shared = true;
+    p->recheck_ns = MonotonicNs() + kRecheckNs;
+    return EAGAIN;
+  }
+  PollEnd(r, want);
+  return 0;
+}
+
+void PollEnd(Ring* r, int want) {
+  Add(SlotRec(r, r->slot) + (want == kReadable ? kSlotGetWaiting : kSlotPutWaiting), -1);
+  Add(r->m + (want == kReadable ? kGetWaiters : kPutWaiters), -1);
+  if (r->sleepers.fetch_sub(1) == 1 && r->closed.load()) r->CloseFd();
+}
+
 // --- opening ------------------------------------------------------------------
 
 void InitHeader(int32_t* m, uint32_t cap, int32_t maxsize) {
@@ -750,6 +786,12 @@ class ReadyJob : public WaitJob {
   ReadyJob(RingPtr r, int want) : r_(std::move(r)), want_(want) {}
 
   int WaitUntil(int64_t until_ns) override { return WaitFor(r_.get(), want_, until_ns, &cancelled); }
+
+  // Multiplexed (wait.h): many queues waited on in one process share engine
+  // threads instead of taking one each.
+  bool Pollable() const override { return true; }
+  int Poll(PollSleep* sleep) override { return PollFor(r_.get(), want_, sleep); }
+  void Unpoll() override { PollEnd(r_.get(), want_); }
 
   void Undo() override {
     if (r_->closed.load()) return;

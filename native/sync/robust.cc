@@ -186,16 +186,54 @@ int AcquireLocked(Seg* s) {
   return recovered ? kTakenRecovered : kTaken;
 }
 
+uint64_t TokenLocked(const int32_t* m) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(m[kTokHi])) << 32) |
+         static_cast<uint32_t>(m[kTokLo]);
+}
+
+// Under the internal lock: recovers every dead slot that holds units or has
+// a change in flight, and notes the live holders in s's memo (robust.h).
 int32_t RecoverDeadLocked(Seg* s) {
   int32_t n = 0;
   int32_t slots = s->m[kSlots];
   if (slots > kSlotCount) slots = kSlotCount;
+  int count = 0;
+  bool fits = true;
+  // Pages of the file never written are holes (tmpfs): every slot in one is
+  // all zeros, and reading it would allocate the page. SEEK_DATA/SEEK_HOLE
+  // (which count a swapped-out page as data) say where the written ones are;
+  // under the internal lock no held or journal word can become nonzero.
+  off_t data_end = 0;  // slots before it are in data; -1: no data after
   for (int32_t id = 1; id <= slots; id++) {
     if (id == s->slot) continue;
+    const off_t off = SlotOffset(id);
+    if (data_end >= 0 && off >= data_end) {
+      off_t d = lseek(s->fd, off, SEEK_DATA);
+      if (d == -1) {
+        if (errno == ENXIO) break;  // nothing written from here on
+        data_end = -1;              // cannot tell: read every slot
+      } else {
+        off_t h = lseek(s->fd, d, SEEK_HOLE);
+        data_end = h == -1 ? static_cast<off_t>(kSegmentBytes) : h;
+        if (d >= off + static_cast<off_t>(kSlotBytes)) {
+          id = static_cast<int32_t>((d - static_cast<off_t>(kHeaderBytes)) / static_cast<off_t>(kSlotBytes));
+          continue;  // resumes at the slot where data starts (id + 1 after the ++)
+        }
+      }
+    }
     int32_t* rec = SlotRec(s, id);
     if (rec[kHeld] == 0 && Load(rec + kJournal) == 0) continue;
-    if (!SlotAlive(s, id)) n += RecoverSlot(s, id);
+    if (!SlotAlive(s, id)) {
+      n += RecoverSlot(s, id);
+    } else if (count < Seg::kMemoSlots) {
+      s->memo_slot[count++] = id;
+    } else {
+      fits = false;
+    }
   }
+  s->memo_valid = fits && s->kind == kKindSemaphore && s->recover == nullptr;
+  s->memo_count = count;
+  s->memo_token = TokenLocked(s->m);
   return n;
 }
 
@@ -258,14 +296,27 @@ int RecoverDead(Seg* s) {
 
 namespace {
 
-// Under s->mu, with the slot still ours.
+// Under s->mu, with the slot still ours. The check for dead holders reads
+// every slot under the internal lock, unless the memo (robust.h) still
+// holds: then it asks the kernel about the memo's slots alone, outside the
+// internal lock, and reads the slots only if one of them died.
 int TryAcquireMu(Seg* s, bool check_dead) {
   LockInternal(s);
   int r = AcquireLocked(s);
   int32_t recovered = 0;
   if (r == kNone && check_dead) {
-    recovered = RecoverDeadLocked(s);
-    if (recovered > 0) r = AcquireLocked(s);
+    if (s->memo_valid && s->memo_token == TokenLocked(s->m)) {
+      Unlock(s);
+      bool dead = false;
+      for (int i = 0; i < s->memo_count && !dead; i++) dead = !SlotAlive(s, s->memo_slot[i]);
+      if (!dead) return kNone;
+      LockInternal(s);
+      r = AcquireLocked(s);
+    }
+    if (r == kNone) {
+      recovered = RecoverDeadLocked(s);
+      if (recovered > 0) r = AcquireLocked(s);
+    }
   }
   Unlock(s);
   if (recovered > 1) Futex(s->m + kSeq, FUTEX_WAKE, INT_MAX, nullptr, 0);
@@ -336,7 +387,8 @@ int PollTry(Seg* s, int64_t* next_check, PollSleep* p) {
   Add(s->m + kWaiters, 1);
   int32_t seq = Load(s->m + kSeq);
   int64_t now = MonotonicNs();
-  bool check = now >= *next_check;
+  // The engine batches rechecks (kRecheckSlackNs): one that early is due.
+  bool check = now + kRecheckSlackNs >= *next_check;
   if (check) *next_check = now + kCheckNs;
   int r = TryAcquireMu(s, check);
   if (r != kNone) {

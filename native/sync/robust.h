@@ -94,6 +94,16 @@ struct Seg {
   std::mutex mu;
   int sleepers = 0;  // under mu: engine or sync threads inside FUTEX_WAIT
   int64_t next_check_ns = 0;  // JS thread: throttles TryAcquire's liveness check
+  // Under mu: what the last dead-holder scan (made under the internal lock)
+  // found: the other slots holding units, and the token then. While the
+  // token is unchanged nobody has acquired since, so no other slot can hold
+  // a unit: the next check asks only whether those slots live, instead of
+  // reading all 512 (a wait on an unheld semaphore checks nothing).
+  static constexpr int kMemoSlots = 8;
+  bool memo_valid = false;
+  uint64_t memo_token = 0;
+  int memo_count = 0;
+  int32_t memo_slot[kMemoSlots] = {};
   void* teardown = nullptr;   // JS thread: the environment cleanup hook's record
 
   ~Seg();

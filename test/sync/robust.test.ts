@@ -3,7 +3,7 @@
 // give their units back within a second; stopped holders keep them; deaths at
 // any instant lose or create nothing (the chaos tests).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -23,6 +23,19 @@ async function holder(n: string, kind: 'lock' | 'sem', prefix: string[] = []): P
     child.once('exit', (code, sig) => reject(new Error(`holder exited with ${code ?? sig}`)));
   });
   return child;
+}
+
+/** Resolves once every thread of process `pid` is stopped (state T in /proc). */
+async function stopped(pid: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const states = readdirSync(`/proc/${pid}/task`).map((t) => {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    });
+    if (states.every((s) => s === 'T' || s === 't')) return;
+    await sleep(2);
+  }
+  throw new Error(`process ${pid} did not stop`);
 }
 
 function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -61,6 +74,57 @@ describe('a dead holder gives its units back', () => {
       kids.forEach((k) => k.kill('SIGKILL'));
       sem.close();
       s2.close();
+    }
+  });
+
+  it('a holder that took its unit after the waiter last looked is still found when it dies', async () => {
+    // The waiter (a child, so that it can be stopped) looks for dead holders
+    // when it starts waiting, and finds none. Stopped, it sees neither the
+    // release nor the acquire by a new holder; continued, it must still find
+    // that holder's death (it remembers the holders it found only while no
+    // acquire has happened since).
+    const n = name('late');
+    const sem = new Semaphore(n, { initialValue: 0 });
+    const waiter = spawn(process.execPath, [FIXTURE, 'wait', n], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let h: ChildProcess | undefined;
+    try {
+      const lines: string[] = [];
+      let notify = (): void => {};
+      waiter.stdout!.setEncoding('utf8');
+      waiter.stdout!.on('data', (d: string) => {
+        lines.push(...d.split('\n').filter((l) => l !== ''));
+        notify();
+      });
+      const line = (prefix: string, ms: number): Promise<string | undefined> =>
+        new Promise((resolve) => {
+          const t = setTimeout(() => resolve(undefined), ms);
+          const look = (): void => {
+            const l = lines.find((x) => x.startsWith(prefix));
+            if (l !== undefined) {
+              clearTimeout(t);
+              resolve(l);
+            }
+          };
+          notify = look;
+          look();
+        });
+      expect(await line('waiting', 5000)).toBe('waiting');
+      await sleep(100); // its first look for dead holders is done
+      waiter.kill('SIGSTOP');
+      await stopped(waiter.pid!); // every thread, or its engine thread could still take the unit
+      sem.release();
+      h = await holder(n, 'sem');
+      expect(sem.value).toBe(0);
+      waiter.kill('SIGCONT');
+      expect(await line('held', 400)).toBeUndefined(); // the new holder has it
+      const t0 = performance.now();
+      await kill(h);
+      expect(await line('held', 1000)).toBe(`held ${h.pid}`);
+      expect(performance.now() - t0).toBeLessThan(1000);
+    } finally {
+      h?.kill('SIGKILL');
+      waiter.kill('SIGKILL');
+      sem.close();
     }
   });
 
@@ -152,6 +216,23 @@ describe('a dead holder gives its units back', () => {
     expect(h3.token).toBe(h2.token! + 1n);
     h3.release();
     b.close();
+  });
+
+  it('the fencing token carries into its high word (header words 10-11) and keeps increasing', () => {
+    const n = name('carry');
+    const lock = new Lock(n);
+    // token lo = 0xfffffffe, hi = 7 (bytes 40-47, little-endian), as another process would leave them
+    const fd = openSync(`/dev/shm/pipc.${n.replace(/^\//, '')}.sem`, 'r+');
+    writeSync(fd, Buffer.from([0xfe, 0xff, 0xff, 0xff, 7, 0, 0, 0]), 0, 8, 40);
+    closeSync(fd);
+    const tokens: Array<bigint | undefined> = [];
+    for (let i = 0; i < 3; i++) {
+      const held = lock.holdSync({ timeout: 0 });
+      tokens.push(held.token);
+      held.release();
+    }
+    expect(tokens).toEqual([(7n << 32n) | 0xffffffffn, 8n << 32n, (8n << 32n) | 1n]);
+    lock.close();
   });
 });
 
