@@ -174,9 +174,10 @@ describe('locks.request across processes', () => {
       return [l?.mode, q.held.filter((h) => h.name === n).map((h) => h.pid)];
     });
     expect(r).toEqual(['exclusive', [process.pid]]);
-    x.release();
-    await x.exited; // its request() rejected with AbortError (the fixture's await throws, exit != 0)
-    expect(x.proc.exitCode).not.toBe(0);
+    // its request() rejected with AbortError at the steal, before any release
+    expect(await x.line('rejected')).toBe('rejected AbortError');
+    await x.exited;
+    expect(x.proc.exitCode).toBe(3);
     expect(await locks.request(n, { ifAvailable: true }, (l) => l?.mode)).toBe('exclusive');
   }, 20_000);
 
