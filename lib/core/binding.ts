@@ -205,9 +205,12 @@ export interface RingBinding {
   ringWait(h: Handle, want: 1 | 2, cb: WaitCallback): WaitToken;
   /** Spins on this thread up to `ns` nanoseconds: true if the ring looked readable (1) / writable (2). */
   ringSpin(h: Handle, want: 1 | 2, ns: number): boolean;
-  ringClose(h: Handle): void;
+  /** The header's first 256 bytes as an ArrayBuffer (the state words; undefined where external buffers are refused). */
+  ringView(h: Handle): ArrayBuffer | undefined;
+  /** Closes the handle, detaching the ringView buffer if given. */
+  ringClose(h: Handle, view?: ArrayBuffer): void;
   ringUnlink(path: string, name: string): void;
-  readonly RING_LAYOUT: { dataStart: number; recordHeader: number; minCapacity: number; maxCapacity: number };
+  readonly RING_LAYOUT: { dataStart: number; count: number; recordHeader: number; minCapacity: number; maxCapacity: number };
 }
 
 export type Binding = CoreBinding & SemBinding & RobustBinding & MqBinding & ShmBinding & SegmentBinding & PipeBinding & RingBinding;

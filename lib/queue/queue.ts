@@ -8,6 +8,7 @@ import { binding } from '../core/binding.js';
 import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
 import { closedError, DecodeError, describeValue, ErrorCode, ipcError, IPCError, sysError, typeError } from '../core/errors.js';
+import { SpinGate } from '../core/spin.js';
 import { WaitList } from '../core/waitlist.js';
 import { announcedSegments, hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, segmentOwners, waitingSegments, writeLarge } from './large-items.js';
 import { HARD_MSGMAX, HARD_MSGSIZEMAX } from './limits.js';
@@ -190,6 +191,8 @@ interface Message {
 interface Getter {
   /** 0: one item; n: up to n items, as an array. */
   max: number;
+  /** The timeout the caller gave (ms; the wait's own may be shorter by a spin), for Empty's message. */
+  ms: number;
 }
 
 interface Putter {
@@ -292,7 +295,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** Whose side segments this queue's receiver reads (null: any uid's). */
   readonly #segmentOwners: Set<number> | null;
   readonly #getters = new WaitList<unknown, Getter>({
-    onTimeout: (_g, ms) => ({ error: this.#empty(ms) }),
+    onTimeout: (g) => ({ error: this.#empty(g.ms) }),
     onChange: () => this.#watch(),
   });
   readonly #putters = new WaitList<void, Putter>({
@@ -309,6 +312,10 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** A DecodeError that stopped a batch after some items were delivered: the next receive reports it. */
   #undelivered: unknown = NONE;
   readonly #onDecodeError: OnDecodeError;
+  /** Whether a get that finds the queue empty spins first (after empty spins it often does not). */
+  readonly #gate = new SpinGate();
+  /** How long the last #spinTake spun (ms; 0 when it did not spin). */
+  #spent = 0;
 
   /**
    * Opens the queue `name`, creating it if it is missing. `"jobs"` and `"/jobs"`
@@ -661,7 +668,9 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       const h = this.#h;
       if (options === undefined && h !== null) {
         if (this.#getters.size === 0) {
-          const v = this.#take(h);
+          let v = this.#take(h);
+          if (v !== NONE) return Promise.resolve(v);
+          v = this.#spinTake(h, 0, -1) as T | typeof NONE;
           if (v !== NONE) return Promise.resolve(v);
         }
         return this.#waitGet(0, -1, undefined) as Promise<T>;
@@ -669,12 +678,17 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       const { timeout, signal } = validateWaitOptions<GetOptions>(options, GET_KEYS);
       throwIfAborted(signal);
       const handle = this.#handle('mq_receive');
+      let spent = 0;
       if (this.#getters.size === 0) {
-        const v = this.#take(handle);
+        let v = this.#take(handle);
         if (v !== NONE) return Promise.resolve(v);
+        if (timeout === 0) throw this.#empty(0);
+        v = this.#spinTake(handle, 0, timeout) as T | typeof NONE;
+        if (v !== NONE) return Promise.resolve(v);
+        spent = this.#spent;
       }
       if (timeout === 0) throw this.#empty(0);
-      return this.#waitGet(0, timeout, signal) as Promise<T>;
+      return this.#waitGet(0, timeout, signal, spent) as Promise<T>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -693,12 +707,17 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       const { timeout, signal } = validateWaitOptions<GetOptions>(options, GET_KEYS);
       throwIfAborted(signal);
       const h = this.#handle('mq_receive');
+      let spent = 0;
       if (this.#getters.size === 0) {
         const r = this.#takeMany(h, max);
         if (r.taken > 0) return r.error === NONE ? Promise.resolve(r.items) : Promise.reject(r.error);
+        if (timeout === 0) throw this.#empty(0);
+        const items = this.#spinTake(h, max, timeout);
+        if (items !== NONE) return Promise.resolve(items as T[]);
+        spent = this.#spent;
       }
       if (timeout === 0) throw this.#empty(0);
-      return this.#waitGet(max, timeout, signal) as Promise<T[]>;
+      return this.#waitGet(max, timeout, signal, spent) as Promise<T[]>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -788,8 +807,54 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     return new Full(timeout > 0 ? `Queue '${this.#name}' stayed full for ${timeout} ms` : `Queue '${this.#name}' is full`, sent);
   }
 
-  #waitGet(max: number, timeout: number, signal: AbortSignal | undefined): Promise<T | T[]> {
-    return this.#getters.wait({ max }, timeout, signal) as Promise<T | T[]>;
+  /** `spent`: ms of `timeout` a spin already used (the wait's timer gets the rest). */
+  #waitGet(max: number, timeout: number, signal: AbortSignal | undefined, spent = 0): Promise<T | T[]> {
+    const left = timeout < 0 || spent === 0 ? timeout : Math.max(0, timeout - spent);
+    return this.#getters.wait({ max, ms: timeout }, left, signal) as Promise<T | T[]>;
+  }
+
+  /**
+   * The spin before a get waits (the queue was just found empty and no
+   * getter of this process waits before this one, so FIFO holds): up to the
+   * transport's spinMs (and at most `timeout` ms, when >= 0), on the event
+   * loop's thread, it looks at the ring's count word (one Atomics.load, no
+   * native call) and takes an item only when one is there; an item put by
+   * another process in that time is handed over with no waiter, no thread
+   * wake-up and no hop. Another consumer may win the item it saw: it looks
+   * again. Returns the item (max 0) or the items (max > 0), or NONE when the
+   * spin ran out or did not run (SpinGate: after empty spins it skips some);
+   * #spent says how long it took. A decode error is thrown (the item is
+   * consumed, as in #take).
+   */
+  #spinTake(h: QueueTransport, max: number, timeout: number): unknown {
+    this.#spent = 0;
+    const spinMs = h.spinMs;
+    if (spinMs === undefined || spinMs === 0 || !this.#gate.open()) return NONE;
+    const start = performance.now();
+    const end = start + (timeout >= 0 && timeout < spinMs ? timeout : spinMs);
+    let now = start;
+    do {
+      if (h.readable!()) {
+        if (max === 0) {
+          const v = this.#take(h);
+          if (v !== NONE) {
+            this.#gate.hit();
+            return v;
+          }
+        } else {
+          const r = this.#takeMany(h, max);
+          if (r.taken > 0) {
+            this.#gate.hit();
+            if (r.error !== NONE) throw r.error;
+            return r.items;
+          }
+        }
+      }
+      now = performance.now();
+    } while (now < end);
+    this.#spent = now - start;
+    this.#gate.miss();
+    return NONE;
   }
 
   #waitPut(messages: Message[], priority: number, timeout: number, signal: AbortSignal | undefined, next = 0): Promise<void> {

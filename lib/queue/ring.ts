@@ -26,7 +26,9 @@ export const MAX_CAPACITY: number = binding.RING_LAYOUT.maxCapacity;
  * round trip) is caught without a thread wake-up and hop. Override with
  * POSIX_IPC_RING_SPIN_NS (0: never spin).
  */
-const SPIN_NS = Number(process.env.POSIX_IPC_RING_SPIN_NS ?? 30_000);
+const SPIN_NS = Math.max(0, Number(process.env.POSIX_IPC_RING_SPIN_NS ?? 30_000) || 0);
+/** Int32 index of the committed-item count in the header (kCount). */
+const COUNT: number = binding.RING_LAYOUT.count;
 /** A wait that spun and found the ring ready: its report is a microtask away. */
 const SPUN = Symbol('spun');
 type Job = WaitToken | typeof SPUN | null;
@@ -47,6 +49,14 @@ export class RingTransport implements QueueTransport {
   readonly capacity: number;
   readonly mode: number;
   readonly uid: number | undefined;
+  /**
+   * How long a get that finds the ring empty spins on the event loop's
+   * thread before it waits (milliseconds; 0 without a header view).
+   */
+  readonly spinMs: number;
+  /** The header's words (ringView), for the spin's looks; null where external buffers are refused. */
+  readonly #w: Int32Array | null;
+  readonly #view: ArrayBuffer | undefined;
   #events = 0;
   #onReady: ReadyCallback | null = null;
   #readJob: Job = null;
@@ -91,6 +101,9 @@ export class RingTransport implements QueueTransport {
       );
     }
     this.#h = h;
+    this.#view = binding.ringView(h);
+    this.#w = this.#view === undefined ? null : new Int32Array(this.#view);
+    this.spinMs = this.#w === null ? 0 : SPIN_NS / 1e6;
     this.#name = name;
     this.capacity = cap;
     this.maxsize = maxsize;
@@ -109,6 +122,15 @@ export class RingTransport implements QueueTransport {
 
   full(): boolean {
     return binding.ringFull(this.#h);
+  }
+
+  /**
+   * True when the ring holds a committed item now, from one Atomics.load on
+   * the mapping (no native call): the spin of a get looks with it and calls
+   * receiveInto only then, so a putter's lock is not fought over.
+   */
+  readable(): boolean {
+    return Atomics.load(this.#w!, COUNT) > 0;
   }
 
   send(bytes: Uint8Array): boolean {
@@ -152,10 +174,15 @@ export class RingTransport implements QueueTransport {
     this.#arm();
   }
 
-  #arm(): void {
+  /**
+   * rearm: after a report, for the waiters still there. The first readable
+   * wait of a get does not spin here: Queue spun on the header words before
+   * it waited (#spinTake), or its SpinGate said not to.
+   */
+  #arm(rearm = false): void {
     const events = this.#events;
     if (events & READABLE) {
-      this.#readJob ??= this.#start(READABLE);
+      this.#readJob ??= this.#start(READABLE, rearm);
     } else if (this.#readJob !== null) {
       if (this.#readJob !== SPUN) binding.cancelWait(this.#readJob);
       this.#readJob = null;
@@ -168,8 +195,8 @@ export class RingTransport implements QueueTransport {
     }
   }
 
-  #start(which: 1 | 2): Job {
-    if (SPIN_NS > 0 && binding.ringSpin(this.#h, which, SPIN_NS)) {
+  #start(which: 1 | 2, rearm = true): Job {
+    if (SPIN_NS > 0 && (rearm || which === WRITABLE || this.#w === null) && binding.ringSpin(this.#h, which, SPIN_NS)) {
       queueMicrotask(() => {
         if ((which === READABLE ? this.#readJob : this.#writeJob) === SPUN) this.#fired(which, null);
       });
@@ -183,7 +210,7 @@ export class RingTransport implements QueueTransport {
     else this.#writeJob = null;
     if (this.#closed) return;
     this.#onReady?.(err === null ? 0 : err.errno);
-    if (!this.#closed) this.#arm();
+    if (!this.#closed) this.#arm(true);
   }
 
   close(): void {
@@ -191,7 +218,7 @@ export class RingTransport implements QueueTransport {
     this.#events = 0;
     this.#arm();
     this.#closed = true;
-    binding.ringClose(this.#h);
+    binding.ringClose(this.#h, this.#view);
   }
 
   /** The OS name, for messages. */

@@ -41,6 +41,14 @@ export interface QueueTransport {
   size(): number;
   /** True when not even an empty item fits now; without it, `size() >= maxsize`. */
   full?(): boolean;
+  /**
+   * How long (ms) a get that finds the transport empty may spin on the event
+   * loop's thread, looking with `readable()`, before it waits (0 or absent:
+   * it waits at once).
+   */
+  readonly spinMs?: number;
+  /** A cheap look (no system call): true when an item seems there now. Only with `spinMs`. */
+  readable?(): boolean;
   /** Sends one message; false when full. */
   send(bytes: Uint8Array, priority: number): boolean;
   /** Sends the UTF-8 of `text` (the caller ensures it fits); false when full. */

@@ -792,7 +792,32 @@ Napi::Value RingSpin(const Napi::CallbackInfo& info) {
   }
 }
 
+// ringView(h) -> ArrayBuffer over the header's first kHeaderBytes (the state
+// words, the sequence words and the waiter counts), for JavaScript's spin:
+// it watches kCount with Atomics.load and calls ringReceiveInto only when an
+// item looks there, with no native call per look. The buffer keeps the ring
+// (and so the mapping) alive; ringClose detaches it.
+void FinalizeView(napi_env, void*, void* hint) { delete static_cast<RingPtr*>(hint); }
+
+Napi::Value RingView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RingPtr& r = UnwrapOpen<RingPtr>(info[0], "mmap");
+  auto* keep = new RingPtr(r);
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, r->m, kHeaderBytes, FinalizeView, keep, &ab) !=
+      napi_ok) {
+    // Runtimes that forbid external buffers: the native spin serves.
+    delete keep;
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    return env.Undefined();
+  }
+  return Napi::Value(env, ab);
+}
+
+// ringClose(h, view?): idempotent; detaches the ringView buffer first.
 Napi::Value RingClose(const Napi::CallbackInfo& info) {
+  if (info.Length() > 1 && info[1].IsArrayBuffer()) napi_detach_arraybuffer(info.Env(), info[1]);
   RingPtr& r = Unwrap<RingPtr>(info[0]);
   r->Close();
   Unhook(info.Env(), r.get());
@@ -823,10 +848,12 @@ void InitRing(Napi::Env env, Napi::Object exports) {
   exports.Set("ringReceiveSync", Napi::Function::New(env, RingReceiveSync));
   exports.Set("ringWait", Napi::Function::New(env, RingWait));
   exports.Set("ringSpin", Napi::Function::New(env, RingSpin));
+  exports.Set("ringView", Napi::Function::New(env, RingView));
   exports.Set("ringClose", Napi::Function::New(env, RingClose));
   exports.Set("ringUnlink", Napi::Function::New(env, RingUnlink));
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("dataStart", Napi::Number::New(env, static_cast<double>(kDataStart)));
+  layout.Set("count", Napi::Number::New(env, kCount));
   layout.Set("recordHeader", Napi::Number::New(env, kRecordHeader));
   layout.Set("minCapacity", Napi::Number::New(env, kMinCapacity));
   layout.Set("maxCapacity", Napi::Number::New(env, kMaxCapacity));
