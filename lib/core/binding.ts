@@ -210,7 +210,7 @@ export interface RingBinding {
   /** Closes the handle, detaching the ringView buffer if given. */
   ringClose(h: Handle, view?: ArrayBuffer): void;
   ringUnlink(path: string, name: string): void;
-  readonly RING_LAYOUT: { dataStart: number; count: number; recordHeader: number; minCapacity: number; maxCapacity: number };
+  readonly RING_LAYOUT: { dataStart: number; lock: number; head: number; count: number; putSeq: number; recordHeader: number; minCapacity: number; maxCapacity: number };
 }
 
 export type Binding = CoreBinding & SemBinding & RobustBinding & MqBinding & ShmBinding & SegmentBinding & PipeBinding & RingBinding;

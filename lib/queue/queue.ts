@@ -193,6 +193,8 @@ interface Getter {
   max: number;
   /** The timeout the caller gave (ms; the wait's own may be shorter by a spin), for Empty's message. */
   ms: number;
+  /** performance.now() when its spin began (0: it did not spin), to learn how long the wait was. */
+  since: number;
 }
 
 interface Putter {
@@ -257,6 +259,8 @@ function validateOnDecodeError(value: unknown): OnDecodeError {
 }
 
 const RESOLVED = Promise.resolve();
+/** A get's spin grows up to this many times the transport's spinMs while waits are that short (#learn). */
+const SPIN_GROWTH = 8;
 /** A ring queue's first receive buffer (it grows to the largest item). */
 const RX_START = 64 * 1024;
 /** What #take returns from an empty queue (items may be null or undefined). */
@@ -314,8 +318,10 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   readonly #onDecodeError: OnDecodeError;
   /** Whether a get that finds the queue empty spins first (after empty spins it often does not). */
   readonly #gate = new SpinGate();
-  /** How long the last #spinTake spun (ms; 0 when it did not spin). */
-  #spent = 0;
+  /** When the last #spinTake that ran out began (performance.now(); 0: it did not spin). */
+  #spunSince = 0;
+  /** How long a get spins now (ms): adapts between the transport's spinMs and SPIN_GROWTH times it. */
+  #spinBudget = 0;
 
   /**
    * Opens the queue `name`, creating it if it is missing. `"jobs"` and `"/jobs"`
@@ -452,6 +458,8 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** Receives one message and decodes it; NONE when the queue is empty. */
   #take(h: QueueTransport): T | typeof NONE {
     if (this.#undelivered !== NONE) throw this.#takeUndelivered();
+    // The count word says empty: no native call (and no lock taken from a putter).
+    if (h.readable !== undefined && !h.readable()) return NONE;
     const n = this.#receive(h);
     return n < 0 ? NONE : this.#decodeRx(n);
   }
@@ -672,23 +680,24 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
           if (v !== NONE) return Promise.resolve(v);
           v = this.#spinTake(h, 0, -1) as T | typeof NONE;
           if (v !== NONE) return Promise.resolve(v);
+          return this.#waitGet(0, -1, undefined, this.#spunSince) as Promise<T>;
         }
         return this.#waitGet(0, -1, undefined) as Promise<T>;
       }
       const { timeout, signal } = validateWaitOptions<GetOptions>(options, GET_KEYS);
       throwIfAborted(signal);
       const handle = this.#handle('mq_receive');
-      let spent = 0;
+      let since = 0;
       if (this.#getters.size === 0) {
         let v = this.#take(handle);
         if (v !== NONE) return Promise.resolve(v);
         if (timeout === 0) throw this.#empty(0);
         v = this.#spinTake(handle, 0, timeout) as T | typeof NONE;
         if (v !== NONE) return Promise.resolve(v);
-        spent = this.#spent;
+        since = this.#spunSince;
       }
       if (timeout === 0) throw this.#empty(0);
-      return this.#waitGet(0, timeout, signal, spent) as Promise<T>;
+      return this.#waitGet(0, timeout, signal, since) as Promise<T>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -707,17 +716,17 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       const { timeout, signal } = validateWaitOptions<GetOptions>(options, GET_KEYS);
       throwIfAborted(signal);
       const h = this.#handle('mq_receive');
-      let spent = 0;
+      let since = 0;
       if (this.#getters.size === 0) {
         const r = this.#takeMany(h, max);
         if (r.taken > 0) return r.error === NONE ? Promise.resolve(r.items) : Promise.reject(r.error);
         if (timeout === 0) throw this.#empty(0);
         const items = this.#spinTake(h, max, timeout);
         if (items !== NONE) return Promise.resolve(items as T[]);
-        spent = this.#spent;
+        since = this.#spunSince;
       }
       if (timeout === 0) throw this.#empty(0);
-      return this.#waitGet(max, timeout, signal, spent) as Promise<T[]>;
+      return this.#waitGet(max, timeout, signal, since) as Promise<T[]>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -807,10 +816,24 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     return new Full(timeout > 0 ? `Queue '${this.#name}' stayed full for ${timeout} ms` : `Queue '${this.#name}' is full`, sent);
   }
 
-  /** `spent`: ms of `timeout` a spin already used (the wait's timer gets the rest). */
-  #waitGet(max: number, timeout: number, signal: AbortSignal | undefined, spent = 0): Promise<T | T[]> {
-    const left = timeout < 0 || spent === 0 ? timeout : Math.max(0, timeout - spent);
-    return this.#getters.wait({ max, ms: timeout }, left, signal) as Promise<T | T[]>;
+  /** `since`: when the spin before this wait began (0: none); the wait's timer gets what it left of `timeout`. */
+  #waitGet(max: number, timeout: number, signal: AbortSignal | undefined, since = 0): Promise<T | T[]> {
+    const left = timeout < 0 || since === 0 ? timeout : Math.max(0, timeout - (performance.now() - since));
+    return this.#getters.wait({ max, ms: timeout, since }, left, signal) as Promise<T | T[]>;
+  }
+
+  /**
+   * Adapts the spin to how long gets wait: up to twice the last wait, from
+   * the transport's spinMs to SPIN_GROWTH times it; a wait longer than that
+   * brings it back down. So two processes in a ping-pong whose answer takes
+   * longer than the base spin (a large item's encoding, or one side woken by
+   * an engine thread while the other's spin ran out, which would repeat
+   * every round) spin long enough to catch each other, and a consumer whose
+   * items come rarely spins only the base time.
+   */
+  #learn(waited: number, spinMs: number): void {
+    const top = spinMs * SPIN_GROWTH;
+    this.#spinBudget = waited > top ? spinMs : Math.min(top, Math.max(spinMs, 2 * waited));
   }
 
   /**
@@ -827,32 +850,38 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
    * consumed, as in #take).
    */
   #spinTake(h: QueueTransport, max: number, timeout: number): unknown {
-    this.#spent = 0;
+    this.#spunSince = 0;
     const spinMs = h.spinMs;
     if (spinMs === undefined || spinMs === 0 || !this.#gate.open()) return NONE;
+    const budget = Math.max(spinMs, this.#spinBudget);
     const start = performance.now();
-    const end = start + (timeout >= 0 && timeout < spinMs ? timeout : spinMs);
+    const end = start + (timeout >= 0 && timeout < budget ? timeout : budget);
     let now = start;
-    do {
+    for (;;) {
+      const seq = h.putSeq!();
       if (h.readable!()) {
         if (max === 0) {
           const v = this.#take(h);
           if (v !== NONE) {
             this.#gate.hit();
+            this.#learn(performance.now() - start, spinMs);
             return v;
           }
         } else {
           const r = this.#takeMany(h, max);
           if (r.taken > 0) {
             this.#gate.hit();
+            this.#learn(performance.now() - start, spinMs);
             if (r.error !== NONE) throw r.error;
             return r.items;
           }
         }
       }
-      now = performance.now();
-    } while (now < end);
-    this.#spent = now - start;
+      // Nothing there (or another consumer won it): wait for the next put.
+      while (h.putSeq!() === seq && (now = performance.now()) < end);
+      if (now >= end) break;
+    }
+    this.#spunSince = start;
     this.#gate.miss();
     return NONE;
   }
@@ -934,6 +963,13 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
           continue;
         }
         value = r.items;
+      }
+      // A wait that began with a spin: a short one teaches the next spin to last (#learn).
+      if (g.data.since !== 0) {
+        const spinMs = h.spinMs ?? 0;
+        const waited = performance.now() - g.data.since;
+        if (waited <= spinMs * SPIN_GROWTH) this.#gate.hit();
+        this.#learn(waited, spinMs);
       }
       getters.resolve(g, value);
     }

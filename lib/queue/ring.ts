@@ -27,8 +27,15 @@ export const MAX_CAPACITY: number = binding.RING_LAYOUT.maxCapacity;
  * POSIX_IPC_RING_SPIN_NS (0: never spin).
  */
 const SPIN_NS = Math.max(0, Number(process.env.POSIX_IPC_RING_SPIN_NS ?? 30_000) || 0);
-/** Int32 index of the committed-item count in the header (kCount). */
+/**
+ * Int32 indices in the header: the internal lock (kLock), the state words
+ * head, tail, used, count (kHead..kCount, in that order) and the put
+ * sequence word (kPutSeq).
+ */
+const LOCK: number = binding.RING_LAYOUT.lock;
+const HEAD: number = binding.RING_LAYOUT.head;
 const COUNT: number = binding.RING_LAYOUT.count;
+const PUT_SEQ: number = binding.RING_LAYOUT.putSeq;
 /** A wait that spun and found the ring ready: its report is a microtask away. */
 const SPUN = Symbol('spun');
 type Job = WaitToken | typeof SPUN | null;
@@ -125,12 +132,30 @@ export class RingTransport implements QueueTransport {
   }
 
   /**
-   * True when the ring holds a committed item now, from one Atomics.load on
-   * the mapping (no native call): the spin of a get looks with it and calls
-   * receiveInto only then, so a putter's lock is not fought over.
+   * False when the ring is plainly empty now, read with Atomics.load on the
+   * mapping (no native call): a get looks with it before it calls
+   * receiveInto, and its spin looks with it, so a putter's lock is not
+   * fought over. Plainly empty is what every get leaves when it takes the
+   * last item: head, tail, used and count all 0, and the lock free. Anything
+   * else says true and goes to the native side, which decides under the
+   * lock: items; a putter inside the lock; a holder that died mid-change
+   * (its journal is rolled back there, and a dead consumer's item comes
+   * back); a scribbled word (IPCError EPROTO). A ring without a view says true.
    */
   readable(): boolean {
-    return Atomics.load(this.#w!, COUNT) > 0;
+    const w = this.#w;
+    if (w === null) return true;
+    return (Atomics.load(w, COUNT) | Atomics.load(w, LOCK) | Atomics.load(w, HEAD) | Atomics.load(w, HEAD + 1) | Atomics.load(w, HEAD + 2)) !== 0;
+  }
+
+  /**
+   * The put sequence word (+1 by every put, in any process), from one
+   * Atomics.load: a spin waits for it to move rather than reading the count,
+   * whose cache line the putter is still writing (a look there slows the
+   * putter; the sequence word changes last, just before the unlock).
+   */
+  putSeq(): number {
+    return Atomics.load(this.#w!, PUT_SEQ);
   }
 
   send(bytes: Uint8Array): boolean {

@@ -49,6 +49,8 @@ export interface QueueTransport {
   readonly spinMs?: number;
   /** A cheap look (no system call): true when an item seems there now. Only with `spinMs`. */
   readable?(): boolean;
+  /** Only with `spinMs`: a number that changes with every item put (by any process). */
+  putSeq?(): number;
   /** Sends one message; false when full. */
   send(bytes: Uint8Array, priority: number): boolean;
   /** Sends the UTF-8 of `text` (the caller ensures it fits); false when full. */

@@ -853,7 +853,10 @@ void InitRing(Napi::Env env, Napi::Object exports) {
   exports.Set("ringUnlink", Napi::Function::New(env, RingUnlink));
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("dataStart", Napi::Number::New(env, static_cast<double>(kDataStart)));
+  layout.Set("lock", Napi::Number::New(env, kLock));
+  layout.Set("head", Napi::Number::New(env, kHead));
   layout.Set("count", Napi::Number::New(env, kCount));
+  layout.Set("putSeq", Napi::Number::New(env, kPutSeq));
   layout.Set("recordHeader", Napi::Number::New(env, kRecordHeader));
   layout.Set("minCapacity", Napi::Number::New(env, kMinCapacity));
   layout.Set("maxCapacity", Napi::Number::New(env, kMaxCapacity));
