@@ -968,7 +968,6 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       if (g.data.since !== 0) {
         const spinMs = h.spinMs ?? 0;
         const waited = performance.now() - g.data.since;
-        if (waited <= spinMs * SPIN_GROWTH) this.#gate.hit();
         this.#learn(waited, spinMs);
       }
       getters.resolve(g, value);
