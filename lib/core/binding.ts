@@ -195,6 +195,10 @@ export interface RingBinding {
   ringSend(h: Handle, bytes: Uint8Array): boolean;
   ringSendText(h: Handle, text: string): boolean;
   ringSendMany(h: Handle, bytes: Uint8Array[], start: number): number;
+  /** The JSON text parts[0] + literal(strings[0]) + parts[1] ...: 1 put, 0 full, -1 not done (U+FFFD in a string, or too large). */
+  ringSendJsonParts(h: Handle, parts: string[], strings: string[]): number;
+  /** bytes[0..n] (JSON, valid UTF-8) with its long plain string literals cut out: [skeleton, strings], or null. */
+  jsonSplitLong(bytes: Buffer, n: number, minBytes: number): [string, string[]] | null;
   /** The item's length, -1 when empty, or -2 - length when `into` is too short (the item stays). */
   ringReceiveInto(h: Handle, into: Buffer): number;
   ringSize(h: Handle): number;

@@ -5,7 +5,7 @@
  * @module
  */
 import { binding } from '../core/binding.js';
-import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
+import { decodeScratch, isJsonCodec, joinJsonParts, jsonParts, jsonText, LONG_TEXT, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
 import { closedError, DecodeError, describeValue, ErrorCode, ipcError, IPCError, sysError, typeError } from '../core/errors.js';
 import { SpinGate } from '../core/spin.js';
@@ -316,6 +316,8 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** A DecodeError that stopped a batch after some items were delivered: the next receive reports it. */
   #undelivered: unknown = NONE;
   readonly #onDecodeError: OnDecodeError;
+  /** The last json item had a long text: the next go through jsonParts while they have long strings (#jsonSend). */
+  #longJson = false;
   /** Whether a get that finds the queue empty spins first (after empty spins it often does not). */
   readonly #gate = new SpinGate();
   /** When the last #spinTake that ran out began (performance.now(); 0: it did not spin). */
@@ -446,13 +448,42 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   #encode(item: T): Message {
-    const bytes = this.#codec.encode(item);
+    return this.#message(this.#codec.encode(item));
+  }
+
+  #message(bytes: Uint8Array): Message {
     if (!this.#large) {
       if (bytes.length > this.#msgsize) throw this.#tooLarge(bytes.length);
       return { bytes, segment: undefined };
     }
     if (bytes.length <= this.#msgsize && !hasMagic(bytes)) return { bytes, segment: undefined };
     return writeLarge(this.#name, bytes, this.#segmentMode, this.#msgsize);
+  }
+
+  /**
+   * A json item's text, or true when it was put already. On a ring, after an
+   * item with a long text, items go through jsonParts: JSON.stringify writes
+   * all but the long strings, which the native side quotes and escapes eight
+   * bytes at a time straight into the ring (JSON.stringify looks at every
+   * character; a 64 KiB string costs it about 70 µs). An item with no long
+   * string turns the path off again.
+   */
+  #jsonSend(h: QueueTransport, item: T): string | true {
+    if (this.#longJson && h.sendJsonParts !== undefined) {
+      const p = jsonParts(item);
+      if (p !== null) {
+        const [parts, strings] = p;
+        if (strings.length === 0) {
+          this.#longJson = false;
+          return parts[0]!;
+        }
+        if (h.sendJsonParts(parts, strings) === 1) return true;
+        return joinJsonParts(parts, strings);
+      }
+    }
+    const text = jsonText(item);
+    if (text.length >= LONG_TEXT && h.sendJsonParts !== undefined) this.#longJson = true;
+    return text;
   }
 
   /** Receives one message and decodes it; NONE when the queue is empty. */
@@ -559,14 +590,17 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       const h = this.#h;
       if (options === undefined && h !== null) {
         if (this.#json && this.#putters.size === 0) {
+          const text = this.#jsonSend(h, item);
+          if (text === true) return RESOLVED;
           // UTF-8 takes at most 3 bytes per UTF-16 unit: this text fits a message.
-          const text = jsonText(item);
           if (text.length * 3 < this.#msgsize) {
             if (h.sendText(text, 0)) return RESOLVED;
             return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], 0, -1, undefined);
           }
+          msg = this.#message(Buffer.from(text, 'utf8'));
+        } else {
+          msg = this.#encode(item);
         }
-        msg = this.#encode(item);
         if (this.#putters.size === 0 && h.send(msg.bytes, 0)) return RESOLVED;
         return this.#waitPut([msg], 0, -1, undefined);
       }
@@ -575,14 +609,17 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       throwIfAborted(signal);
       const handle = this.#handle('mq_send');
       if (this.#json && this.#putters.size === 0) {
-        const text = jsonText(item);
+        const text = priority === 0 ? this.#jsonSend(handle, item) : jsonText(item);
+        if (text === true) return RESOLVED;
         if (text.length * 3 < this.#msgsize) {
           if (handle.sendText(text, priority)) return RESOLVED;
           if (timeout === 0) throw this.#full(0);
           return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], priority, timeout, signal);
         }
+        msg = this.#message(Buffer.from(text, 'utf8'));
+      } else {
+        msg = this.#encode(item);
       }
-      msg = this.#encode(item);
       if (this.#putters.size === 0 && handle.send(msg.bytes, priority)) return RESOLVED;
       if (timeout === 0) throw this.#full(0);
       return this.#waitPut([msg], priority, timeout, signal);
@@ -627,14 +664,18 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     const h = this.#h;
     const priority = options === undefined ? 0 : this.#priority(validateOptions<PutOptions>(options, PUT_NOWAIT_KEYS).priority);
     if (h === null) throw closedError('queue', 'mq_send', this.#name);
+    let msg: Message;
     if (this.#json) {
-      const text = jsonText(item);
+      const text = priority === 0 ? this.#jsonSend(h, item) : jsonText(item);
+      if (text === true) return;
       if (text.length * 3 < this.#msgsize) {
         if (!h.sendText(text, priority)) throw this.#full(0);
         return;
       }
+      msg = this.#message(Buffer.from(text, 'utf8'));
+    } else {
+      msg = this.#encode(item);
     }
-    const msg = this.#encode(item);
     let sent = false;
     try {
       sent = h.send(msg.bytes, priority);

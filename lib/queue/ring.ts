@@ -166,6 +166,10 @@ export class RingTransport implements QueueTransport {
     return binding.ringSendText(this.#h, text);
   }
 
+  sendJsonParts(parts: string[], strings: string[]): number {
+    return binding.ringSendJsonParts(this.#h, parts, strings);
+  }
+
   sendMany(bytes: Uint8Array[], _priority: number, start: number): number {
     return binding.ringSendMany(this.#h, bytes, start);
   }

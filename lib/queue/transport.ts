@@ -55,6 +55,12 @@ export interface QueueTransport {
   send(bytes: Uint8Array, priority: number): boolean;
   /** Sends the UTF-8 of `text` (the caller ensures it fits); false when full. */
   sendText(text: string, priority: number): boolean;
+  /**
+   * Sends the JSON text parts[0] + literal(strings[0]) + parts[1] + ...
+   * (codec jsonParts), quoting the long strings natively: 1 sent, 0 full,
+   * -1 not done (the caller sends the joined text instead).
+   */
+  sendJsonParts?(parts: string[], strings: string[]): number;
   /** Sends bytes[start..] in order until full; how many were sent. */
   sendMany(bytes: Uint8Array[], priority: number, start: number): number;
   /**
