@@ -199,6 +199,8 @@ export interface RingBinding {
   ringSendJsonParts(h: Handle, parts: string[], strings: string[]): number;
   /** bytes[0..n] (JSON, valid UTF-8) with its long plain string literals cut out: [skeleton, strings], or null. */
   jsonSplitLong(bytes: Buffer, n: number, minBytes: number): [string, string[]] | null;
+  /** The bytes ringSendJsonParts would put, or null (U+FFFD in a string: JSON.stringify's turn). */
+  jsonJoinBytes(parts: string[], strings: string[]): Buffer | null;
   /** The item's length, -1 when empty, or -2 - length when `into` is too short (the item stays). */
   ringReceiveInto(h: Handle, into: Buffer): number;
   ringSize(h: Handle): number;

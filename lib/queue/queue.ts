@@ -461,14 +461,15 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   /**
-   * A json item's text, or true when it was put already. On a ring, after an
+   * A json item's text; true when it was put already; its bytes when the
+   * ring had no room for it (for a wait). On a ring, after an
    * item with a long text, items go through jsonParts: JSON.stringify writes
    * all but the long strings, which the native side quotes and escapes eight
    * bytes at a time straight into the ring (JSON.stringify looks at every
    * character; a 64 KiB string costs it about 70 µs). An item with no long
    * string turns the path off again.
    */
-  #jsonSend(h: QueueTransport, item: T): string | true {
+  #jsonSend(h: QueueTransport, item: T): string | true | Buffer {
     if (this.#longJson && h.sendJsonParts !== undefined) {
       const p = jsonParts(item);
       if (p !== null) {
@@ -477,8 +478,11 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
           this.#longJson = false;
           return parts[0]!;
         }
-        if (h.sendJsonParts(parts, strings) === 1) return true;
-        return joinJsonParts(parts, strings);
+        const sent = h.sendJsonParts(parts, strings);
+        if (sent === 1) return true;
+        // No room: the bytes wait, made the same way (not by JSON.stringify).
+        const bytes = sent === 0 ? binding.jsonJoinBytes(parts, strings) : null;
+        return bytes ?? joinJsonParts(parts, strings);
       }
     }
     const text = jsonText(item);
@@ -592,6 +596,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
         if (this.#json && this.#putters.size === 0) {
           const text = this.#jsonSend(h, item);
           if (text === true) return RESOLVED;
+          if (typeof text !== 'string') return this.#waitPut([{ bytes: text, segment: undefined }], 0, -1, undefined);
           // UTF-8 takes at most 3 bytes per UTF-16 unit: this text fits a message.
           if (text.length * 3 < this.#msgsize) {
             if (h.sendText(text, 0)) return RESOLVED;
@@ -611,6 +616,10 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       if (this.#json && this.#putters.size === 0) {
         const text = priority === 0 ? this.#jsonSend(handle, item) : jsonText(item);
         if (text === true) return RESOLVED;
+        if (typeof text !== 'string') {
+          if (timeout === 0) throw this.#full(0);
+          return this.#waitPut([{ bytes: text, segment: undefined }], priority, timeout, signal);
+        }
         if (text.length * 3 < this.#msgsize) {
           if (handle.sendText(text, priority)) return RESOLVED;
           if (timeout === 0) throw this.#full(0);
@@ -668,6 +677,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     if (this.#json) {
       const text = priority === 0 ? this.#jsonSend(h, item) : jsonText(item);
       if (text === true) return;
+      if (typeof text !== 'string') throw this.#full(0);
       if (text.length * 3 < this.#msgsize) {
         if (!h.sendText(text, priority)) throw this.#full(0);
         return;

@@ -750,51 +750,93 @@ bool AppendUtf8(napi_env env, napi_value s, Bytes* out) {
 // parts, with each long string replaced by a placeholder, so only the long
 // strings are scanned and escaped here, eight bytes at a time, instead of
 // by JSON.stringify one character at a time.
+// Writes the JSON text of (parts, strings) to *text: 1, -1 when it is not
+// done here (U+FFFD in a string), 0 with a pending exception (bad arguments).
+// A long string's UTF-8 goes straight into the text, and only a string that
+// needs an escape is copied out once and written again, escaped.
+int BuildJson(napi_env env, napi_value parts, napi_value strings, Bytes* text) {
+  uint32_t nparts = 0, nstrings = 0;
+  napi_get_array_length(env, parts, &nparts);
+  napi_get_array_length(env, strings, &nstrings);
+  if (nparts != nstrings + 1) {
+    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "parts must be one more than strings");
+    return 0;
+  }
+  thread_local Bytes raw;
+  text->size = 0;
+  for (uint32_t i = 0; i < nparts; i++) {
+    napi_value v;
+    napi_get_element(env, parts, i, &v);
+    if (!AppendUtf8(env, v, text)) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "parts must be strings");
+      return 0;
+    }
+    if (i == nstrings) break;
+    napi_get_element(env, strings, i, &v);
+    text->Append("\"", 1);
+    size_t from = text->size;
+    if (!AppendUtf8(env, v, text)) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "strings must be strings");
+      return 0;
+    }
+    const uint8_t* u = reinterpret_cast<const uint8_t*>(text->p.get()) + from;
+    size_t n = text->size - from;
+    V16 high = {};
+    size_t j = SkipPlain(u, 0, n, &high);
+    while (j < n && !NeedsEscape(u[j])) {
+      high[0] |= u[j++];
+      j = SkipPlain(u, j, n, &high);
+    }
+    if (j < n) {
+      // An escape is needed: the rest goes through AppendJsonString (which
+      // adds its own quotes: the opening one here goes).
+      raw.size = 0;
+      raw.Append(text->p.get() + from, n);
+      text->size = from - 1;
+      if (!AppendJsonString(text, reinterpret_cast<const uint8_t*>(raw.p.get()), raw.size)) return -1;
+      raw.Release();
+      continue;
+    }
+    if (AnyHigh(high) && memmem(u, n, "\xEF\xBF\xBD", 3) != nullptr) return -1;
+    text->Append("\"", 1);
+  }
+  return 1;
+}
+
+napi_value Int32(napi_env env, int32_t v) {
+  napi_value out;
+  napi_create_int32(env, v, &out);
+  return out;
+}
+
 napi_value RingSendJsonParts(napi_env env, napi_callback_info cbinfo) {
   HandleCall<RingPtr, 3> call(env, cbinfo, "ring_put");
   if (call.self == nullptr) return nullptr;
   Ring* r = call.self->get();
-  uint32_t nparts = 0, nstrings = 0;
-  napi_get_array_length(env, call.argv[1], &nparts);
-  napi_get_array_length(env, call.argv[2], &nstrings);
-  auto result = [&](int32_t v) {
-    napi_value out;
-    napi_create_int32(env, v, &out);
-    return out;
-  };
-  if (nparts != nstrings + 1) {
-    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "parts must be one more than strings");
-    return nullptr;
-  }
-  thread_local Bytes text, raw;
-  text.size = 0;
-  for (uint32_t i = 0; i < nparts; i++) {
-    napi_value v;
-    napi_get_element(env, call.argv[1], i, &v);
-    if (!AppendUtf8(env, v, &text)) {
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "parts must be strings");
-      return nullptr;
-    }
-    if (i == nstrings) break;
-    napi_get_element(env, call.argv[2], i, &v);
-    raw.size = 0;
-    if (!AppendUtf8(env, v, &raw)) {
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "strings must be strings");
-      return nullptr;
-    }
-    if (!AppendJsonString(&text, reinterpret_cast<const uint8_t*>(raw.p.get()), raw.size)) {
-      return result(-1);
-    }
-  }
-  raw.Release();
-  if (text.size > r->cap - kRecordHeader) {
+  thread_local Bytes text;
+  int b = BuildJson(env, call.argv[1], call.argv[2], &text);
+  if (b == 0) return nullptr;
+  if (b < 0 || text.size > r->cap - kRecordHeader) {
     text.Release();
-    return result(-1);
+    return Int32(env, -1);
   }
   int rc = Put(r, text.p.get(), static_cast<uint32_t>(text.size));
   text.Release();
   if (rc < 0) return Fail(env, r, rc, "ring_put");
-  return result(rc == kDone ? 1 : 0);
+  return Int32(env, rc == kDone ? 1 : 0);
+}
+
+// jsonJoinBytes(parts, strings) -> Buffer | null: the bytes ringSendJsonParts
+// would put, for an item that waits for room (null: not done here).
+Napi::Value JsonJoinBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  thread_local Bytes text;
+  int b = BuildJson(env, info[0], info[1], &text);
+  if (b == 0) throw env.GetAndClearPendingException();
+  if (b < 0) return env.Null();
+  Napi::Value out = Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(text.p.get()), text.size);
+  text.Release();
+  return out;
 }
 
 // jsonSplitLong(buffer, n, minBytes) -> [skeleton, strings] | null. The
@@ -1089,6 +1131,7 @@ void InitRing(Napi::Env env, Napi::Object exports) {
   SetRawFunction(env, exports, "ringSendMany", RingSendMany);
   SetRawFunction(env, exports, "ringSendJsonParts", RingSendJsonParts);
   exports.Set("jsonSplitLong", Napi::Function::New(env, JsonSplitLong));
+  exports.Set("jsonJoinBytes", Napi::Function::New(env, JsonJoinBytes));
   SetRawFunction(env, exports, "ringReceiveInto", RingReceiveInto);
   SetRawFunction(env, exports, "ringSize", RingSize);
   exports.Set("ringFull", Napi::Function::New(env, RingFull));
