@@ -203,6 +203,8 @@ export interface RingBinding {
   jsonJoinBytes(parts: string[], strings: string[]): Buffer | null;
   /** The item's length, -1 when empty, or -2 - length when `into` is too short (the item stays). */
   ringReceiveInto(h: Handle, into: Buffer): number;
+  /** The oldest item in a Buffer of its own, or null when empty. */
+  ringReceive(h: Handle): Buffer | null;
   ringSize(h: Handle): number;
   ringFull(h: Handle): boolean;
   ringSendSync(h: Handle, bytes: Uint8Array, timeoutMs: number): boolean;

@@ -159,6 +159,11 @@ const raw: Codec<Buffer> = {
   decode: (bytes) => bytes,
 };
 
+/** True for the built-in raw codec. @internal */
+export function isRawCodec(codec: Codec<any>): boolean {
+  return codec === raw;
+}
+
 /** True for the built-in json codec. @internal */
 export function isJsonCodec(codec: Codec<any>): boolean {
   return codec === json;

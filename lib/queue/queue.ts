@@ -5,7 +5,7 @@
  * @module
  */
 import { binding } from '../core/binding.js';
-import { decodeScratch, isJsonCodec, joinJsonParts, jsonParts, jsonText, LONG_TEXT, resolveCodec } from '../core/codec.js';
+import { decodeScratch, isJsonCodec, isRawCodec, joinJsonParts, jsonParts, jsonText, LONG_TEXT, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
 import { closedError, DecodeError, describeValue, ErrorCode, ipcError, IPCError, sysError, typeError } from '../core/errors.js';
 import { SpinGate } from '../core/spin.js';
@@ -311,6 +311,8 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   readonly #onPoll: ReadyCallback;
   /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
   #rx: Buffer;
+  /** The raw codec on a transport with receiveBytes: items come out in Buffers of their own, with one copy. */
+  readonly #rawBytes: boolean;
   /** The json codec: short items go to mq_send as text, without a Buffer. */
   readonly #json: boolean;
   /** A DecodeError that stopped a batch after some items were delivered: the next receive reports it. */
@@ -383,6 +385,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     // weigh on the GC's external-memory accounting).
     this.#rx = Buffer.allocUnsafeSlow(kind === 'mq' ? t.maxMessageSize : Math.min(t.maxMessageSize, RX_START));
     this.#json = isJsonCodec(this.#codec);
+    this.#rawBytes = isRawCodec(this.#codec) && t.receiveBytes !== undefined;
     this.#onDecodeError = validateOnDecodeError(o.onDecodeError);
   }
 
@@ -495,6 +498,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     if (this.#undelivered !== NONE) throw this.#takeUndelivered();
     // The count word says empty: no native call (and no lock taken from a putter).
     if (h.readable !== undefined && !h.readable()) return NONE;
+    if (this.#rawBytes) return (h.receiveBytes!() ?? NONE) as T | typeof NONE;
     const n = this.#receive(h);
     return n < 0 ? NONE : this.#decodeRx(n);
   }
@@ -509,6 +513,12 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     if (this.#undelivered !== NONE) return { items: [], taken: 1, error: this.#takeUndelivered() };
     const items: T[] = [];
     let taken = 0;
+    while (taken < max && this.#rawBytes) {
+      const b = h.receiveBytes!();
+      if (b === null) return { items, taken, error: NONE };
+      items.push(b as T);
+      taken++;
+    }
     while (taken < max) {
       let n: number;
       try {

@@ -174,6 +174,10 @@ export class RingTransport implements QueueTransport {
     return binding.ringSendMany(this.#h, bytes, start);
   }
 
+  receiveBytes(): Buffer | null {
+    return binding.ringReceive(this.#h);
+  }
+
   receiveInto(into: Buffer): number {
     return binding.ringReceiveInto(this.#h, into);
   }

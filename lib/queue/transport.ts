@@ -69,6 +69,8 @@ export interface QueueTransport {
    * and keeps the message (mq: `into` always has maxMessageSize bytes).
    */
   receiveInto(into: Buffer): number;
+  /** Optional: receives one message into a Buffer of its own (one copy; for the raw codec); null when empty. */
+  receiveBytes?(): Buffer | null;
   /** The priority of the message received last. */
   lastPriority(): number;
   /** Blocks up to timeoutMs (< 0: forever); false when it timed out. */

@@ -967,6 +967,27 @@ napi_value RingReceiveInto(napi_env env, napi_callback_info cbinfo) {
   return result;
 }
 
+// ringReceive(h) -> the oldest item as a Buffer of its own, or null when
+// empty: one copy, for the raw codec (receiveInto and a copy out would be two).
+napi_value RingReceive(napi_env env, napi_callback_info cbinfo) {
+  HandleCall<RingPtr, 1> call(env, cbinfo, "ring_get");
+  if (call.self == nullptr) return nullptr;
+  Ring* r = call.self->get();
+  napi_value out = nullptr;
+  int64_t n = GetWith(r, [&](const uint8_t* src, uint32_t len) {
+    void* dst = nullptr;
+    if (napi_create_buffer_copy(env, len, src, &dst, &out) != napi_ok) return false;
+    return true;
+  });
+  if (n == kNoItem) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  if (n == -ENOBUFS) return nullptr;  // the allocation failed: its exception is pending
+  if (n < 0) return Fail(env, r, n, "ring_get");
+  return out;
+}
+
 // ringSize(h) -> items in the queue now.
 napi_value RingSize(napi_env env, napi_callback_info cbinfo) {
   HandleCall<RingPtr, 1> call(env, cbinfo, "ring_get");
@@ -1133,6 +1154,7 @@ void InitRing(Napi::Env env, Napi::Object exports) {
   exports.Set("jsonSplitLong", Napi::Function::New(env, JsonSplitLong));
   exports.Set("jsonJoinBytes", Napi::Function::New(env, JsonJoinBytes));
   SetRawFunction(env, exports, "ringReceiveInto", RingReceiveInto);
+  SetRawFunction(env, exports, "ringReceive", RingReceive);
   SetRawFunction(env, exports, "ringSize", RingSize);
   exports.Set("ringFull", Napi::Function::New(env, RingFull));
   exports.Set("ringSendSync", Napi::Function::New(env, RingSendSync));
