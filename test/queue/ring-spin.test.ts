@@ -162,7 +162,8 @@ describe('shm: json items with long strings', () => {
     const q = fresh<unknown>();
     const raw = new Queue<Buffer>(q.name, { create: false, codec: 'raw' });
     opened.push(raw);
-    const cases = ['x'.repeat(5000) + '\ud800', `\udc00${'y'.repeat(5000)}`, `${'z'.repeat(5000)}\ufffd`, `${'w'.repeat(3000)}😀${'w'.repeat(3000)}`];
+    // Texts past LONG_TEXT (8192), so that the long-string path is on from the second put.
+    const cases = ['x'.repeat(10_000) + '\ud800', `\udc00${'y'.repeat(10_000)}`, `${'z'.repeat(10_000)}\ufffd`, `${'w'.repeat(5000)}😀${'w'.repeat(5000)}`];
     for (let k = 0; k < 2; k++) {
       for (const s of cases) {
         await q.put({ s });
