@@ -451,7 +451,31 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   #encode(item: T): Message {
+    if (this.#json && this.#h?.sendJsonParts !== undefined) return this.#message(this.#jsonBytes(item));
     return this.#message(this.#codec.encode(item));
+  }
+
+  /**
+   * The json codec's bytes of an item on a ring (putMany, putSync): after an
+   * item with a long text, made as #jsonSend makes them (long strings quoted
+   * natively, jsonJoinBytes), else JSON.stringify's.
+   */
+  #jsonBytes(item: T): Uint8Array {
+    if (this.#longJson) {
+      const p = jsonParts(item);
+      if (p !== null) {
+        if (p[1].length === 0) {
+          this.#longJson = false;
+          return Buffer.from(p[0][0]!, 'utf8');
+        }
+        const bytes = binding.jsonJoinBytes(p[0], p[1]);
+        if (bytes !== null) return bytes;
+        return Buffer.from(joinJsonParts(p[0], p[1]), 'utf8');
+      }
+    }
+    const text = jsonText(item);
+    if (text.length >= LONG_TEXT) this.#longJson = true;
+    return Buffer.from(text, 'utf8');
   }
 
   #message(bytes: Uint8Array): Message {

@@ -163,7 +163,12 @@ describe('shm: json items with long strings', () => {
     const raw = new Queue<Buffer>(q.name, { create: false, codec: 'raw' });
     opened.push(raw);
     // Texts past LONG_TEXT (8192), so that the long-string path is on from the second put.
-    const cases = ['x'.repeat(10_000) + '\ud800', `\udc00${'y'.repeat(10_000)}`, `${'z'.repeat(10_000)}\ufffd`, `${'w'.repeat(5000)}😀${'w'.repeat(5000)}`];
+    const cases = [
+      'x'.repeat(10_000) + '\ud800',
+      `\udc00${'y'.repeat(10_000)}`,
+      `${'z'.repeat(10_000)}\ufffd`,
+      `${'w'.repeat(5000)}😀${'w'.repeat(5000)}`,
+    ];
     for (let k = 0; k < 2; k++) {
       for (const s of cases) {
         await q.put({ s });
@@ -171,6 +176,21 @@ describe('shm: json items with long strings', () => {
         await q.put({ s });
         expect(await q.get()).toEqual({ s });
       }
+    }
+  });
+
+  it('putMany and putSync write items with long strings as JSON.stringify does, and getMany reads them back', async () => {
+    const q = fresh<unknown>();
+    const raw = new Queue<Buffer>(q.name, { create: false, codec: 'raw' });
+    opened.push(raw);
+    const items = [0, 1, 2, 3].map((i) => ({ i, s: `${'m'.repeat(9000 + i)}\n"${i}` }));
+    for (let k = 0; k < 2; k++) {
+      await q.putMany(items);
+      for (const it of items) expect(raw.getNowait().toString('utf8')).toBe(JSON.stringify(it));
+      q.putSync(items[1]);
+      expect(raw.getNowait().toString('utf8')).toBe(JSON.stringify(items[1]));
+      await q.putMany(items);
+      expect(await q.getMany(10)).toEqual(items);
     }
   });
 
