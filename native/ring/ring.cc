@@ -988,7 +988,10 @@ napi_value RingReceive(napi_env env, napi_callback_info cbinfo) {
       uint32_t len;
       memcpy(&len, r->data + head, sizeof len);
       if (len == kWrapMarker) memcpy(&len, r->data, sizeof len);
-      if (len >= 4096 && len <= r->cap - kRecordHeader &&
+      // A length read in a race (or scribbled) costs at most one Buffer of
+      // what is in use, never more than 64 MiB, and is then not used.
+      if (len >= 4096 && len <= r->cap - kRecordHeader && len <= U(Load(m + kUsed)) &&
+          len <= (64u << 20) &&
           napi_create_buffer(env, len, &guess_data, &guess) == napi_ok) {
         guess_len = len;
       }
