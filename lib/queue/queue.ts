@@ -259,6 +259,15 @@ function validateOnDecodeError(value: unknown): OnDecodeError {
 }
 
 const RESOLVED = Promise.resolve();
+/** True when the long strings of a jsonParts split are at least 3/4 of its text. */
+function mostlyLong(parts: string[], strings: string[]): boolean {
+  let long = 0;
+  let rest = 0;
+  for (const s of strings) long += s.length;
+  for (const p of parts) rest += p.length;
+  return long >= 3 * rest;
+}
+
 /** A get's spin grows up to this many times the transport's spinMs while waits are that short (#learn). */
 const SPIN_GROWTH = 8;
 /** A ring queue's first receive buffer (it grows to the largest item). */
@@ -468,6 +477,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
           this.#longJson = false;
           return Buffer.from(p[0][0]!, 'utf8');
         }
+        if (!mostlyLong(p[0], p[1])) this.#longJson = false;
         const bytes = binding.jsonJoinBytes(p[0], p[1]);
         if (bytes !== null) return bytes;
         return Buffer.from(joinJsonParts(p[0], p[1]), 'utf8');
@@ -505,6 +515,8 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
           this.#longJson = false;
           return parts[0]!;
         }
+        // The replacer runs for every value: worth it while long strings are most of the text.
+        if (!mostlyLong(parts, strings)) this.#longJson = false;
         const sent = h.sendJsonParts(parts, strings);
         if (sent === 1) return true;
         // No room: the bytes wait, made the same way (not by JSON.stringify).

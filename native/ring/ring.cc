@@ -847,7 +847,8 @@ Napi::Value JsonJoinBytes(const Napi::CallbackInfo& info) {
 // ASCII), and in its place "\u0000pipc:<index>" in the skeleton, which
 // JSON.parse then reads with a reviver that puts the strings back. JSON.parse
 // would scan those strings one character at a time. Keys stay in the
-// skeleton (a reviver sees values only). null when there is no such string, or when the text holds an escaped NUL anywhere (a string of
+// skeleton (a reviver sees values only). null when there is no such string
+// or they are less than 3/4 of the text (the reviver runs for every value), or when the text holds an escaped NUL anywhere (a string of
 // its own could then look like a placeholder).
 Napi::Value JsonSplitLong(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -894,7 +895,11 @@ Napi::Value JsonSplitLong(const Napi::CallbackInfo& info) {
     if (plain && !key && j - start >= min) cuts.push_back({start, j, !AnyHigh(high)});
     i = j + 1;
   }
-  if (cuts.empty()) return env.Null();
+  // Worth it only when the long strings are most of the text: the reviver
+  // is called for every value the skeleton holds.
+  size_t cut = 0;
+  for (const Cut& c : cuts) cut += c.to - c.from;
+  if (cuts.empty() || cut * 4 < n * 3) return env.Null();
   std::string skeleton;
   Napi::Array strings = Napi::Array::New(env, cuts.size());
   size_t at = 0;

@@ -158,6 +158,20 @@ describe('shm: json items with long strings', () => {
     expect(n).toBe(720);
   }, 60_000);
 
+  it('items whose long strings are a small part of the text (many small values) round-trip exactly too', async () => {
+    const q = fresh<unknown>();
+    const raw = new Queue<Buffer>(q.name, { create: false, codec: 'raw' });
+    opened.push(raw);
+    const item = { n: Array.from({ length: 20_000 }, (_, i) => i % 97), s: 'k'.repeat(5000), t: `${'h'.repeat(9000)}"` };
+    const big = { s: 'b'.repeat(20_000) };
+    for (const it of [big, item, big, item, item]) {
+      await q.put(it);
+      expect(raw.getNowait().toString('utf8')).toBe(JSON.stringify(it));
+      await q.put(it);
+      expect(await q.get()).toEqual(it);
+    }
+  });
+
   it('lone surrogates and U+FFFD in a long string are written as JSON.stringify writes them', async () => {
     const q = fresh<unknown>();
     const raw = new Queue<Buffer>(q.name, { create: false, codec: 'raw' });
