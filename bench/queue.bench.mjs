@@ -389,8 +389,68 @@ async function main() {
   }
 }
 
+/**
+ * The targets of issue 10, ours (the shm ring) and the peer interleaved
+ * round by round (the machine is shared: a ratio within one round compares
+ * like with like), with the median of the per-round ratios. Ratios are
+ * "above 1: ours is ahead" (the peer's time / ours, our rate / the peer's).
+ * QUEUE_BENCH_VS_ROUNDS rounds (default 5). Run with QUEUE_BENCH_VS=only to
+ * skip the full tables.
+ */
+async function versus() {
+  const cBin = compileC('queue_mq');
+  const rounds = Number(process.env.QUEUE_BENCH_VS_ROUNDS ?? 5);
+  const rows = [];
+  for (const size of SIZES) {
+    for (const kind of ['raw', 'json']) {
+      const peerName = size <= 64 ? (kind === 'raw' ? 'C mq' : 'child_process IPC') : 'python mp.Queue';
+      const r = { label: `${size} B ${kind}`, peerName, ours: [], peer: [], oursRate: [], peerRate: [], rtt: [], rate: [] };
+      for (let i = 0; i < rounds; i++) {
+        const lat = await queueRtt(size, kind, 'shm');
+        const oursRtt = median(lat);
+        const oursRate = await queueThroughput(size, kind, false, 'shm');
+        let peerRtt;
+        let peerRate;
+        if (peerName === 'C mq') {
+          const c = external(cBin, [String(size), String(N_RTT), String(N_TP[size])]);
+          peerRtt = c.rtt_median_us;
+          peerRate = c.rate;
+        } else if (peerName === 'child_process IPC') {
+          peerRtt = median(await ipcRtt(size, kind));
+          peerRate = await ipcThroughput(size, kind);
+        } else {
+          const py = external(PYTHON, [join(import.meta.dirname ?? join(SELF, '..'), 'queue_mp.py'), String(size), kind, String(N_RTT), String(Math.min(N_TP[size], 50_000))]);
+          peerRtt = py.rtt_median_us;
+          peerRate = py.rate;
+        }
+        r.ours.push(oursRtt);
+        r.peer.push(peerRtt);
+        r.oursRate.push(oursRate);
+        r.peerRate.push(peerRate);
+        r.rtt.push(peerRtt / oursRtt);
+        r.rate.push(oursRate / peerRate);
+        process.stderr.write(
+          `  round ${i + 1} ${r.label}: rtt ours ${oursRtt.toFixed(1)} µs, ${peerName} ${peerRtt.toFixed(1)} µs; one-way ours ${Math.round(oursRate)}/s, ${peerName} ${Math.round(peerRate)}/s\n`,
+        );
+      }
+      rows.push(r);
+    }
+  }
+  const f = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+  const k = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M/s` : `${(v / 1e3).toFixed(1)} k/s`);
+  console.log(`\nshm ring vs peer, ${rounds} interleaved rounds (median of per-round ratios; above 1: ours ahead); load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log('| item | peer | round trip ours / peer (µs) | ratio | one-way ours / peer | ratio |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  for (const r of rows) {
+    console.log(
+      `| ${r.label} | ${r.peerName} | ${f(median(r.ours))} / ${f(median(r.peer))} | ${median(r.rtt).toFixed(2)}x | ${k(median(r.oursRate))} / ${k(median(r.peerRate))} | ${median(r.rate).toFixed(2)}x |`,
+    );
+  }
+}
+
 if (process.argv[2] === '--child') {
   await childMain(process.argv[3], process.argv.slice(4));
 } else {
-  await main();
+  if (process.env.QUEUE_BENCH_VS !== 'only') await main();
+  await versus();
 }

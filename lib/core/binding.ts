@@ -195,8 +195,16 @@ export interface RingBinding {
   ringSend(h: Handle, bytes: Uint8Array): boolean;
   ringSendText(h: Handle, text: string): boolean;
   ringSendMany(h: Handle, bytes: Uint8Array[], start: number): number;
+  /** The JSON text parts[0] + literal(strings[0]) + parts[1] ...: 1 put, 0 full, -1 not done (U+FFFD in a string, or too large). */
+  ringSendJsonParts(h: Handle, parts: string[], strings: string[]): number;
+  /** bytes[0..n] (JSON, valid UTF-8) with its long plain string literals cut out: [skeleton, strings], or null. */
+  jsonSplitLong(bytes: Buffer, n: number, minBytes: number): [string, string[]] | null;
+  /** The bytes ringSendJsonParts would put, or null (U+FFFD in a string: JSON.stringify's turn). */
+  jsonJoinBytes(parts: string[], strings: string[]): Buffer | null;
   /** The item's length, -1 when empty, or -2 - length when `into` is too short (the item stays). */
   ringReceiveInto(h: Handle, into: Buffer): number;
+  /** The oldest item in a Buffer of its own, or null when empty. */
+  ringReceive(h: Handle): Buffer | null;
   ringSize(h: Handle): number;
   ringFull(h: Handle): boolean;
   ringSendSync(h: Handle, bytes: Uint8Array, timeoutMs: number): boolean;
@@ -205,9 +213,12 @@ export interface RingBinding {
   ringWait(h: Handle, want: 1 | 2, cb: WaitCallback): WaitToken;
   /** Spins on this thread up to `ns` nanoseconds: true if the ring looked readable (1) / writable (2). */
   ringSpin(h: Handle, want: 1 | 2, ns: number): boolean;
-  ringClose(h: Handle): void;
+  /** The header's first 256 bytes as an ArrayBuffer (the state words; undefined where external buffers are refused). */
+  ringView(h: Handle): ArrayBuffer | undefined;
+  /** Closes the handle, detaching the ringView buffer if given. */
+  ringClose(h: Handle, view?: ArrayBuffer): void;
   ringUnlink(path: string, name: string): void;
-  readonly RING_LAYOUT: { dataStart: number; recordHeader: number; minCapacity: number; maxCapacity: number };
+  readonly RING_LAYOUT: { dataStart: number; lock: number; head: number; count: number; putSeq: number; recordHeader: number; minCapacity: number; maxCapacity: number };
 }
 
 export type Binding = CoreBinding & SemBinding & RobustBinding & MqBinding & ShmBinding & SegmentBinding & PipeBinding & RingBinding;

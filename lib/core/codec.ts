@@ -17,6 +17,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import * as v8 from 'node:v8';
+import { binding } from './binding.js';
 import { encodeError, ErrorCode, typeError } from './errors.js';
 import { pickleCodec } from './pickle.js';
 
@@ -43,6 +44,71 @@ export function jsonText(item: unknown): string {
     throw encodeError(`Cannot encode item as JSON: ${(err as Error).message}`, err);
   }
   if (text === undefined) throw encodeError(`Cannot encode ${typeof item} as JSON`);
+  return text;
+}
+
+/** Strings at least this long are handed to the native side whole by {@link jsonParts}. @internal */
+export const LONG_STRING = 2048;
+/** What stands for a long string in jsonParts' JSON.stringify (a string or key equal to it makes jsonParts give up). */
+const PLACEHOLDER = '\u0000posix-ipc long string\u0000';
+const PLACEHOLDER_JSON = JSON.stringify(PLACEHOLDER);
+
+/**
+ * The JSON text of `item` split around its long strings (LONG_STRING UTF-16
+ * units or more): `[parts, strings]` with the text being parts[0], the
+ * JSON literal of strings[0], parts[1], ... JSON.stringify writes the parts
+ * (with a replacer that swaps each long string for a placeholder, so toJSON,
+ * dropped members and every other rule are its own); the caller quotes the
+ * long strings, which JSON.stringify would scan one character at a time.
+ * null when a string or key of the item is the placeholder itself.
+ * @throws TypeError as jsonText
+ * @internal
+ */
+export function jsonParts(item: unknown): [string[], string[]] | null {
+  const strings: string[] = [];
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(item, (_key, value: unknown) => {
+      if (typeof value === 'string' && value.length >= LONG_STRING) {
+        strings.push(value);
+        return PLACEHOLDER;
+      }
+      return value;
+    });
+  } catch (err) {
+    throw encodeError(`Cannot encode item as JSON: ${(err as Error).message}`, err);
+  }
+  if (text === undefined) throw encodeError(`Cannot encode ${typeof item} as JSON`);
+  if (strings.length === 0) return [[text], strings];
+  const parts = text.split(PLACEHOLDER_JSON);
+  return parts.length === strings.length + 1 ? [parts, strings] : null;
+}
+
+/** A json text this long is looked at for long strings (jsonParts, parseLong). @internal */
+export const LONG_TEXT = 4 * LONG_STRING;
+
+/**
+ * JSON.parse of bytes[0..n] (checked UTF-8 first, as utf8() does) where the
+ * long string literals with no escape are cut out natively (jsonSplitLong)
+ * and put back by a reviver: JSON.parse reads them one character at a time.
+ */
+function parseLong(bytes: Buffer, n: number): unknown {
+  const view = n === bytes.length ? bytes : bytes.subarray(0, n);
+  if (!isUtf8(view)) throw new TypeError(`The message is not valid UTF-8 (${n} bytes)`);
+  const split = binding.jsonSplitLong(bytes, n, LONG_STRING);
+  if (split === null) return JSON.parse(bytes.toString('utf8', 0, n));
+  const strings = split[1];
+  return JSON.parse(split[0], (_key, value: unknown) =>
+    typeof value === 'string' && value.charCodeAt(0) === 0 && value.startsWith(PIPC_MARK) ? strings[Number(value.slice(PIPC_MARK.length))] : value,
+  );
+}
+/** What jsonSplitLong leaves in place of a string (and an index). */
+const PIPC_MARK = '\u0000pipc:';
+
+/** The text jsonParts' pieces stand for. @internal */
+export function joinJsonParts(parts: string[], strings: string[]): string {
+  let text = parts[0]!;
+  for (let i = 0; i < strings.length; i++) text += JSON.stringify(strings[i]) + parts[i + 1]!;
   return text;
 }
 
@@ -93,6 +159,11 @@ const raw: Codec<Buffer> = {
   decode: (bytes) => bytes,
 };
 
+/** True for the built-in raw codec. @internal */
+export function isRawCodec(codec: Codec<any>): boolean {
+  return codec === raw;
+}
+
 /** True for the built-in json codec. @internal */
 export function isJsonCodec(codec: Codec<any>): boolean {
   return codec === json;
@@ -107,7 +178,7 @@ export function isJsonCodec(codec: Codec<any>): boolean {
  * @internal
  */
 export function decodeScratch<T>(codec: Codec<T>, scratch: Buffer, n: number): T {
-  if (codec === (json as Codec<T>)) return JSON.parse(utf8(scratch, n)) as T;
+  if (codec === (json as Codec<T>)) return (n >= LONG_TEXT ? parseLong(scratch, n) : JSON.parse(utf8(scratch, n))) as T;
   const copy = Buffer.allocUnsafe(n);
   scratch.copy(copy, 0, 0, n);
   return codec.decode(copy);

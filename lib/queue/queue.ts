@@ -5,9 +5,10 @@
  * @module
  */
 import { binding } from '../core/binding.js';
-import { decodeScratch, isJsonCodec, jsonText, resolveCodec } from '../core/codec.js';
+import { decodeScratch, isJsonCodec, isRawCodec, joinJsonParts, jsonParts, jsonText, LONG_TEXT, resolveCodec } from '../core/codec.js';
 import type { Codec, CodecOption } from '../core/codec.js';
 import { closedError, DecodeError, describeValue, ErrorCode, ipcError, IPCError, sysError, typeError } from '../core/errors.js';
+import { SpinGate } from '../core/spin.js';
 import { WaitList } from '../core/waitlist.js';
 import { announcedSegments, hasMagic, LARGE_HEADER, readLarge, removeAllSegments, removeSegment, segmentOwners, waitingSegments, writeLarge } from './large-items.js';
 import { HARD_MSGMAX, HARD_MSGSIZEMAX } from './limits.js';
@@ -190,6 +191,10 @@ interface Message {
 interface Getter {
   /** 0: one item; n: up to n items, as an array. */
   max: number;
+  /** The timeout the caller gave (ms; the wait's own may be shorter by a spin), for Empty's message. */
+  ms: number;
+  /** performance.now() when its spin began (0: it did not spin), to learn how long the wait was. */
+  since: number;
 }
 
 interface Putter {
@@ -254,6 +259,17 @@ function validateOnDecodeError(value: unknown): OnDecodeError {
 }
 
 const RESOLVED = Promise.resolve();
+/** True when the long strings of a jsonParts split are at least 3/4 of its text. */
+function mostlyLong(parts: string[], strings: string[]): boolean {
+  let long = 0;
+  let rest = 0;
+  for (const s of strings) long += s.length;
+  for (const p of parts) rest += p.length;
+  return long >= 3 * rest;
+}
+
+/** A get's spin grows up to this many times the transport's spinMs while waits are that short (#learn). */
+const SPIN_GROWTH = 8;
 /** A ring queue's first receive buffer (it grows to the largest item). */
 const RX_START = 64 * 1024;
 /** What #take returns from an empty queue (items may be null or undefined). */
@@ -292,7 +308,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   /** Whose side segments this queue's receiver reads (null: any uid's). */
   readonly #segmentOwners: Set<number> | null;
   readonly #getters = new WaitList<unknown, Getter>({
-    onTimeout: (_g, ms) => ({ error: this.#empty(ms) }),
+    onTimeout: (g) => ({ error: this.#empty(g.ms) }),
     onChange: () => this.#watch(),
   });
   readonly #putters = new WaitList<void, Putter>({
@@ -304,11 +320,21 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   readonly #onPoll: ReadyCallback;
   /** Where single receives land (mq_msgsize bytes, reused): no Buffer per message. */
   #rx: Buffer;
+  /** The raw codec on a transport with receiveBytes: items come out in Buffers of their own, with one copy. */
+  readonly #rawBytes: boolean;
   /** The json codec: short items go to mq_send as text, without a Buffer. */
   readonly #json: boolean;
   /** A DecodeError that stopped a batch after some items were delivered: the next receive reports it. */
   #undelivered: unknown = NONE;
   readonly #onDecodeError: OnDecodeError;
+  /** The last json item had a long text: the next go through jsonParts while they have long strings (#jsonSend). */
+  #longJson = false;
+  /** Whether a get that finds the queue empty spins first (after empty spins it often does not). */
+  readonly #gate = new SpinGate();
+  /** When the last #spinTake that ran out began (performance.now(); 0: it did not spin). */
+  #spunSince = 0;
+  /** How long a get spins now (ms): adapts between the transport's spinMs and SPIN_GROWTH times it. */
+  #spinBudget = 0;
 
   /**
    * Opens the queue `name`, creating it if it is missing. `"jobs"` and `"/jobs"`
@@ -368,6 +394,7 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     // weigh on the GC's external-memory accounting).
     this.#rx = Buffer.allocUnsafeSlow(kind === 'mq' ? t.maxMessageSize : Math.min(t.maxMessageSize, RX_START));
     this.#json = isJsonCodec(this.#codec);
+    this.#rawBytes = isRawCodec(this.#codec) && t.receiveBytes !== undefined;
     this.#onDecodeError = validateOnDecodeError(o.onDecodeError);
   }
 
@@ -433,7 +460,35 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
   }
 
   #encode(item: T): Message {
-    const bytes = this.#codec.encode(item);
+    if (this.#json && this.#h?.sendJsonParts !== undefined) return this.#message(this.#jsonBytes(item));
+    return this.#message(this.#codec.encode(item));
+  }
+
+  /**
+   * The json codec's bytes of an item on a ring (putMany, putSync): after an
+   * item with a long text, made as #jsonSend makes them (long strings quoted
+   * natively, jsonJoinBytes), else JSON.stringify's.
+   */
+  #jsonBytes(item: T): Uint8Array {
+    if (this.#longJson) {
+      const p = jsonParts(item);
+      if (p !== null) {
+        if (p[1].length === 0) {
+          this.#longJson = false;
+          return Buffer.from(p[0][0]!, 'utf8');
+        }
+        if (!mostlyLong(p[0], p[1])) this.#longJson = false;
+        const bytes = binding.jsonJoinBytes(p[0], p[1]);
+        if (bytes !== null) return bytes;
+        return Buffer.from(joinJsonParts(p[0], p[1]), 'utf8');
+      }
+    }
+    const text = jsonText(item);
+    if (text.length >= LONG_TEXT) this.#longJson = true;
+    return Buffer.from(text, 'utf8');
+  }
+
+  #message(bytes: Uint8Array): Message {
     if (!this.#large) {
       if (bytes.length > this.#msgsize) throw this.#tooLarge(bytes.length);
       return { bytes, segment: undefined };
@@ -442,9 +497,44 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     return writeLarge(this.#name, bytes, this.#segmentMode, this.#msgsize);
   }
 
+  /**
+   * A json item's text; true when it was put already; its bytes when the
+   * ring had no room for it (for a wait). On a ring, after an
+   * item with a long text, items go through jsonParts: JSON.stringify writes
+   * all but the long strings, which the native side quotes and escapes eight
+   * bytes at a time straight into the ring (JSON.stringify looks at every
+   * character; a 64 KiB string costs it about 70 µs). An item with no long
+   * string turns the path off again.
+   */
+  #jsonSend(h: QueueTransport, item: T): string | true | Buffer {
+    if (this.#longJson && h.sendJsonParts !== undefined) {
+      const p = jsonParts(item);
+      if (p !== null) {
+        const [parts, strings] = p;
+        if (strings.length === 0) {
+          this.#longJson = false;
+          return parts[0]!;
+        }
+        // The replacer runs for every value: worth it while long strings are most of the text.
+        if (!mostlyLong(parts, strings)) this.#longJson = false;
+        const sent = h.sendJsonParts(parts, strings);
+        if (sent === 1) return true;
+        // No room: the bytes wait, made the same way (not by JSON.stringify).
+        const bytes = sent === 0 ? binding.jsonJoinBytes(parts, strings) : null;
+        return bytes ?? joinJsonParts(parts, strings);
+      }
+    }
+    const text = jsonText(item);
+    if (text.length >= LONG_TEXT && h.sendJsonParts !== undefined) this.#longJson = true;
+    return text;
+  }
+
   /** Receives one message and decodes it; NONE when the queue is empty. */
   #take(h: QueueTransport): T | typeof NONE {
     if (this.#undelivered !== NONE) throw this.#takeUndelivered();
+    // The count word says empty: no native call (and no lock taken from a putter).
+    if (h.readable !== undefined && !h.readable()) return NONE;
+    if (this.#rawBytes) return (h.receiveBytes!() ?? NONE) as T | typeof NONE;
     const n = this.#receive(h);
     return n < 0 ? NONE : this.#decodeRx(n);
   }
@@ -459,6 +549,12 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     if (this.#undelivered !== NONE) return { items: [], taken: 1, error: this.#takeUndelivered() };
     const items: T[] = [];
     let taken = 0;
+    while (taken < max && this.#rawBytes) {
+      const b = h.receiveBytes!();
+      if (b === null) return { items, taken, error: NONE };
+      items.push(b as T);
+      taken++;
+    }
     while (taken < max) {
       let n: number;
       try {
@@ -544,14 +640,18 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       const h = this.#h;
       if (options === undefined && h !== null) {
         if (this.#json && this.#putters.size === 0) {
+          const text = this.#jsonSend(h, item);
+          if (text === true) return RESOLVED;
+          if (typeof text !== 'string') return this.#waitPut([{ bytes: text, segment: undefined }], 0, -1, undefined);
           // UTF-8 takes at most 3 bytes per UTF-16 unit: this text fits a message.
-          const text = jsonText(item);
           if (text.length * 3 < this.#msgsize) {
             if (h.sendText(text, 0)) return RESOLVED;
             return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], 0, -1, undefined);
           }
+          msg = this.#message(Buffer.from(text, 'utf8'));
+        } else {
+          msg = this.#encode(item);
         }
-        msg = this.#encode(item);
         if (this.#putters.size === 0 && h.send(msg.bytes, 0)) return RESOLVED;
         return this.#waitPut([msg], 0, -1, undefined);
       }
@@ -560,14 +660,21 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       throwIfAborted(signal);
       const handle = this.#handle('mq_send');
       if (this.#json && this.#putters.size === 0) {
-        const text = jsonText(item);
+        const text = priority === 0 ? this.#jsonSend(handle, item) : jsonText(item);
+        if (text === true) return RESOLVED;
+        if (typeof text !== 'string') {
+          if (timeout === 0) throw this.#full(0);
+          return this.#waitPut([{ bytes: text, segment: undefined }], priority, timeout, signal);
+        }
         if (text.length * 3 < this.#msgsize) {
           if (handle.sendText(text, priority)) return RESOLVED;
           if (timeout === 0) throw this.#full(0);
           return this.#waitPut([{ bytes: Buffer.from(text, 'utf8'), segment: undefined }], priority, timeout, signal);
         }
+        msg = this.#message(Buffer.from(text, 'utf8'));
+      } else {
+        msg = this.#encode(item);
       }
-      msg = this.#encode(item);
       if (this.#putters.size === 0 && handle.send(msg.bytes, priority)) return RESOLVED;
       if (timeout === 0) throw this.#full(0);
       return this.#waitPut([msg], priority, timeout, signal);
@@ -612,14 +719,19 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     const h = this.#h;
     const priority = options === undefined ? 0 : this.#priority(validateOptions<PutOptions>(options, PUT_NOWAIT_KEYS).priority);
     if (h === null) throw closedError('queue', 'mq_send', this.#name);
+    let msg: Message;
     if (this.#json) {
-      const text = jsonText(item);
+      const text = priority === 0 ? this.#jsonSend(h, item) : jsonText(item);
+      if (text === true) return;
+      if (typeof text !== 'string') throw this.#full(0);
       if (text.length * 3 < this.#msgsize) {
         if (!h.sendText(text, priority)) throw this.#full(0);
         return;
       }
+      msg = this.#message(Buffer.from(text, 'utf8'));
+    } else {
+      msg = this.#encode(item);
     }
-    const msg = this.#encode(item);
     let sent = false;
     try {
       sent = h.send(msg.bytes, priority);
@@ -661,20 +773,28 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       const h = this.#h;
       if (options === undefined && h !== null) {
         if (this.#getters.size === 0) {
-          const v = this.#take(h);
+          let v = this.#take(h);
           if (v !== NONE) return Promise.resolve(v);
+          v = this.#spinTake(h, 0, -1) as T | typeof NONE;
+          if (v !== NONE) return Promise.resolve(v);
+          return this.#waitGet(0, -1, undefined, this.#spunSince) as Promise<T>;
         }
         return this.#waitGet(0, -1, undefined) as Promise<T>;
       }
       const { timeout, signal } = validateWaitOptions<GetOptions>(options, GET_KEYS);
       throwIfAborted(signal);
       const handle = this.#handle('mq_receive');
+      let since = 0;
       if (this.#getters.size === 0) {
-        const v = this.#take(handle);
+        let v = this.#take(handle);
         if (v !== NONE) return Promise.resolve(v);
+        if (timeout === 0) throw this.#empty(0);
+        v = this.#spinTake(handle, 0, timeout) as T | typeof NONE;
+        if (v !== NONE) return Promise.resolve(v);
+        since = this.#spunSince;
       }
       if (timeout === 0) throw this.#empty(0);
-      return this.#waitGet(0, timeout, signal) as Promise<T>;
+      return this.#waitGet(0, timeout, signal, since) as Promise<T>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -693,12 +813,17 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
       const { timeout, signal } = validateWaitOptions<GetOptions>(options, GET_KEYS);
       throwIfAborted(signal);
       const h = this.#handle('mq_receive');
+      let since = 0;
       if (this.#getters.size === 0) {
         const r = this.#takeMany(h, max);
         if (r.taken > 0) return r.error === NONE ? Promise.resolve(r.items) : Promise.reject(r.error);
+        if (timeout === 0) throw this.#empty(0);
+        const items = this.#spinTake(h, max, timeout);
+        if (items !== NONE) return Promise.resolve(items as T[]);
+        since = this.#spunSince;
       }
       if (timeout === 0) throw this.#empty(0);
-      return this.#waitGet(max, timeout, signal) as Promise<T[]>;
+      return this.#waitGet(max, timeout, signal, since) as Promise<T[]>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -788,8 +913,74 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
     return new Full(timeout > 0 ? `Queue '${this.#name}' stayed full for ${timeout} ms` : `Queue '${this.#name}' is full`, sent);
   }
 
-  #waitGet(max: number, timeout: number, signal: AbortSignal | undefined): Promise<T | T[]> {
-    return this.#getters.wait({ max }, timeout, signal) as Promise<T | T[]>;
+  /** `since`: when the spin before this wait began (0: none); the wait's timer gets what it left of `timeout`. */
+  #waitGet(max: number, timeout: number, signal: AbortSignal | undefined, since = 0): Promise<T | T[]> {
+    const left = timeout < 0 || since === 0 ? timeout : Math.max(0, timeout - (performance.now() - since));
+    return this.#getters.wait({ max, ms: timeout, since }, left, signal) as Promise<T | T[]>;
+  }
+
+  /**
+   * Adapts the spin to how long gets wait: up to twice the last wait, from
+   * the transport's spinMs to SPIN_GROWTH times it; a wait longer than that
+   * brings it back down. So two processes in a ping-pong whose answer takes
+   * longer than the base spin (a large item's encoding, or one side woken by
+   * an engine thread while the other's spin ran out, which would repeat
+   * every round) spin long enough to catch each other, and a consumer whose
+   * items come rarely spins only the base time.
+   */
+  #learn(waited: number, spinMs: number): void {
+    const top = spinMs * SPIN_GROWTH;
+    this.#spinBudget = waited > top ? spinMs : Math.min(top, Math.max(spinMs, 2 * waited));
+  }
+
+  /**
+   * The spin before a get waits (the queue was just found empty and no
+   * getter of this process waits before this one, so FIFO holds): up to the
+   * transport's spinMs (and at most `timeout` ms, when >= 0), on the event
+   * loop's thread, it looks at the ring's count word (one Atomics.load, no
+   * native call) and takes an item only when one is there; an item put by
+   * another process in that time is handed over with no waiter, no thread
+   * wake-up and no hop. Another consumer may win the item it saw: it looks
+   * again. Returns the item (max 0) or the items (max > 0), or NONE when the
+   * spin ran out or did not run (SpinGate: after empty spins it skips some);
+   * #spent says how long it took. A decode error is thrown (the item is
+   * consumed, as in #take).
+   */
+  #spinTake(h: QueueTransport, max: number, timeout: number): unknown {
+    this.#spunSince = 0;
+    const spinMs = h.spinMs;
+    if (spinMs === undefined || spinMs === 0 || !this.#gate.open()) return NONE;
+    const budget = Math.max(spinMs, this.#spinBudget);
+    const start = performance.now();
+    const end = start + (timeout >= 0 && timeout < budget ? timeout : budget);
+    let now = start;
+    for (;;) {
+      const seq = h.putSeq!();
+      if (h.readable!()) {
+        if (max === 0) {
+          const v = this.#take(h);
+          if (v !== NONE) {
+            this.#gate.hit();
+            this.#learn(performance.now() - start, spinMs);
+            return v;
+          }
+        } else {
+          const r = this.#takeMany(h, max);
+          if (r.taken > 0) {
+            this.#gate.hit();
+            this.#learn(performance.now() - start, spinMs);
+            if (r.error !== NONE) throw r.error;
+            return r.items;
+          }
+        }
+      }
+      // Nothing there (or another consumer won it): wait for the next put.
+      while (h.putSeq!() === seq && (now = performance.now()) < end);
+      if (now >= end) break;
+    }
+    this.#spunSince = start;
+    this.#gate.miss();
+    return NONE;
   }
 
   #waitPut(messages: Message[], priority: number, timeout: number, signal: AbortSignal | undefined, next = 0): Promise<void> {
@@ -869,6 +1060,12 @@ class QueueClass<T = unknown> implements Disposable, AsyncIterable<T> {
           continue;
         }
         value = r.items;
+      }
+      // A wait that began with a spin: a short one teaches the next spin to last (#learn).
+      if (g.data.since !== 0) {
+        const spinMs = h.spinMs ?? 0;
+        const waited = performance.now() - g.data.since;
+        this.#learn(waited, spinMs);
       }
       getters.resolve(g, value);
     }

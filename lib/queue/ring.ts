@@ -26,7 +26,16 @@ export const MAX_CAPACITY: number = binding.RING_LAYOUT.maxCapacity;
  * round trip) is caught without a thread wake-up and hop. Override with
  * POSIX_IPC_RING_SPIN_NS (0: never spin).
  */
-const SPIN_NS = Number(process.env.POSIX_IPC_RING_SPIN_NS ?? 30_000);
+const SPIN_NS = Math.max(0, Number(process.env.POSIX_IPC_RING_SPIN_NS ?? 30_000) || 0);
+/**
+ * Int32 indices in the header: the internal lock (kLock), the state words
+ * head, tail, used, count (kHead..kCount, in that order) and the put
+ * sequence word (kPutSeq).
+ */
+const LOCK: number = binding.RING_LAYOUT.lock;
+const HEAD: number = binding.RING_LAYOUT.head;
+const COUNT: number = binding.RING_LAYOUT.count;
+const PUT_SEQ: number = binding.RING_LAYOUT.putSeq;
 /** A wait that spun and found the ring ready: its report is a microtask away. */
 const SPUN = Symbol('spun');
 type Job = WaitToken | typeof SPUN | null;
@@ -47,6 +56,14 @@ export class RingTransport implements QueueTransport {
   readonly capacity: number;
   readonly mode: number;
   readonly uid: number | undefined;
+  /**
+   * How long a get that finds the ring empty spins on the event loop's
+   * thread before it waits (milliseconds; 0 without a header view).
+   */
+  readonly spinMs: number;
+  /** The header's words (ringView), for the spin's looks; null where external buffers are refused. */
+  readonly #w: Int32Array | null;
+  readonly #view: ArrayBuffer | undefined;
   #events = 0;
   #onReady: ReadyCallback | null = null;
   #readJob: Job = null;
@@ -91,6 +108,9 @@ export class RingTransport implements QueueTransport {
       );
     }
     this.#h = h;
+    this.#view = binding.ringView(h);
+    this.#w = this.#view === undefined ? null : new Int32Array(this.#view);
+    this.spinMs = this.#w === null ? 0 : SPIN_NS / 1e6;
     this.#name = name;
     this.capacity = cap;
     this.maxsize = maxsize;
@@ -111,6 +131,33 @@ export class RingTransport implements QueueTransport {
     return binding.ringFull(this.#h);
   }
 
+  /**
+   * False when the ring is plainly empty now, read with Atomics.load on the
+   * mapping (no native call): a get looks with it before it calls
+   * receiveInto, and its spin looks with it, so a putter's lock is not
+   * fought over. Plainly empty is what every get leaves when it takes the
+   * last item: head, tail, used and count all 0, and the lock free. Anything
+   * else says true and goes to the native side, which decides under the
+   * lock: items; a putter inside the lock; a holder that died mid-change
+   * (its journal is rolled back there, and a dead consumer's item comes
+   * back); a scribbled word (IPCError EPROTO). A ring without a view says true.
+   */
+  readable(): boolean {
+    const w = this.#w;
+    if (w === null) return true;
+    return (Atomics.load(w, COUNT) | Atomics.load(w, LOCK) | Atomics.load(w, HEAD) | Atomics.load(w, HEAD + 1) | Atomics.load(w, HEAD + 2)) !== 0;
+  }
+
+  /**
+   * The put sequence word (+1 by every put, in any process), from one
+   * Atomics.load: a spin waits for it to move rather than reading the count,
+   * whose cache line the putter is still writing (a look there slows the
+   * putter; the sequence word changes last, just before the unlock).
+   */
+  putSeq(): number {
+    return Atomics.load(this.#w!, PUT_SEQ);
+  }
+
   send(bytes: Uint8Array): boolean {
     return binding.ringSend(this.#h, bytes);
   }
@@ -119,8 +166,16 @@ export class RingTransport implements QueueTransport {
     return binding.ringSendText(this.#h, text);
   }
 
+  sendJsonParts(parts: string[], strings: string[]): number {
+    return binding.ringSendJsonParts(this.#h, parts, strings);
+  }
+
   sendMany(bytes: Uint8Array[], _priority: number, start: number): number {
     return binding.ringSendMany(this.#h, bytes, start);
+  }
+
+  receiveBytes(): Buffer | null {
+    return binding.ringReceive(this.#h);
   }
 
   receiveInto(into: Buffer): number {
@@ -152,10 +207,15 @@ export class RingTransport implements QueueTransport {
     this.#arm();
   }
 
-  #arm(): void {
+  /**
+   * rearm: after a report, for the waiters still there. The first readable
+   * wait of a get does not spin here: Queue spun on the header words before
+   * it waited (#spinTake), or its SpinGate said not to.
+   */
+  #arm(rearm = false): void {
     const events = this.#events;
     if (events & READABLE) {
-      this.#readJob ??= this.#start(READABLE);
+      this.#readJob ??= this.#start(READABLE, rearm);
     } else if (this.#readJob !== null) {
       if (this.#readJob !== SPUN) binding.cancelWait(this.#readJob);
       this.#readJob = null;
@@ -168,8 +228,8 @@ export class RingTransport implements QueueTransport {
     }
   }
 
-  #start(which: 1 | 2): Job {
-    if (SPIN_NS > 0 && binding.ringSpin(this.#h, which, SPIN_NS)) {
+  #start(which: 1 | 2, rearm = true): Job {
+    if (SPIN_NS > 0 && (rearm || which === WRITABLE || this.#w === null) && binding.ringSpin(this.#h, which, SPIN_NS)) {
       queueMicrotask(() => {
         if ((which === READABLE ? this.#readJob : this.#writeJob) === SPUN) this.#fired(which, null);
       });
@@ -183,7 +243,7 @@ export class RingTransport implements QueueTransport {
     else this.#writeJob = null;
     if (this.#closed) return;
     this.#onReady?.(err === null ? 0 : err.errno);
-    if (!this.#closed) this.#arm();
+    if (!this.#closed) this.#arm(true);
   }
 
   close(): void {
@@ -191,7 +251,7 @@ export class RingTransport implements QueueTransport {
     this.#events = 0;
     this.#arm();
     this.#closed = true;
-    binding.ringClose(this.#h);
+    binding.ringClose(this.#h, this.#view);
   }
 
   /** The OS name, for messages. */

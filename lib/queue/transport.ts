@@ -41,10 +41,26 @@ export interface QueueTransport {
   size(): number;
   /** True when not even an empty item fits now; without it, `size() >= maxsize`. */
   full?(): boolean;
+  /**
+   * How long (ms) a get that finds the transport empty may spin on the event
+   * loop's thread, looking with `readable()`, before it waits (0 or absent:
+   * it waits at once).
+   */
+  readonly spinMs?: number;
+  /** A cheap look (no system call): true when an item seems there now. Only with `spinMs`. */
+  readable?(): boolean;
+  /** Only with `spinMs`: a number that changes with every item put (by any process). */
+  putSeq?(): number;
   /** Sends one message; false when full. */
   send(bytes: Uint8Array, priority: number): boolean;
   /** Sends the UTF-8 of `text` (the caller ensures it fits); false when full. */
   sendText(text: string, priority: number): boolean;
+  /**
+   * Sends the JSON text parts[0] + literal(strings[0]) + parts[1] + ...
+   * (codec jsonParts), quoting the long strings natively: 1 sent, 0 full,
+   * -1 not done (the caller sends the joined text instead).
+   */
+  sendJsonParts?(parts: string[], strings: string[]): number;
   /** Sends bytes[start..] in order until full; how many were sent. */
   sendMany(bytes: Uint8Array[], priority: number, start: number): number;
   /**
@@ -53,6 +69,8 @@ export interface QueueTransport {
    * and keeps the message (mq: `into` always has maxMessageSize bytes).
    */
   receiveInto(into: Buffer): number;
+  /** Optional: receives one message into a Buffer of its own (one copy; for the raw codec); null when empty. */
+  receiveBytes?(): Buffer | null;
   /** The priority of the message received last. */
   lastPriority(): number;
   /** Blocks up to timeoutMs (< 0: forever); false when it timed out. */

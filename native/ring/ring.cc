@@ -665,6 +665,299 @@ napi_value RingSendText(napi_env env, napi_callback_info cbinfo) {
   return PutResult(env, r, Put(r, scratch.data(), static_cast<uint32_t>(len)));
 }
 
+// --- JSON with long strings ---------------------------------------------------
+
+// Bytes a JSON string literal cannot hold as they are: '"', '\\', controls.
+inline bool NeedsEscape(uint8_t c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+// Skips the bytes from t[j] on that a JSON string literal holds as they
+// are, sixteen at a time (GCC/Clang vector extensions: SSE2 on x86-64, NEON
+// on arm64), up to the first chunk holding '"', '\\' or a byte below 0x20
+// (or the last whole chunk before n); ORs what it skipped into *high, whose
+// top bits then say whether any byte was not ASCII. The caller goes on byte by byte.
+typedef uint8_t V16 __attribute__((vector_size(16)));
+inline size_t SkipPlain(const uint8_t* t, size_t j, size_t n, V16* high) {
+  while (j + 16 <= n) {
+    V16 x;
+    memcpy(&x, t + j, 16);
+    auto stop = (x < 0x20) | (x == '"') | (x == '\\');
+    uint64_t w[2];
+    memcpy(w, &stop, 16);
+    if ((w[0] | w[1]) != 0) break;
+    *high |= x;
+    j += 16;
+  }
+  return j;
+}
+
+inline bool AnyHigh(V16 high) {
+  uint64_t w[2];
+  memcpy(w, &high, 16);
+  return ((w[0] | w[1]) & 0x8080808080808080ULL) != 0;
+}
+
+// A growable byte buffer that does not zero what it grows by (the UTF-8
+// conversion writes it next).
+struct Bytes {
+  std::unique_ptr<char[]> p;
+  size_t size = 0, cap = 0;
+  char* Grow(size_t n) {  // room for n more bytes; returns where they go
+    if (size + n > cap) {
+      size_t c = cap < 4096 ? 4096 : cap;
+      while (c < size + n) c *= 2;
+      std::unique_ptr<char[]> q(new char[c]);
+      if (size > 0) memcpy(q.get(), p.get(), size);
+      p = std::move(q);
+      cap = c;
+    }
+    return p.get() + size;
+  }
+  void Append(const void* src, size_t n) {
+    memcpy(Grow(n), src, n);
+    size += n;
+  }
+  void Release() {  // a large scratch is not kept for the thread's life
+    if (cap > (1u << 20)) {
+      p.reset();
+      cap = size = 0;
+    }
+  }
+};
+
+// Appends the JSON string literal of the UTF-8 bytes src[0..n] to out:
+// false if they hold U+FFFD (maybe a lone surrogate the conversion replaced,
+// which JSON.stringify would write as \udXXX: the caller falls back to it).
+bool AppendJsonString(Bytes* out, const uint8_t* src, size_t n) {
+  out->Grow(n + 2);
+  out->Append("\"", 1);
+  V16 high = {};
+  size_t i = 0, run = 0;  // src[run..i) is copied as it is
+  while (i < n) {
+    i = SkipPlain(src, i, n, &high);
+    if (i >= n) break;
+    uint8_t c = src[i];
+    if (!NeedsEscape(c)) {
+      high[0] |= c;
+      i++;
+      continue;
+    }
+    out->Append(src + run, i - run);
+    char esc[6] = {'\\', 0, '0', '0', 0, 0};
+    size_t len = 2;
+    switch (c) {
+      case '"': esc[1] = '"'; break;
+      case '\\': esc[1] = '\\'; break;
+      case '\b': esc[1] = 'b'; break;
+      case '\f': esc[1] = 'f'; break;
+      case '\n': esc[1] = 'n'; break;
+      case '\r': esc[1] = 'r'; break;
+      case '\t': esc[1] = 't'; break;
+      default:
+        esc[1] = 'u';
+        esc[4] = "0123456789abcdef"[c >> 4];
+        esc[5] = "0123456789abcdef"[c & 15];
+        len = 6;
+    }
+    out->Append(esc, len);
+    run = ++i;
+  }
+  // U+FFFD (EF BF BD) may stand for a lone surrogate: JSON.stringify's turn.
+  if (AnyHigh(high) && memmem(src, n, "\xEF\xBF\xBD", 3) != nullptr) return false;
+  out->Append(src + run, n - run);
+  out->Append("\"", 1);
+  return true;
+}
+
+// The UTF-8 of a JS string appended to out (through napi's conversion).
+bool AppendUtf8(napi_env env, napi_value s, Bytes* out) {
+  size_t units = 0;
+  if (napi_get_value_string_utf16(env, s, nullptr, 0, &units) != napi_ok) return false;
+  char* at = out->Grow(units * 3 + 1);
+  size_t len = 0;
+  napi_get_value_string_utf8(env, s, at, units * 3 + 1, &len);
+  out->size += len;
+  return true;
+}
+
+// ringSendJsonParts(h, parts, strings) -> 1 put, 0 full, -1 not done here
+// (a string holds U+FFFD, or the item is larger than the ring: the caller
+// goes through JSON.stringify). The item's JSON text is parts[0],
+// the literal of strings[0], parts[1], ... parts[n]: JSON.stringify wrote the
+// parts, with each long string replaced by a placeholder, so only the long
+// strings are scanned and escaped here, eight bytes at a time, instead of
+// by JSON.stringify one character at a time.
+// Writes the JSON text of (parts, strings) to *text: 1, -1 when it is not
+// done here (U+FFFD in a string), 0 with a pending exception (bad arguments).
+// A long string's UTF-8 goes straight into the text, and only a string that
+// needs an escape is copied out once and written again, escaped.
+int BuildJson(napi_env env, napi_value parts, napi_value strings, Bytes* text) {
+  uint32_t nparts = 0, nstrings = 0;
+  napi_get_array_length(env, parts, &nparts);
+  napi_get_array_length(env, strings, &nstrings);
+  if (nparts != nstrings + 1) {
+    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "parts must be one more than strings");
+    return 0;
+  }
+  thread_local Bytes raw;
+  text->size = 0;
+  for (uint32_t i = 0; i < nparts; i++) {
+    napi_value v;
+    napi_get_element(env, parts, i, &v);
+    if (!AppendUtf8(env, v, text)) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "parts must be strings");
+      return 0;
+    }
+    if (i == nstrings) break;
+    napi_get_element(env, strings, i, &v);
+    text->Append("\"", 1);
+    size_t from = text->size;
+    if (!AppendUtf8(env, v, text)) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "strings must be strings");
+      return 0;
+    }
+    const uint8_t* u = reinterpret_cast<const uint8_t*>(text->p.get()) + from;
+    size_t n = text->size - from;
+    V16 high = {};
+    size_t j = SkipPlain(u, 0, n, &high);
+    while (j < n && !NeedsEscape(u[j])) {
+      high[0] |= u[j++];
+      j = SkipPlain(u, j, n, &high);
+    }
+    if (j < n) {
+      // An escape is needed: the rest goes through AppendJsonString (which
+      // adds its own quotes: the opening one here goes).
+      raw.size = 0;
+      raw.Append(text->p.get() + from, n);
+      text->size = from - 1;
+      if (!AppendJsonString(text, reinterpret_cast<const uint8_t*>(raw.p.get()), raw.size)) return -1;
+      raw.Release();
+      continue;
+    }
+    if (AnyHigh(high) && memmem(u, n, "\xEF\xBF\xBD", 3) != nullptr) return -1;
+    text->Append("\"", 1);
+  }
+  return 1;
+}
+
+napi_value Int32(napi_env env, int32_t v) {
+  napi_value out;
+  napi_create_int32(env, v, &out);
+  return out;
+}
+
+napi_value RingSendJsonParts(napi_env env, napi_callback_info cbinfo) {
+  HandleCall<RingPtr, 3> call(env, cbinfo, "ring_put");
+  if (call.self == nullptr) return nullptr;
+  Ring* r = call.self->get();
+  thread_local Bytes text;
+  int b = BuildJson(env, call.argv[1], call.argv[2], &text);
+  if (b == 0) return nullptr;
+  if (b < 0 || text.size > r->cap - kRecordHeader) {
+    text.Release();
+    return Int32(env, -1);
+  }
+  int rc = Put(r, text.p.get(), static_cast<uint32_t>(text.size));
+  text.Release();
+  if (rc < 0) return Fail(env, r, rc, "ring_put");
+  return Int32(env, rc == kDone ? 1 : 0);
+}
+
+// jsonJoinBytes(parts, strings) -> Buffer | null: the bytes ringSendJsonParts
+// would put, for an item that waits for room (null: not done here).
+Napi::Value JsonJoinBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  thread_local Bytes text;
+  int b = BuildJson(env, info[0], info[1], &text);
+  if (b == 0) throw env.GetAndClearPendingException();
+  if (b < 0) return env.Null();
+  Napi::Value out = Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(text.p.get()), text.size);
+  text.Release();
+  return out;
+}
+
+// jsonSplitLong(buffer, n, minBytes) -> [skeleton, strings] | null. The
+// decoding half of ringSendJsonParts: the JSON text buffer[0..n] (valid
+// UTF-8: the caller checked) with each string literal of at least minBytes
+// bytes that holds no escape and no control character cut out into a JS
+// string of its own (made from the bytes at once, one-byte when they are
+// ASCII), and in its place "\u0000pipc:<index>" in the skeleton, which
+// JSON.parse then reads with a reviver that puts the strings back. JSON.parse
+// would scan those strings one character at a time. Keys stay in the
+// skeleton (a reviver sees values only). null when there is no such string
+// or they are less than 3/4 of the text (the reviver runs for every value), or when the text holds an escaped NUL anywhere (a string of
+// its own could then look like a placeholder).
+Napi::Value JsonSplitLong(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBuffer()) throw Napi::TypeError::New(env, "buffer expected");
+  auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+  size_t n = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
+  size_t min = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+  if (n > buf.Length()) n = buf.Length();
+  const uint8_t* t = buf.Data();
+  struct Cut {
+    size_t from, to;  // the literal's content t[from..to)
+    bool ascii;
+  };
+  std::vector<Cut> cuts;
+  size_t i = 0;
+  while (i < n) {
+    // Outside a string: to the next quote.
+    const void* q = memchr(t + i, '"', n - i);
+    if (q == nullptr) break;
+    size_t start = static_cast<const uint8_t*>(q) - t + 1;
+    size_t j = start;
+    bool plain = true;
+    V16 high = {};
+    for (;;) {
+      j = SkipPlain(t, j, n, &high);
+      if (j >= n) break;
+      uint8_t c = t[j];
+      high[0] |= c;
+      if (c == '"') break;
+      if (c == '\\') {
+        plain = false;
+        if (j + 5 < n && memcmp(t + j + 1, "u0000", 5) == 0) return env.Null();
+        j += 2;
+        continue;
+      }
+      if (c < 0x20) plain = false;
+      j++;
+    }
+    if (j >= n) break;  // unterminated: JSON.parse reports it
+    // A key (a ':' next) stays: the reviver sees values only.
+    size_t k = j + 1;
+    while (k < n && (t[k] == ' ' || t[k] == '\t' || t[k] == '\n' || t[k] == '\r')) k++;
+    bool key = k < n && t[k] == ':';
+    if (plain && !key && j - start >= min) cuts.push_back({start, j, !AnyHigh(high)});
+    i = j + 1;
+  }
+  // Worth it only when the long strings are most of the text: the reviver
+  // is called for every value the skeleton holds.
+  size_t cut = 0;
+  for (const Cut& c : cuts) cut += c.to - c.from;
+  if (cuts.empty() || cut * 4 < n * 3) return env.Null();
+  std::string skeleton;
+  Napi::Array strings = Napi::Array::New(env, cuts.size());
+  size_t at = 0;
+  for (size_t k = 0; k < cuts.size(); k++) {
+    const Cut& c = cuts[k];
+    skeleton.append(reinterpret_cast<const char*>(t + at), c.from - at);
+    skeleton += "\\u0000pipc:" + std::to_string(k);
+    at = c.to;
+    napi_value s;
+    const char* p = reinterpret_cast<const char*>(t + c.from);
+    napi_status st = c.ascii ? napi_create_string_latin1(env, p, c.to - c.from, &s)
+                             : napi_create_string_utf8(env, p, c.to - c.from, &s);
+    if (st != napi_ok) return env.Null();
+    strings.Set(static_cast<uint32_t>(k), Napi::Value(env, s));
+  }
+  skeleton.append(reinterpret_cast<const char*>(t + at), n - at);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::String::New(env, skeleton));
+  out.Set(1u, strings);
+  return out;
+}
+
 // ringSendMany(h, arrayOfBytes, start) -> how many were put from `start` on.
 napi_value RingSendMany(napi_env env, napi_callback_info cbinfo) {
   HandleCall<RingPtr, 3> call(env, cbinfo, "ring_put");
@@ -713,6 +1006,55 @@ napi_value RingReceiveInto(napi_env env, napi_callback_info cbinfo) {
   napi_value result;
   napi_create_int64(env, n, &result);
   return result;
+}
+
+// ringReceive(h) -> the oldest item as a Buffer of its own, or null when
+// empty: one copy, for the raw codec (receiveInto and a copy out would be two).
+napi_value RingReceive(napi_env env, napi_callback_info cbinfo) {
+  HandleCall<RingPtr, 1> call(env, cbinfo, "ring_get");
+  if (call.self == nullptr) return nullptr;
+  Ring* r = call.self->get();
+  napi_value out = nullptr;
+  // The Buffer is made before the lock, for the length the next record seems
+  // to have (a look without the lock; the allocation, and the page faults of
+  // fresh memory, would otherwise hold up every other putter and getter); a
+  // wrong guess (another getter came first) is made again inside.
+  napi_value guess = nullptr;
+  void* guess_data = nullptr;
+  uint32_t guess_len = 0;
+  {
+    int32_t* m = r->m;
+    uint32_t head = U(Load(m + kHead));
+    if (Load(m + kCount) > 0 && head <= r->cap - kRecordHeader) {
+      uint32_t len;
+      memcpy(&len, r->data + head, sizeof len);
+      if (len == kWrapMarker) memcpy(&len, r->data, sizeof len);
+      // A length read in a race (or scribbled) costs at most one Buffer of
+      // what is in use, never more than 64 MiB, and is then not used.
+      if (len >= 4096 && len <= r->cap - kRecordHeader && len <= U(Load(m + kUsed)) &&
+          len <= (64u << 20) &&
+          napi_create_buffer(env, len, &guess_data, &guess) == napi_ok) {
+        guess_len = len;
+      }
+    }
+  }
+  int64_t n = GetWith(r, [&](const uint8_t* src, uint32_t len) {
+    if (guess != nullptr && len == guess_len) {
+      memcpy(guess_data, src, len);
+      out = guess;
+      return true;
+    }
+    void* dst = nullptr;
+    if (napi_create_buffer_copy(env, len, src, &dst, &out) != napi_ok) return false;
+    return true;
+  });
+  if (n == kNoItem) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  if (n == -ENOBUFS) return nullptr;  // the allocation failed: its exception is pending
+  if (n < 0) return Fail(env, r, n, "ring_get");
+  return out;
 }
 
 // ringSize(h) -> items in the queue now.
@@ -834,7 +1176,32 @@ Napi::Value RingSpin(const Napi::CallbackInfo& info) {
   }
 }
 
+// ringView(h) -> ArrayBuffer over the header's first kHeaderBytes (the state
+// words, the sequence words and the waiter counts), for JavaScript's spin:
+// it watches kCount with Atomics.load and calls ringReceiveInto only when an
+// item looks there, with no native call per look. The buffer keeps the ring
+// (and so the mapping) alive; ringClose detaches it.
+void FinalizeView(napi_env, void*, void* hint) { delete static_cast<RingPtr*>(hint); }
+
+Napi::Value RingView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RingPtr& r = UnwrapOpen<RingPtr>(info[0], "mmap");
+  auto* keep = new RingPtr(r);
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, r->m, kHeaderBytes, FinalizeView, keep, &ab) !=
+      napi_ok) {
+    // Runtimes that forbid external buffers: the native spin serves.
+    delete keep;
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    return env.Undefined();
+  }
+  return Napi::Value(env, ab);
+}
+
+// ringClose(h, view?): idempotent; detaches the ringView buffer first.
 Napi::Value RingClose(const Napi::CallbackInfo& info) {
+  if (info.Length() > 1 && info[1].IsArrayBuffer()) napi_detach_arraybuffer(info.Env(), info[1]);
   RingPtr& r = Unwrap<RingPtr>(info[0]);
   r->Close();
   Unhook(info.Env(), r.get());
@@ -858,17 +1225,26 @@ void InitRing(Napi::Env env, Napi::Object exports) {
   SetRawFunction(env, exports, "ringSend", RingSend);
   SetRawFunction(env, exports, "ringSendText", RingSendText);
   SetRawFunction(env, exports, "ringSendMany", RingSendMany);
+  SetRawFunction(env, exports, "ringSendJsonParts", RingSendJsonParts);
+  exports.Set("jsonSplitLong", Napi::Function::New(env, JsonSplitLong));
+  exports.Set("jsonJoinBytes", Napi::Function::New(env, JsonJoinBytes));
   SetRawFunction(env, exports, "ringReceiveInto", RingReceiveInto);
+  SetRawFunction(env, exports, "ringReceive", RingReceive);
   SetRawFunction(env, exports, "ringSize", RingSize);
   exports.Set("ringFull", Napi::Function::New(env, RingFull));
   exports.Set("ringSendSync", Napi::Function::New(env, RingSendSync));
   exports.Set("ringReceiveSync", Napi::Function::New(env, RingReceiveSync));
   exports.Set("ringWait", Napi::Function::New(env, RingWait));
   exports.Set("ringSpin", Napi::Function::New(env, RingSpin));
+  exports.Set("ringView", Napi::Function::New(env, RingView));
   exports.Set("ringClose", Napi::Function::New(env, RingClose));
   exports.Set("ringUnlink", Napi::Function::New(env, RingUnlink));
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("dataStart", Napi::Number::New(env, static_cast<double>(kDataStart)));
+  layout.Set("lock", Napi::Number::New(env, kLock));
+  layout.Set("head", Napi::Number::New(env, kHead));
+  layout.Set("count", Napi::Number::New(env, kCount));
+  layout.Set("putSeq", Napi::Number::New(env, kPutSeq));
   layout.Set("recordHeader", Napi::Number::New(env, kRecordHeader));
   layout.Set("minCapacity", Napi::Number::New(env, kMinCapacity));
   layout.Set("maxCapacity", Napi::Number::New(env, kMaxCapacity));
