@@ -2,6 +2,7 @@
 cross-language python-sync11.test.ts), built on pipc. One line per step on
 stdout (flushed), so a parent can wait for "ready".
 
+    sync_peer.py make KIND NAME [PARTIES]        create (exclusive) an Event/Barrier/Condition/RLock, leave it; "made"
     sync_peer.py event-wait NAME SECS            ready; wait (SECS < 0: forever); "<bool> <ms>"
     sync_peer.py event-set NAME DELAY            sleep DELAY s, set, "set"
     sync_peer.py barrier-rounds NAME PARTIES ROUNDS   ready; ROUNDS waits; "done i,i,... <actions run here>"
@@ -50,7 +51,15 @@ def bump(path: str) -> None:
 
 def main() -> None:
     cmd, a = sys.argv[1], sys.argv[2:]
-    if cmd == "event-wait":
+    if cmd == "make":
+        kind, name = a[0], a[1]
+        if kind == "barrier":
+            h = pipc.Barrier(name, int(a[2]), exclusive=True)
+        else:
+            h = {"event": pipc.Event, "condition": pipc.Condition, "rlock": pipc.RLock}[kind](name, exclusive=True)
+        h.close()
+        out("made")
+    elif cmd == "event-wait":
         ev = pipc.Event(a[0], create=False)
         out("ready")
         t0 = time.monotonic()
