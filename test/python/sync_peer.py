@@ -122,10 +122,11 @@ def main() -> None:
         except RuntimeError:
             rel = "RuntimeError"
         got = r.acquire(False)
-        out(f"{rel} {str(got).lower()} {str(r.locked()).lower()}")
+        locked = r.locked()
         if got:
             r.release()
         r.close()
+        out(f"{rel} {str(got).lower()} {str(locked).lower()}")
     elif cmd == "rlock-count":
         r = pipc.RLock(a[0], create=False)
         out("ready")
