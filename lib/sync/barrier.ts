@@ -7,7 +7,15 @@
  */
 import { closedError, ipcError, typeError } from '../core/errors.js';
 import { SYNC_RESERVED, validateName } from '../core/names.js';
-import { keysOf, throwIfAborted, validateFunction, validateInteger, validateOptions, validateTimeout, validateWaitOptions } from '../core/validate.js';
+import {
+  keysOf,
+  throwIfAborted,
+  validateFunction,
+  validateInteger,
+  validateOptions,
+  validateTimeout,
+  validateWaitOptions,
+} from '../core/validate.js';
 import { CHECK_MS, H_FIRST, OPEN_KEYS, SyncSegment, openOptions, unlinkSegment, type SyncOpenOptions } from './segment.js';
 
 // Header words.
@@ -104,6 +112,14 @@ export class Barrier implements Disposable {
     }
     // A previous owner of our slot that died mid-wait left its marks.
     Atomics.store(this.#seg.m, this.#seg.mine + BS_WAITING, 0);
+    // One that died holding the internal lock left our slot number in it:
+    // nobody else can take that over any more (the slot is alive: ours), so
+    // we do, as any contender does with a dead holder's.
+    if (Atomics.compareExchange(this.#seg.m, BA_LOCK, this.#seg.slot, this.#seg.slot) === this.#seg.slot) {
+      this.#breakLocked();
+      this.#unlock();
+      this.#seg.wake(BA_SEQ);
+    }
   }
 
   #m(syscall: string): Int32Array {
@@ -294,7 +310,12 @@ export class Barrier implements Disposable {
         const left = (): number => (due === Infinity ? -1 : Math.max(0, due - performance.now()));
         if (a.kind === 'wait') {
           const m = this.#seg.m;
-          const r = await this.#seg.watch(BA_SEQ, () => (Atomics.load(m, BA_GEN) !== a.gen || Atomics.load(m, BA_BROKEN) === 1 ? true : undefined), left(), signal);
+          const r = await this.#seg.watch(
+            BA_SEQ,
+            () => (Atomics.load(m, BA_GEN) !== a.gen || Atomics.load(m, BA_BROKEN) === 1 ? true : undefined),
+            left(),
+            signal,
+          );
           if (r === undefined) {
             this.abort();
             throw this.#broken(true);
@@ -347,7 +368,10 @@ export class Barrier implements Disposable {
         if (a.kind === 'broken') throw this.#broken();
         if (a.kind === 'wait') {
           const m = this.#seg.m;
-          if (this.#seg.waitSync(BA_SEQ, () => (Atomics.load(m, BA_GEN) !== a.gen || Atomics.load(m, BA_BROKEN) === 1 ? true : undefined), left()) === undefined) {
+          if (
+            this.#seg.waitSync(BA_SEQ, () => (Atomics.load(m, BA_GEN) !== a.gen || Atomics.load(m, BA_BROKEN) === 1 ? true : undefined), left()) ===
+            undefined
+          ) {
             this.abort();
             throw this.#broken(true);
           }

@@ -556,6 +556,32 @@ class BarrierTests(PeerCase):
             b.close()
             b.unlink()
 
+    def test_own_slot_left_in_the_lock_word_is_taken_over(self):
+        # A previous owner of the slot we claim died holding the internal lock:
+        # nobody else can take it over (the slot is alive: ours), so the opener does.
+        n = unique("bslot")
+        a = pipc.Barrier(n, 2)  # claims slot pid % 256 + 1
+        nxt = (os.getpid() % 256 + 1) % 256 + 1  # the slot the next handle claims
+        path = sync_path("/" + n, "barrier")
+        try:
+            with open(path, "r+b") as f:
+                f.seek(24)
+                f.write(nxt.to_bytes(4, "little"))
+            b = pipc.Barrier(n, 2)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+                self.assertEqual(int.from_bytes(data[256 + 64 * (nxt - 1):][:4], "little"), os.getpid())
+                self.assertEqual(int.from_bytes(data[24:28], "little"), 0)
+                self.assertTrue(b.broken)
+                a.reset()  # would spin forever on the lock word without the take-over
+                self.assertFalse(b.broken)
+            finally:
+                b.close()
+        finally:
+            a.close()
+            a.unlink()
+
     def test_one_wait_per_handle(self):
         n = unique("bbusy")
         b = pipc.Barrier(n, 2)
