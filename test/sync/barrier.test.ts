@@ -207,6 +207,21 @@ describe('Barrier (CPython _TestBarrier)', () => {
     b.close();
   });
 
+  it('close() gives the slot up at once (its OFD lock), although the mapping lives until collected', () => {
+    const n = name();
+    const path = `/dev/shm/pipc.${n}.barrier`;
+    const first = (process.pid % 256) + 1;
+    const a = new Barrier(n, { parties: 2 });
+    expect(readFileSync(path).readInt32LE(256 + 64 * (first - 1))).toBe(process.pid);
+    a.close();
+    const b = new Barrier(n, { parties: 2 });
+    const second = (first % 256) + 1;
+    // b claims the freed first slot again, not the next one
+    const buf = readFileSync(path);
+    expect(buf.readInt32LE(256 + 64 * (second - 1))).toBe(0);
+    b.close();
+  });
+
   it('an opener whose slot number a dead holder left in the internal lock takes it over (breaks, unlocks) instead of spinning forever', () => {
     const n = name();
     const path = `/dev/shm/pipc.${n}.barrier`;
