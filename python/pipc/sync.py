@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno as _errno
 import functools
-import os
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
@@ -26,7 +25,7 @@ from . import _libc as C
 from ._closable import Closable
 from ._errors import closed_error, ipc_error
 from ._names import SYNC_RESERVED, sync_path, validate_name
-from ._robust import NONE, OVER_RELEASE, TAKEN_RECOVERED, OwnerDead, RobustSegment
+from ._robust import NONE, TAKEN_RECOVERED, OwnerDead, RobustSegment
 from ._segment import CHECK_S, H_FIRST, SLOT_COUNT, SyncSegment, base, unlink_segment
 from .semaphore import Lock, _hybrid
 
