@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import fcntl
 import mmap
 import os
+import platform
+import random
 import stat
 import struct
-import threading
 import time
+import weakref
 from typing import Callable, Dict, Optional, TypeVar
 
 from . import _libc as C
@@ -44,6 +47,75 @@ S_PID = 0  # slot word 0: the owner's pid (informational)
 CHECK_S = 0.25  # the longest sleep before a waiter looks again
 
 _Words = ctypes.c_int32 * TOTAL_WORDS
+_TSO = platform.machine() in ("x86_64", "AMD64", "i386", "i686")
+
+_libc = C.libc
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc.munmap.restype = ctypes.c_int
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+# futex(2) through syscall(), bound once with fixed argument types (a plain
+# ctypes call of the variadic syscall() boxes every argument: 2-4 us a call;
+# glibc's syscall() only moves registers, so a fixed prototype is exact on
+# x86-64 and arm64 Linux).
+_futex = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                          ctypes.POINTER(C.Timespec), ctypes.c_void_p, ctypes.c_int,
+                          use_errno=True)(("syscall", C.libc))
+_SYS_FUTEX = C.SYS_futex
+
+
+def _futex_wait(addr: int, expected: int, seconds: float) -> None:
+    t = max(seconds, 0.0)
+    sec = int(t)
+    _futex(_SYS_FUTEX, addr, C.FUTEX_WAIT, expected, C.Timespec(sec, int((t - sec) * 1e9)), None, 0)
+
+
+def _futex_wake(addr: int, n: int) -> None:
+    _futex(_SYS_FUTEX, addr, C.FUTEX_WAKE, n, None, None, 0)
+
+
+if C._atomic is not None:
+    _xchg4 = C._atomic.__atomic_exchange_4
+
+
+def _spin_us() -> float:
+    try:
+        return max(0.0, float(os.environ.get("POSIX_IPC_WAIT_SPIN_US", "30") or 0))
+    except ValueError:
+        return 30.0
+
+
+SPIN_S = _spin_us() / 1e6
+"""How long a wait that finds nothing first spins (POSIX_IPC_WAIT_SPIN_US,
+microseconds, default 30; 0: never), as the Node side's waits do: an answer
+from another process within that time is seen with no futex sleep."""
+
+
+class SpinGate:
+    """lib/core/spin.ts's SpinGate: after two empty spins in a row, the next
+    waits skip the spin for a random count below 2^(misses-1) (at most 63)."""
+
+    __slots__ = ("misses", "skip")
+
+    def __init__(self) -> None:
+        self.misses = 0
+        self.skip = 0
+
+    def open(self) -> bool:
+        if self.skip == 0:
+            return True
+        self.skip -= 1
+        return False
+
+    def hit(self) -> None:
+        self.misses = 0
+
+    def miss(self) -> None:
+        self.misses += 1
+        if self.misses >= 2:
+            self.skip = int(random.random() * min(64, 2 ** (self.misses - 1)))
 
 
 def slot_offset(sid: int) -> int:
@@ -85,9 +157,13 @@ class SyncSegment:
     """One open synchronisation segment of ``kind`` and the slot this handle owns.
 
     Word access: :meth:`ld` / :meth:`st` / :meth:`cas` / :meth:`add` /
-    :meth:`xchg` are sequentially consistent (libatomic). :meth:`sleep`
-    blocks the calling thread (without the GIL) on a futex word; the mapping
-    stays until the last sleeping thread has left, also after :meth:`close`.
+    :meth:`xchg` are sequentially consistent (libatomic; on x86 a load is a
+    plain aligned load, which is). The mapping (made with libc's mmap, so
+    that no descriptor is kept with it) lives as long as this object, also
+    after :meth:`close`: a thread still using the handle when another closes
+    it reads stale words or gets EBADF, never a fault. :meth:`close` gives the
+    slot up at once (F_UNLCK, then close) and :meth:`sleep` blocks the
+    calling thread (without the GIL) on a futex word.
     """
 
     def __init__(self, name: str, path: str, kind: str, create: bool, exclusive: bool, mode: int,
@@ -97,11 +173,9 @@ class SyncSegment:
         self.kind = KIND[kind]
         self.created = False
         self.slot = 0
-        self._mu = threading.Lock()
-        self._sleepers = 0
         self._closed = False
         self._fd = -1
-        self._mm: Optional[mmap.mmap] = None
+        self._gate = SpinGate()
         fd = -1
         syscall = "open"
         try:
@@ -118,18 +192,22 @@ class SyncSegment:
                 raise ipc_error(_errno.EINVAL, "fstat", name,
                                 f"'{path}' is a {st.st_size}-byte file, not a {SEGMENT_BYTES}-byte posix-ipc segment")
             syscall = "mmap"
-            self._mm = mmap.mmap(fd, SEGMENT_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            ptr = _libc.mmap(None, SEGMENT_BYTES, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
+            if ptr is None or ptr == _MAP_FAILED:
+                raise ipc_error(ctypes.get_errno() or _errno.ENOMEM, "mmap", name)
+            # Unmapped when this object is collected (nobody can use it any more).
+            weakref.finalize(self, _libc.munmap, ptr, SEGMENT_BYTES)
+            self._base = ptr
+            self._w = _Words.from_address(ptr)
             self._fd = fd
             fd = -1
-            self._w = _Words.from_buffer(self._mm)
-            self._base = ctypes.addressof(self._w)
-            h = struct.unpack_from("<6i", self._mm, 0)
-            if (C.load32(self._base) != MAGIC_VALUE or h[H_VERSION] != LAYOUT_VERSION or h[H_SLOTS] != SLOT_COUNT
-                    or h[H_SLOTBASE] != HEADER_BYTES):
+            w = self._w
+            if (C.load32(ptr) != MAGIC_VALUE or w[H_VERSION] != LAYOUT_VERSION or w[H_SLOTS] != SLOT_COUNT
+                    or w[H_SLOTBASE] != HEADER_BYTES):
                 raise ipc_error(_errno.EINVAL, "mmap", name, f"'{path}' has no posix-ipc synchronisation header")
-            if h[H_KIND] != self.kind:
+            if w[H_KIND] != self.kind:
                 raise ipc_error(_errno.EINVAL, "mmap", name,
-                                f"'{path}' is {kind_name(h[H_KIND])}, not {kind_name(self.kind)}")
+                                f"'{path}' is {kind_name(w[H_KIND])}, not {kind_name(self.kind)}")
             syscall = "fcntl"
             start = os.getpid() % SLOT_COUNT
             for i in range(SLOT_COUNT):
@@ -143,7 +221,10 @@ class SyncSegment:
         except BaseException as e:
             if fd >= 0:
                 os.close(fd)
-            self._unmap()
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._closed = True
             if isinstance(e, OSError) and not isinstance(e, IPCError):
                 if e.errno == _errno.ELOOP:
                     raise ipc_error(_errno.ELOOP, syscall, name,
@@ -156,11 +237,15 @@ class SyncSegment:
     # -- words -------------------------------------------------------------
 
     def addr(self, word: int) -> int:
-        """The address of header word ``word`` (or any word index of the segment)."""
-        return self._base + 4 * word
+        """The address of word ``word`` of the segment."""
+        return self._base + 4 * word  # type: ignore[no-any-return]
 
-    def ld(self, word: int) -> int:
-        return C.load32(self._base + 4 * word)
+    if _TSO:
+        def ld(self, word: int) -> int:
+            return self._w[word]  # type: ignore[no-any-return]
+    else:  # pragma: no cover - not x86
+        def ld(self, word: int) -> int:
+            return C.load32(self._base + 4 * word)
 
     def st(self, word: int, value: int) -> None:
         C.store32(self._base + 4 * word, value)
@@ -175,8 +260,8 @@ class SyncSegment:
 
     def xchg(self, word: int, value: int) -> int:
         """Atomic exchange; returns the old (signed) value."""
-        v = C.atomic_rmw("exchange", self._base + 4 * word, 4, value)
-        return v - (1 << 32) if v >= 1 << 31 else v
+        v = _xchg4(self._base + 4 * word, value & 0xFFFFFFFF, C.SEQ_CST)
+        return v - (1 << 32) if v >= 1 << 31 else v  # type: ignore[no-any-return]
 
     def slot_words(self, j: int) -> "list[int]":
         """Word ``j`` of every slot, slot 1 first (one C-level slice, not 256 reads)."""
@@ -189,15 +274,14 @@ class SyncSegment:
         """False only when slot ``sid``'s owner is gone (the kernel dropped its lock)."""
         if not 1 <= sid <= SLOT_COUNT:
             return False
-        if sid == self.slot:
+        fd = self._fd
+        if sid == self.slot or fd < 0:
             return True
-        if self._fd < 0:
-            return True
-        return C.ofd_is_locked(self._fd, slot_offset(sid))
+        return C.ofd_is_locked(fd, slot_offset(sid))
 
     def wake(self, word: int, n: int = 0) -> None:
         """FUTEX_WAKE on ``word``: ``n`` sleepers (0: all)."""
-        C.futex_wake(self.addr(word), C.INT_MAX if n <= 0 else n)
+        _futex_wake(self._base + 4 * word, C.INT_MAX if n <= 0 else n)
 
     @property
     def closed(self) -> bool:
@@ -210,18 +294,9 @@ class SyncSegment:
     def sleep(self, word: int, expected: int, seconds: float, what: str) -> None:
         """Sleeps while ``word`` holds ``expected``, at most ``seconds`` (and at
         most CHECK_S). EBADF if the handle is (or gets) closed."""
-        with self._mu:
-            self.check_open(what, "futex")
-            self._sleepers += 1
-        try:
-            C.futex_wait(self.addr(word), expected, min(max(seconds, 0.0), CHECK_S))
-        finally:
-            with self._mu:
-                self._sleepers -= 1
-                if self._closed:
-                    if self._sleepers == 0:
-                        self._unmap()
-                    raise closed_error(what, "futex", self.name)
+        self.check_open(what, "futex")
+        _futex_wait(self._base + 4 * word, expected, min(seconds, CHECK_S))
+        self.check_open(what, "futex")
 
     def wait_until(self, word: int, check: Callable[[], Optional[T]], timeout: Optional[float], what: str) -> Optional[T]:
         """Blocks until ``check()`` returns something other than None (returned)
@@ -229,18 +304,47 @@ class SyncSegment:
         word *before* each check, then sleeps on that value: a change after
         the check ends the sleep at once."""
         due = None if timeout is None else time.monotonic() + timeout
+        spin = SPIN_S > 0 and timeout != 0
         while True:
             self.check_open(what, "futex")
             v = self.ld(word)
             r = check()
             if r is not None:
                 return r
+            if spin:
+                spin = False
+                r = self._spin(word, v, check)
+                if r is not None:
+                    return r
+                continue
             left = CHECK_S
             if due is not None:
                 left = due - time.monotonic()
                 if left <= 0:
                     return None
             self.sleep(word, v, left, what)
+
+    def _spin(self, word: int, v: int, check: Callable[[], Optional[T]]) -> Optional[T]:
+        """Before the first sleep: watches ``word`` for up to SPIN_S and runs
+        ``check()`` each time it changes (gated as the Node side's spin)."""
+        gate = self._gate
+        if not gate.open():
+            return None
+        w = self._w
+        end = time.perf_counter() + SPIN_S
+        seen = v
+        while True:
+            now = w[word] if _TSO else self.ld(word)
+            if now != seen:
+                seen = now
+                r = check()
+                if r is not None:
+                    gate.hit()
+                    return r
+            if time.perf_counter() >= end:
+                break
+        gate.miss()
+        return None
 
     # -- the internal lock -----------------------------------------------------
 
@@ -249,7 +353,7 @@ class SyncSegment:
         slot); ``waiters`` counts contenders asleep on it. A holder found dead
         is taken over: returns True then, so that the caller can repair what
         it may have half done. As lib/sync/segment.ts's lock()."""
-        a = self.addr(word)
+        a = self._base + 4 * word
         i = 0
         while True:
             cur = C.cas32_found(a, 0, self.slot)
@@ -260,7 +364,7 @@ class SyncSegment:
                     return True
             elif i >= 128:
                 self.add(waiters, 1)
-                C.futex_wait(a, cur, 0.002)
+                _futex_wait(a, cur, 0.002)
                 self.add(waiters, -1)
             elif i >= 16:
                 os.sched_yield()
@@ -273,28 +377,19 @@ class SyncSegment:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def _unmap(self) -> None:
-        if hasattr(self, "_w"):
-            del self._w
-        if self._mm is not None:
-            self._mm.close()
-            self._mm = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
     def close(self) -> None:
-        """Gives the slot up (closing the descriptor drops its lock) and unmaps,
-        or leaves the unmapping to the last sleeping thread. Idempotent."""
-        with self._mu:
-            if self._closed:
-                return
-            self._closed = True
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
-            if self._sleepers == 0:
-                self._unmap()
+        """Gives the slot up at once (unlocks its byte, closes the descriptor).
+        The mapping goes when this object is collected. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            try:
+                fcntl.fcntl(fd, C.F_OFD_SETLK, struct.pack(C._FLOCK, C.F_UNLCK, os.SEEK_SET, slot_offset(self.slot), 1, 0))
+            except OSError:
+                pass
+            os.close(fd)
 
 
 def _what(mode: int) -> str:

@@ -33,9 +33,8 @@ __all__ = ["Event", "Barrier", "BrokenBarrierError", "BARRIER_MAX_PARTIES", "RLo
 
 T = TypeVar("T")
 
-# Event header words.
-EV_FLAG = H_FIRST  # 0 clear, 1 set
-EV_SEQ = H_FIRST + 1  # +1 by every set() that changed the flag (futex word)
+# Event header word: the state, 2 * seq + flag (futex word); one CAS per change.
+EV_STATE = H_FIRST + 1
 
 # Barrier header words.
 BA_LOCK = H_FIRST  # internal lock: 0 free, else the holder's slot
@@ -117,20 +116,29 @@ class Event(Closable):
 
     def is_set(self) -> bool:
         """True while the flag is set."""
-        return self._s("load").ld(EV_FLAG) == 1
+        return self._s("load").ld(EV_STATE) & 1 == 1
 
     def set(self) -> None:
-        """Sets the flag and wakes every waiter in every process. The flag is
-        stored before the sequence moves: a setter that dies between the two
-        leaves the flag set, which sleeping waiters see within 250 ms."""
+        """Sets the flag and wakes every waiter in every process: the state goes
+        from 2k (clear) to 2k + 3 (set, seq + 1) in one CAS. A setter killed
+        before it wakes leaves the flag set, which sleeping waiters see within
+        250 ms."""
         seg = self._s("futex")
-        if seg.xchg(EV_FLAG, 1) == 0:
-            seg.add(EV_SEQ, 1)
-            seg.wake(EV_SEQ)
+        while True:
+            s = seg.ld(EV_STATE)
+            if s & 1:
+                return
+            if seg.cas(EV_STATE, s, _i32(s + 3)) == s:
+                break
+        seg.wake(EV_STATE)
 
     def clear(self) -> None:
-        """Clears the flag."""
-        self._s("store").st(EV_FLAG, 0)
+        """Clears the flag (2k + 1 to 2k + 2)."""
+        seg = self._s("store")
+        while True:
+            s = seg.ld(EV_STATE)
+            if not s & 1 or seg.cas(EV_STATE, s, _i32(s + 1)) == s:
+                return
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Blocks until the flag is set: True if it was set when the wait began
@@ -138,12 +146,11 @@ class Event(Closable):
         ``timeout`` seconds passed first."""
         timeout = C.validate_timeout(timeout)
         seg = self._s("futex")
-        if seg.ld(EV_FLAG) == 1:
+        s0 = seg.ld(EV_STATE)
+        if s0 & 1:
             return True
-        seq0 = seg.ld(EV_SEQ)
-        # != only: the 32-bit sequence may wrap.
-        r = seg.wait_until(EV_SEQ, lambda: True if seg.ld(EV_FLAG) == 1 or seg.ld(EV_SEQ) != seq0 else None,
-                           timeout, "Event")
+        # s0 is even (clear): the only way out of it is a set. != only: the word wraps.
+        r = seg.wait_until(EV_STATE, lambda: True if seg.ld(EV_STATE) != s0 else None, timeout, "Event")
         return r is True
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ stdout (flushed), so a parent can wait for "ready".
 
     sync_peer.py make KIND NAME [PARTIES]        create (exclusive) an Event/Barrier/Condition/RLock, leave it; "made"
     sync_peer.py event-wait NAME SECS            ready; wait (SECS < 0: forever); "<bool> <ms>"
+    sync_peer.py event-pong A B N                ready; N times: wait A (5 s), clear A, set B; "done <timeouts>"
     sync_peer.py event-set NAME DELAY            sleep DELAY s, set, "set"
     sync_peer.py barrier-rounds NAME PARTIES ROUNDS   ready; ROUNDS waits; "done i,i,... <actions run here>"
     sync_peer.py barrier-wait NAME SECS          ready; one wait; "index <i> <ms>" or "broken <ms>"
@@ -66,6 +67,20 @@ def main() -> None:
         r = ev.wait(secs(a[1]))
         out(f"{str(r).lower()} {ms(t0)}")
         ev.close()
+    elif cmd == "event-pong":
+        A = pipc.Event(a[0], create=False)
+        B = pipc.Event(a[1], create=False)
+        out("ready")
+        missed = 0
+        for _ in range(int(a[2])):
+            if not A.wait(5):
+                missed += 1
+                break
+            A.clear()
+            B.set()
+        out(f"done {missed}")
+        A.close()
+        B.close()
     elif cmd == "event-set":
         ev = pipc.Event(a[0], create=False)
         time.sleep(float(a[1]))

@@ -168,6 +168,31 @@ class EventTests(PeerCase):
             ev.close()
             ev.unlink()
 
+    def test_ping_pong_3000_round_trips_none_lost_or_doubled(self):
+        # Each side clears what it got and answers: a set seen twice (or one
+        # lost) ends the exchange with a timeout. The state is one word, so a
+        # set consumed and cleared cannot wake the next wait again.
+        a, b = unique("pa"), unique("pb")
+        A, B = pipc.Event(a), pipc.Event(b)
+        try:
+            p = self.peer("event-pong", a, b, "3000")
+            p.expect("ready")
+            ok = 0
+            for _ in range(3000):
+                A.set()
+                if not B.wait(5):
+                    break
+                B.clear()
+                ok += 1
+            self.assertEqual(ok, 3000)
+            self.assertEqual(p.line(10), "done 0")
+            self.assertFalse(A.is_set() or B.is_set())
+        finally:
+            A.close()
+            B.close()
+            A.unlink()
+            B.unlink()
+
     def test_wait_timeout_in_a_child(self):
         n = unique("evt")
         ev = pipc.Event(n)
