@@ -143,4 +143,3 @@ export class Event implements Disposable {
     unlinkSegment('event', name);
   }
 }
-

@@ -119,6 +119,27 @@ describe('Event, Node and Python', () => {
     ev.close();
   });
 
+  it('ping-pong with a Python process, 3000 round trips: no set lost or seen twice', async () => {
+    const a = name();
+    const b = name();
+    const A = new Event(a);
+    const B = new Event(b);
+    const p = py('event-pong', a, b, 3000);
+    await ready(p);
+    let ok = 0;
+    for (let i = 0; i < 3000; i++) {
+      A.set();
+      if (!(await B.wait({ timeout: 5000 }))) break;
+      B.clear();
+      ok++;
+    }
+    expect(ok).toBe(3000);
+    expect(await p.line()).toBe('done 0');
+    expect(A.isSet() || B.isSet()).toBe(false);
+    A.close();
+    B.close();
+  }, 30_000);
+
   it('Python creates; set from Python wakes Node waiters (a child and this process), timeouts stay false', async () => {
     const n = name();
     await made('event', n);
