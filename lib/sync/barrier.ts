@@ -222,8 +222,11 @@ export class Barrier implements Disposable {
   #outcome(gen: number): Outcome | undefined {
     const m = this.#seg.m;
     const mine = this.#seg.mine;
+    // The generation first: reset() stores our reset mark before it moves the
+    // generation, so a moved generation read here comes with the mark (read
+    // the other way round, a reset between the two reads looked like a release).
+    if (Atomics.load(m, BA_GEN) !== gen) return Atomics.load(m, mine + BS_RESET) === 1 ? 'reset' : 'ok';
     if (Atomics.load(m, mine + BS_RESET) === 1) return 'reset';
-    if (Atomics.load(m, BA_GEN) !== gen) return 'ok';
     if (Atomics.load(m, BA_BROKEN) === 1) return 'broken';
     this.#checkDead(gen);
     return undefined;

@@ -358,10 +358,12 @@ class Barrier(Closable):
         """How round ``gen`` ended for us ('ok', 'broken', 'reset'), or None while it goes on."""
         seg = self._seg
         assert seg is not None
+        # The generation first: reset() stores our reset mark before it moves
+        # the generation, so a moved generation read here comes with the mark.
+        if seg.ld(BA_GEN) != gen:
+            return "reset" if seg.ld(seg.mine + BS_RESET) == 1 else "ok"
         if seg.ld(seg.mine + BS_RESET) == 1:
             return "reset"
-        if seg.ld(BA_GEN) != gen:
-            return "ok"
         if seg.ld(BA_BROKEN) == 1:
             return "broken"
         self._check_dead(gen)
