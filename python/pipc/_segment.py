@@ -21,6 +21,7 @@ import platform
 import random
 import stat
 import struct
+import threading
 import time
 import weakref
 from typing import Callable, Dict, Optional, TypeVar
@@ -176,6 +177,11 @@ class SyncSegment:
         self._closed = False
         self._fd = -1
         self._gate = SpinGate()
+        # Slots this handle holds (the first one and those claimed for the
+        # waits of further threads), and whether a wait uses the first one.
+        self._held: "set[int]" = set()
+        self._first_busy = False
+        self._slots_mu = threading.Lock()
         fd = -1
         syscall = "open"
         try:
@@ -233,6 +239,7 @@ class SyncSegment:
             raise
         self.mine = base(self.slot)
         self.st(self.mine + S_PID, os.getpid())
+        self._held.add(self.slot)
 
     # -- words -------------------------------------------------------------
 
@@ -275,9 +282,47 @@ class SyncSegment:
         if not 1 <= sid <= SLOT_COUNT:
             return False
         fd = self._fd
-        if sid == self.slot or fd < 0:
+        # F_OFD_GETLK does not report our own descriptor's locks: ours are alive.
+        if sid == self.slot or sid in self._held or fd < 0:
             return True
         return C.ofd_is_locked(fd, slot_offset(sid))
+
+    def claim_wait_slot(self, what: str) -> int:
+        """A slot for one wait: the handle's own while no other thread of this
+        handle waits with it, else a further one, locked through the same
+        descriptor (one lock per slot, as a handle of its own would take)
+        until :meth:`release_wait_slot`. ENOSPC when none is free."""
+        with self._slots_mu:
+            self.check_open(what, "fcntl")
+            if not self._first_busy:
+                self._first_busy = True
+                return self.slot
+            start = (os.getpid() + len(self._held)) % SLOT_COUNT
+            for i in range(SLOT_COUNT):
+                sid = 1 + (start + i) % SLOT_COUNT
+                # Our own descriptor's lock on a byte does not conflict with
+                # itself: the slots we hold are skipped here.
+                if sid in self._held:
+                    continue
+                if C.ofd_trylock(self._fd, slot_offset(sid)):
+                    self._held.add(sid)
+                    self.st(base(sid) + S_PID, os.getpid())
+                    return sid
+        raise ipc_error(_errno.ENOSPC, "fcntl", self.name, f"'{self.path}' has no free slot ({SLOT_COUNT} are in use)")
+
+    def release_wait_slot(self, sid: int) -> None:
+        """Gives back a slot from :meth:`claim_wait_slot`."""
+        with self._slots_mu:
+            if sid == self.slot:
+                self._first_busy = False
+                return
+            self._held.discard(sid)
+            if self._fd >= 0:
+                try:
+                    fcntl.fcntl(self._fd, C.F_OFD_SETLK,
+                                struct.pack(C._FLOCK, C.F_UNLCK, os.SEEK_SET, slot_offset(sid), 1, 0))
+                except OSError:
+                    pass
 
     def wake(self, word: int, n: int = 0) -> None:
         """FUTEX_WAKE on ``word``: ``n`` sleepers (0: all)."""
@@ -380,13 +425,17 @@ class SyncSegment:
     def close(self) -> None:
         """Gives the slot up at once (unlocks its byte, closes the descriptor).
         The mapping goes when this object is collected. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        fd, self._fd = self._fd, -1
+        with self._slots_mu:
+            if self._closed:
+                return
+            self._closed = True
+            fd, self._fd = self._fd, -1
         if fd >= 0:
             try:
-                fcntl.fcntl(fd, C.F_OFD_SETLK, struct.pack(C._FLOCK, C.F_UNLCK, os.SEEK_SET, slot_offset(self.slot), 1, 0))
+                # Every slot lock this descriptor holds (the mapping keeps the
+                # open file description, and so its locks, alive).
+                fcntl.fcntl(fd, C.F_OFD_SETLK,
+                            struct.pack(C._FLOCK, C.F_UNLCK, os.SEEK_SET, HEADER_BYTES, SLOT_BYTES * SLOT_COUNT, 0))
             except OSError:
                 pass
             os.close(fd)

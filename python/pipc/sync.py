@@ -205,8 +205,9 @@ class Barrier(Closable):
         timeout: the default timeout of :meth:`wait`, in seconds.
         create, exclusive, mode, owner: as for :class:`Event`.
 
-    One wait at a time per handle (IPCError EBUSY): each party opens its own.
-    A party that dies or closes its handle while waiting breaks the barrier
+    Threads may share a handle: each wait takes a slot of its own (a further
+    one locked through the handle's descriptor), so every waiting thread is
+    one party, as with ``threading.Barrier``. A party that dies or closes its handle while waiting breaks the barrier
     for everyone within a second.
     """
 
@@ -225,8 +226,6 @@ class Barrier(Closable):
         self._action = action
         self._timeout = C.validate_timeout(timeout)
         cr, ex, md, ow = _open_args(create, exclusive, mode, owner)
-        self._busy = False
-        self._busy_mu = threading.Lock()
         self._next_check = 0.0
         path = sync_path(self._name, "barrier")
         if parties is None:
@@ -246,11 +245,15 @@ class Barrier(Closable):
                 raise ipc_error(_errno.EINVAL, "open", self._name,
                                 f"'{self._name}' is a Barrier of {there} parties, not {parties}")
             self._seg = seg
+        self._took_slot(self._seg.slot)
+
+    def _took_slot(self, sid: int) -> None:
+        """A previous owner of slot ``sid`` that died mid-wait left its marks; one
+        that died holding the internal lock left the slot's number in it."""
         seg = self._seg
-        # A previous owner of our slot that died mid-wait left its marks; one
-        # that died holding the internal lock left our slot number in it.
-        seg.st(seg.mine + BS_WAITING, 0)
-        if seg.cas(BA_LOCK, seg.slot, seg.slot) == seg.slot:
+        assert seg is not None
+        seg.st(base(sid) + BS_WAITING, 0)
+        if seg.cas(BA_LOCK, sid, sid) == sid:
             self._break_locked()
             seg.unlock(BA_LOCK, BA_LOCKWAIT)
             seg.wake(BA_SEQ)
@@ -344,7 +347,7 @@ class Barrier(Closable):
         gens = seg.slot_words(BS_GEN)
         for i in range(SLOT_COUNT):
             sid = i + 1
-            if sid == seg.slot or waiting[i] != 1 or gens[i] != gen:
+            if waiting[i] != 1 or gens[i] != gen:
                 continue
             if not seg.alive(sid):
                 self._lock()
@@ -354,22 +357,23 @@ class Barrier(Closable):
                 seg.wake(BA_SEQ)
                 return
 
-    def _outcome(self, gen: int) -> Optional[str]:
-        """How round ``gen`` ended for us ('ok', 'broken', 'reset'), or None while it goes on."""
+    def _outcome(self, gen: int, mine: int) -> Optional[str]:
+        """How round ``gen`` ended for the wait in the slot at word ``mine``
+        ('ok', 'broken', 'reset'), or None while it goes on."""
         seg = self._seg
         assert seg is not None
         # The generation first: reset() stores our reset mark before it moves
         # the generation, so a moved generation read here comes with the mark.
         if seg.ld(BA_GEN) != gen:
-            return "reset" if seg.ld(seg.mine + BS_RESET) == 1 else "ok"
-        if seg.ld(seg.mine + BS_RESET) == 1:
+            return "reset" if seg.ld(mine + BS_RESET) == 1 else "ok"
+        if seg.ld(mine + BS_RESET) == 1:
             return "reset"
         if seg.ld(BA_BROKEN) == 1:
             return "broken"
         self._check_dead(gen)
         return None
 
-    def _arrive(self) -> Tuple[str, int, int, bool]:
+    def _arrive(self, mine: int) -> Tuple[str, int, int, bool]:
         """Joins the round: ('broken', ...), ('wait', 0, gen, False) while a round is
         being released, or ('in', index, gen, last)."""
         seg = self._seg
@@ -384,9 +388,9 @@ class Barrier(Closable):
         if count >= parties:
             self._unlock()
             return ("wait", 0, gen, False)
-        seg.st(seg.mine + BS_GEN, gen)
-        seg.st(seg.mine + BS_RESET, 0)
-        seg.st(seg.mine + BS_WAITING, 1)
+        seg.st(mine + BS_GEN, gen)
+        seg.st(mine + BS_RESET, 0)
+        seg.st(mine + BS_WAITING, 1)
         seg.st(BA_COUNT, count + 1)
         self._unlock()
         return ("in", count, gen, count + 1 == parties)
@@ -418,11 +422,10 @@ class Barrier(Closable):
         becomes broken; a wait that times out breaks it (as Python's)."""
         timeout = self._timeout if timeout is None else C.validate_timeout(timeout)
         seg = self._s("futex")
-        with self._busy_mu:
-            if self._busy:
-                raise ipc_error(_errno.EBUSY, "futex", self._name,
-                                "this Barrier handle is already waiting (open one handle per waiting party)")
-            self._busy = True
+        sid = seg.claim_wait_slot("Barrier")
+        if sid != seg.slot:
+            self._took_slot(sid)
+        mine = base(sid)
         due = None if timeout is None else time.monotonic() + timeout
 
         def left() -> Optional[float]:
@@ -430,7 +433,7 @@ class Barrier(Closable):
 
         try:
             while True:
-                kind, index, gen, last = self._arrive()
+                kind, index, gen, last = self._arrive(mine)
                 if kind == "broken":
                     raise self._broken()
                 if kind == "wait":
@@ -452,7 +455,7 @@ class Barrier(Closable):
                         raise self._broken()
                     return index
                 try:
-                    out = seg.wait_until(BA_SEQ, lambda: self._outcome(gen), left(), "Barrier")
+                    out = seg.wait_until(BA_SEQ, lambda: self._outcome(gen, mine), left(), "Barrier")
                 except BaseException:
                     # Interrupted (KeyboardInterrupt, close): the round can never complete.
                     if not seg.closed:
@@ -466,8 +469,8 @@ class Barrier(Closable):
                 raise self._broken()
         finally:
             if not seg.closed:
-                seg.st(seg.mine + BS_WAITING, 0)
-            self._busy = False
+                seg.st(mine + BS_WAITING, 0)
+            seg.release_wait_slot(sid)
 
     def close(self) -> None:
         """Closes this handle (a party waiting on it leaves its round, which
@@ -711,7 +714,7 @@ class Condition(Closable):
     (RuntimeError otherwise; with a Lock, which has no owner, "held" means
     held by someone). Wake-ups may be spurious (re-check, or use
     :meth:`wait_for`); notifications are not lost to waiters that timed out
-    or died. One wait at a time per handle (IPCError EBUSY).
+    or died. Threads may share a handle (each wait takes a slot of its own).
     """
 
     def __init__(self, name: str, lock: Optional[Union[RLock, Lock]] = None, *, create: bool = True,
@@ -723,7 +726,7 @@ class Condition(Closable):
             raise TypeError(f"lock must be a pipc.RLock or a pipc.Lock, not {type(lock).__name__}")
         cr, ex, md, ow = _open_args(create, exclusive, mode, owner)
         seg = SyncSegment(self._name, sync_path(self._name, "condition"), "condition", cr, ex, md, ow)
-        seg.st(seg.mine + CS_STATE, IDLE)
+        seg.st(seg.mine + CS_STATE, IDLE)  # a dead previous owner's wait
         try:
             self._lock: Union[RLock, Lock] = lock if lock is not None else RLock(self._name, create=cr, mode=md, owner=ow)
         except BaseException:
@@ -731,8 +734,6 @@ class Condition(Closable):
             raise
         self._seg = seg
         self._own_lock = lock is None
-        self._busy = False
-        self._busy_mu = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -787,14 +788,12 @@ class Condition(Closable):
         seg = self._s("futex")
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
-        with self._busy_mu:
-            if self._busy:
-                raise ipc_error(_errno.EBUSY, "futex", self._name,
-                                "this Condition handle is already waiting (open one handle per waiter)")
-            self._busy = True
-        word = seg.mine + CS_STATE
+        sid = seg.claim_wait_slot("Condition")
+        mine = base(sid)
+        word = mine + CS_STATE
         try:
-            seg.st(seg.mine + CS_TICKET, seg.add(CO_TICKET, 1))
+            seg.st(word, IDLE)
+            seg.st(mine + CS_TICKET, seg.add(CO_TICKET, 1))
             seg.st(word, WAITING)
             lk = self._lock
             depth = lk._release_save() if isinstance(lk, RLock) else (lk.release() or 1)
@@ -820,7 +819,7 @@ class Condition(Closable):
                 raise failure
             return notified
         finally:
-            self._busy = False
+            seg.release_wait_slot(sid)
 
     def wait_for(self, predicate: Callable[[], T], timeout: Optional[float] = None) -> T:
         """Waits until ``predicate()`` is true, re-checking after each wake-up,

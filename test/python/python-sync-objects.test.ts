@@ -191,6 +191,25 @@ describe('Barrier, Node and Python', () => {
     }, 60_000);
   }
 
+  it('Python threads sharing one handle are parties with Node ones: Barrier(4) = 2 Python threads + a Node child + this process', async () => {
+    const n = name();
+    const b = new Barrier(n, { parties: 4 });
+    const p = py('barrier-threads', n, 2);
+    await ready(p);
+    await until(() => b.nWaiting === 2);
+    await sleep(600); // past two dead-party scans by the Python threads and us: nobody takes them for dead
+    expect(b.broken).toBe(false);
+    const k = node('barrier-wait', n, 10000);
+    await ready(k);
+    const i = await b.wait({ timeout: 10_000 });
+    const [word, j] = (await k.line()).split(' ');
+    expect(word).toBe('index');
+    const [w2, list] = (await p.line()).split(' ');
+    expect(w2).toBe('indices');
+    expect([i, Number(j), ...list!.split(',').map(Number)].sort()).toEqual([0, 1, 2, 3]);
+    b.close();
+  });
+
   it('a Python party SIGKILLed mid-wait breaks the Node barrier within 1 s (for a Python waiter too)', async () => {
     const n = name();
     const b = new Barrier(n, { parties: 4 });

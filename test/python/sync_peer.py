@@ -8,6 +8,7 @@ stdout (flushed), so a parent can wait for "ready".
     sync_peer.py event-set NAME DELAY            sleep DELAY s, set, "set"
     sync_peer.py barrier-rounds NAME PARTIES ROUNDS   ready; ROUNDS waits; "done i,i,... <actions run here>"
     sync_peer.py barrier-wait NAME SECS          ready; one wait; "index <i> <ms>" or "broken <ms>"
+    sync_peer.py barrier-threads NAME K          ready; K threads wait once on one handle; "indices i,j,..."
     sync_peer.py barrier-abort NAME | barrier-reset NAME
     sync_peer.py rlock-hold NAME DEPTH           acquire DEPTH times, "held <count>", keep it until killed
     sync_peer.py rlock-acquire NAME SECS         JSON {ok, recovered, ms}
@@ -108,6 +109,19 @@ def main() -> None:
         except pipc.BrokenBarrierError:
             out(f"broken {ms(t0)}")
         b.close()
+    elif cmd == "barrier-threads":
+        import threading
+
+        b = pipc.Barrier(a[0], create=False)
+        got = []
+        ts = [threading.Thread(target=lambda: got.append(b.wait(10))) for _ in range(int(a[1]))]
+        out("ready")
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        out("indices " + ",".join(map(str, sorted(got))))
+        b.close()
     elif cmd in ("barrier-abort", "barrier-reset"):
         b = pipc.Barrier(a[0], create=False)
         b.abort() if cmd == "barrier-abort" else b.reset()
@@ -124,11 +138,12 @@ def main() -> None:
         r = pipc.RLock(a[0], create=False)
         t0 = time.monotonic()
         ok = r.acquire(timeout=float(a[1]))
+        took = ms(t0)
         rec = r.recovered
-        out(json.dumps({"ok": ok, "recovered": rec.pid if rec else None, "ms": ms(t0)}))
         if ok:
             r.release()
         r.close()
+        out(json.dumps({"ok": ok, "recovered": rec.pid if rec else None, "ms": took}))
     elif cmd == "rlock-probe":
         r = pipc.RLock(a[0], create=False)
         try:

@@ -607,18 +607,59 @@ class BarrierTests(PeerCase):
             a.close()
             a.unlink()
 
-    def test_one_wait_per_handle(self):
-        n = unique("bbusy")
-        b = pipc.Barrier(n, 2)
+    def test_threads_of_one_handle_are_parties(self):
+        # As threading.Barrier: threads share the object; each wait is a party.
+        n = unique("bthr")
+        b = pipc.Barrier(n, 4)
         try:
-            t = threading.Thread(target=lambda: self.assertRaises(pipc.BrokenBarrierError, b.wait, 5))
-            t.start()
-            self.assertTrue(poll(lambda: b.n_waiting == 1))
-            with self.assertRaises(OSError) as cm:
-                b.wait(1)
-            self.assertEqual(cm.exception.errno, errno.EBUSY)
-            b.abort()
-            t.join(5)
+            got = []
+            ts = [threading.Thread(target=lambda: got.append(b.wait(10))) for _ in range(3)]
+            for t in ts:
+                t.start()
+            self.assertTrue(poll(lambda: b.n_waiting == 3))
+            k = self.peer("barrier-wait", n, "10")
+            k.expect("ready")
+            for t in ts:
+                t.join(10)
+            word, i, _ = k.line(5).split()
+            self.assertEqual(word, "index")
+            self.assertEqual(sorted(got + [int(i)]), [0, 1, 2, 3])
+            # a thread's extra slot is given back: 3 more threads, 1 round, no slot leak
+            got.clear()
+            ts = [threading.Thread(target=lambda: got.append(b.wait(10))) for _ in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(10)
+            self.assertEqual(sorted(got), [0, 1, 2, 3])
+            self.assertEqual(b._seg._held, {b._seg.slot})
+        finally:
+            b.close()
+            b.unlink()
+
+    def test_a_dead_thread_party_slot_is_not_taken_for_dead(self):
+        # The handle's own extra slots look unlocked to F_OFD_GETLK through the
+        # same descriptor: they must count as alive (no false break).
+        n = unique("bthr2")
+        b = pipc.Barrier(n, 3)
+        try:
+            errs = []
+
+            def party():
+                try:
+                    b.wait(1.0)
+                except pipc.BrokenBarrierError:
+                    errs.append("broken")
+
+            ts = [threading.Thread(target=party) for _ in range(2)]
+            for t in ts:
+                t.start()
+            time.sleep(0.7)  # past two dead-party scans
+            self.assertFalse(b.broken)
+            self.assertEqual(b.n_waiting, 2)
+            for t in ts:
+                t.join(5)
+            self.assertEqual(errs, ["broken", "broken"])  # the timeout broke it, not a scan
         finally:
             b.close()
             b.unlink()
@@ -801,6 +842,38 @@ class ConditionTests(PeerCase):
             with c:
                 self.assertEqual(c.notify(), 1)
             self.assertEqual(len(self.woke(ws[1:], 2)), 1)
+        finally:
+            c.close()
+            c.unlink()
+
+    def test_threads_of_one_handle(self):
+        # As threading.Condition: threads share the object; notify wakes exactly one.
+        n = unique("cthr")
+        c = pipc.Condition(n)
+        try:
+            woke = []
+
+            def waiter(k):
+                with c:
+                    if c.wait(10):
+                        woke.append(k)
+
+            ts = [threading.Thread(target=waiter, args=(k,)) for k in range(3)]
+            for t in ts:
+                t.start()
+                self.assertTrue(poll(lambda: c.n_waiting == ts.index(t) + 1))
+            with c:
+                self.assertEqual(c.notify(), 1)
+            self.assertTrue(poll(lambda: len(woke) == 1))
+            time.sleep(0.2)
+            self.assertEqual(woke, [0])
+            self.assertEqual(c.n_waiting, 2)
+            w = self.peer("cond-notify", n, "all")
+            self.assertEqual(w.line(5), "notified 2")
+            for t in ts:
+                t.join(5)
+            self.assertEqual(sorted(woke), [0, 1, 2])
+            self.assertEqual(c._seg._held, {c._seg.slot})
         finally:
             c.close()
             c.unlink()
