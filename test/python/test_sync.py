@@ -369,6 +369,25 @@ class HostileTests(IPCTestCase):
                     h.close()
                     type(h).unlink(n)
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to make a file owned by another uid")
+    def test_another_owners_file_is_refused(self):
+        for kind in ("event", "barrier", "condition", "rlock"):
+            with self.subTest(kind=kind):
+                n = unique("own2")
+                h = self.open_kind(kind, n)
+                h.close()
+                os.chown(self.path(n, kind), 65534, 65534)
+                if kind == "condition":  # and its RLock: owner= applies to both
+                    os.chown(self.path(n, "rlock"), 65534, 65534)
+                try:
+                    with self.assertRaises(PermissionError) as cm:
+                        self.open_kind(kind, n)
+                    self.assertIn("owned by uid 65534", str(cm.exception))
+                    self.open_kind(kind, n, owner=65534).close()
+                    self.open_kind(kind, n, owner="any").close()
+                finally:
+                    type(h).unlink(n)
+
     def test_mode(self):
         n = unique("mode")
         old = os.umask(0)
