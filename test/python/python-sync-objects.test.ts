@@ -405,6 +405,48 @@ describe('RLock, Node and Python', () => {
     }, 60_000);
   }
 
+  it('chaos: Node and Python rlock-chaos workers SIGKILLed at random instants: values 1..K, no duplicate, no gap', async () => {
+    const n = name();
+    const dir = mkdtempSync(join(tmpdir(), 'pipc-pyrlchaos-'));
+    const file = join(dir, 'log');
+    const r = new RLock(n);
+    const workers = new Set<Child>();
+    const start = (lang: 'python' | 'node'): Child => {
+      const c = lang === 'python' ? py('rlock-chaos', n, file) : node('rlock-chaos', n, file);
+      workers.add(c);
+      void c.exited.then(() => workers.delete(c));
+      return c;
+    };
+    try {
+      for (const lang of ['python', 'node', 'python', 'node'] as const) await start(lang).line();
+      let kills = 0;
+      const end = Date.now() + 6000;
+      for (let i = 0; Date.now() < end; i++) {
+        await sleep(100 + Math.random() * 200);
+        const victim = [...workers][Math.floor(Math.random() * workers.size)];
+        if (victim !== undefined) {
+          await victim.kill();
+          kills++;
+        }
+        start(i % 2 === 0 ? 'python' : 'node');
+      }
+      await Promise.all([...workers].map((w) => w.kill()));
+      const values = readFileSync(file, 'latin1')
+        .trim()
+        .split('\n')
+        .map((l) => Number(l.trim()));
+      expect(kills).toBeGreaterThan(10);
+      expect(values.length).toBeGreaterThan(20);
+      expect(values).toEqual(values.map((_, k) => k + 1));
+      // every dead owner's lock came back
+      expect(await r.acquire({ timeout: 2000 })).toBe(true);
+      r.release();
+    } finally {
+      r.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it('a Python holder (depth 3) SIGKILLed gives the RLock to a Node waiter within 1 s, told the dead pid', async () => {
     const n = name();
     const dead: number[] = [];

@@ -14,6 +14,7 @@ stdout (flushed), so a parent can wait for "ready".
     sync_peer.py rlock-acquire NAME SECS         JSON {ok, recovered, ms}
     sync_peer.py rlock-probe NAME                "<release outcome> <acquire(False)> <locked()>"
     sync_peer.py rlock-count NAME FILE N         N times, under the lock (entered twice): FILE += 1
+    sync_peer.py rlock-chaos NAME FILE           forever: under the RLock (entered twice), append last value + 1 to FILE
     sync_peer.py cond-wait NAME SECS             hold the lock, ready, wait; "woke <bool> <owned> <ms>"
     sync_peer.py cond-waitfor NAME FILE VALUE SECS   ready; wait_for(FILE holds VALUE); "<bool> <ms>"
     sync_peer.py cond-notify NAME N|all          under the lock: "notified <k>"
@@ -166,6 +167,18 @@ def main() -> None:
                     bump(a[1])
         out("done")
         r.close()
+    elif cmd == "rlock-chaos":
+        r = pipc.RLock(a[0], create=False)
+        fd = os.open(a[1], os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        width = 12
+        out("ready")
+        while True:
+            with r:
+                with r:
+                    size = os.fstat(fd).st_size
+                    last = int(os.pread(fd, width, size - width).decode("latin1").strip()) if size >= width else 0
+                    # one write: a death leaves the line whole or absent
+                    os.write(fd, (str(last + 1).rjust(width - 1) + "\n").encode())
     elif cmd == "cond-wait":
         c = pipc.Condition(a[0], create=False)
         c.acquire()
