@@ -388,6 +388,23 @@ class HostileTests(IPCTestCase):
                 finally:
                     type(h).unlink(n)
 
+    def test_256_handles_then_enospc(self):
+        n = unique("full")
+        hs = [pipc.Event(n)]
+        try:
+            for _ in range(255):
+                hs.append(pipc.Event(n, create=False))
+            self.assertEqual(sorted(h._seg.slot for h in hs), list(range(1, 257)))
+            with self.assertRaises(OSError) as cm:
+                pipc.Event(n, create=False)
+            self.assertEqual(cm.exception.errno, errno.ENOSPC)
+            hs.pop().close()  # a slot comes back at once
+            hs.append(pipc.Event(n, create=False))
+        finally:
+            for h in hs:
+                h.close()
+            pipc.Event.unlink(n)
+
     def test_mode(self):
         n = unique("mode")
         old = os.umask(0)
