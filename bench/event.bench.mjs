@@ -17,18 +17,8 @@ const BARRIER_ROUNDS = QUICK ? 200 : 500;
 const tag = `pipc-bench-${process.pid}`;
 removeShmOnExit(tag);
 const cbin = compileC('event_futex');
-const pipcPy = (args) =>
-  execFileSync(PYTHON, [join(BENCH_DIR, 'event_pipc.py'), ...args.map(String)])
-    .toString()
-    .trim()
-    .split(' ')
-    .map(Number);
-const py = (args) =>
-  execFileSync(PYTHON, [join(BENCH_DIR, 'event_mp.py'), ...args.map(String)])
-    .toString()
-    .trim()
-    .split(' ')
-    .map(Number);
+const py = (args) => execFileSync(PYTHON, [join(BENCH_DIR, 'event_mp.py'), ...args.map(String)]).toString().trim().split(' ').map(Number);
+const pipcPy = (args) => execFileSync(PYTHON, [join(BENCH_DIR, 'event_pipc.py'), ...args.map(String)]).toString().trim().split(' ').map(Number);
 
 function started(child) {
   return new Promise((resolve, reject) => {
@@ -84,30 +74,11 @@ async function barrierRound(parties, python = false) {
   return ns;
 }
 
-const ev = {
-  ours: [],
-  oursP99: [],
-  c: [],
-  cP99: [],
-  py: [],
-  pyP99: [],
-  vsC: [],
-  vsPy: [],
-  pp: [],
-  ppP99: [],
-  np: [],
-  npP99: [],
-  ppVsPy: [],
-  npVsOurs: [],
-};
+const ev = { ours: [], oursP99: [], c: [], cP99: [], py: [], pyP99: [], vsC: [], vsPy: [], pp: [], ppP99: [], np: [], npP99: [], ppVsPy: [], npVsOurs: [] };
 const bar = {};
 for (const p of [2, 4, 8]) bar[p] = { ours: [], py: [], ratio: [], pp: [], np: [], ppVsPy: [], npVsOurs: [] };
 for (let r = 0; r < ROUNDS; r++) {
-  const [c50, c99] = execFileSync(cbin, [String(N)])
-    .toString()
-    .trim()
-    .split(' ')
-    .map(Number);
+  const [c50, c99] = execFileSync(cbin, [String(N)]).toString().trim().split(' ').map(Number);
   const [o50, o99] = await ours();
   const [p50, p99] = py(['event', N]);
   const [pp50, pp99] = pipcPy(['event', N]);
@@ -135,28 +106,10 @@ table(
   `Event set() -> waiter in another process resumes, ping-pong round trip (${N} per round, ${ROUNDS} rounds; one-way is about half)`,
   [
     { name: 'C futex (FUTEX_WAKE / FUTEX_WAIT)', value: us(ev.c), unit: 'µs', p99: us(ev.cP99) },
-    {
-      name: 'posix-ipc Event (await wait)',
-      value: us(ev.ours),
-      unit: 'µs',
-      p99: us(ev.oursP99),
-      note: `per-round ratio: ${median(ev.vsC).toFixed(2)}x C, ${median(ev.vsPy).toFixed(2)}x Python`,
-    },
+    { name: 'posix-ipc Event (await wait)', value: us(ev.ours), unit: 'µs', p99: us(ev.oursP99), note: `per-round ratio: ${median(ev.vsC).toFixed(2)}x C, ${median(ev.vsPy).toFixed(2)}x Python` },
     { name: 'Python mp.Event', value: us(ev.py), unit: 'µs', p99: us(ev.pyP99) },
-    {
-      name: 'pipc.Event, Python <-> Python',
-      value: us(ev.pp),
-      unit: 'µs',
-      p99: us(ev.ppP99),
-      note: `per-round ratio: ${median(ev.ppVsPy).toFixed(2)}x mp.Event`,
-    },
-    {
-      name: 'Node Event <-> pipc.Event (Python pong)',
-      value: us(ev.np),
-      unit: 'µs',
-      p99: us(ev.npP99),
-      note: `per-round ratio: ${median(ev.npVsOurs).toFixed(2)}x Node <-> Node`,
-    },
+    { name: 'pipc.Event, Python <-> Python', value: us(ev.pp), unit: 'µs', p99: us(ev.ppP99), note: `per-round ratio: ${median(ev.ppVsPy).toFixed(2)}x mp.Event` },
+    { name: 'Node Event <-> pipc.Event (Python pong)', value: us(ev.np), unit: 'µs', p99: us(ev.npP99), note: `per-round ratio: ${median(ev.npVsOurs).toFixed(2)}x Node <-> Node` },
   ],
   { ref: 'C futex (FUTEX_WAKE / FUTEX_WAIT)', columns: [{ title: 'p99', key: 'p99' }] },
 );

@@ -7,15 +7,7 @@
  */
 import { closedError, ipcError, typeError } from '../core/errors.js';
 import { SYNC_RESERVED, validateName } from '../core/names.js';
-import {
-  keysOf,
-  throwIfAborted,
-  validateFunction,
-  validateInteger,
-  validateOptions,
-  validateTimeout,
-  validateWaitOptions,
-} from '../core/validate.js';
+import { keysOf, throwIfAborted, validateFunction, validateInteger, validateOptions, validateTimeout, validateWaitOptions } from '../core/validate.js';
 import { CHECK_MS, H_FIRST, OPEN_KEYS, SyncSegment, openOptions, unlinkSegment, type SyncOpenOptions } from './segment.js';
 
 // Header words.
@@ -313,12 +305,7 @@ export class Barrier implements Disposable {
         const left = (): number => (due === Infinity ? -1 : Math.max(0, due - performance.now()));
         if (a.kind === 'wait') {
           const m = this.#seg.m;
-          const r = await this.#seg.watch(
-            BA_SEQ,
-            () => (Atomics.load(m, BA_GEN) !== a.gen || Atomics.load(m, BA_BROKEN) === 1 ? true : undefined),
-            left(),
-            signal,
-          );
+          const r = await this.#seg.watch(BA_SEQ, () => (Atomics.load(m, BA_GEN) !== a.gen || Atomics.load(m, BA_BROKEN) === 1 ? true : undefined), left(), signal);
           if (r === undefined) {
             this.abort();
             throw this.#broken(true);
@@ -371,10 +358,7 @@ export class Barrier implements Disposable {
         if (a.kind === 'broken') throw this.#broken();
         if (a.kind === 'wait') {
           const m = this.#seg.m;
-          if (
-            this.#seg.waitSync(BA_SEQ, () => (Atomics.load(m, BA_GEN) !== a.gen || Atomics.load(m, BA_BROKEN) === 1 ? true : undefined), left()) ===
-            undefined
-          ) {
+          if (this.#seg.waitSync(BA_SEQ, () => (Atomics.load(m, BA_GEN) !== a.gen || Atomics.load(m, BA_BROKEN) === 1 ? true : undefined), left()) === undefined) {
             this.abort();
             throw this.#broken(true);
           }

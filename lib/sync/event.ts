@@ -143,3 +143,4 @@ export class Event implements Disposable {
     unlinkSegment('event', name);
   }
 }
+

@@ -125,7 +125,7 @@ describe('Barrier (CPython _TestBarrier)', () => {
     }
   });
 
-  it("test_default_timeout: the timeout option is every wait's default", async () => {
+  it('test_default_timeout: the timeout option is every wait\'s default', async () => {
     const b = new Barrier(name(), { parties: 2, timeout: 200 });
     const t0 = performance.now();
     await expect(b.wait()).rejects.toBeInstanceOf(BrokenBarrierError);
