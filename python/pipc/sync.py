@@ -207,8 +207,8 @@ class Barrier(Closable):
 
     Threads may share a handle: each wait takes a slot of its own (a further
     one locked through the handle's descriptor), so every waiting thread is
-    one party, as with ``threading.Barrier``. A party that dies or closes its handle while waiting breaks the barrier
-    for everyone within a second.
+    one party, as with ``threading.Barrier``. A party that dies or closes its
+    handle while waiting breaks the barrier for everyone within a second.
     """
 
     def __init__(self, name: str, parties: Optional[int] = None, action: Optional[Callable[[], Any]] = None,
