@@ -603,6 +603,34 @@ class BarrierTests(PeerCase):
             b.close()
             b.unlink()
 
+    def test_closing_a_waiting_handle_breaks_it_for_the_others(self):
+        n = unique("bclose")
+        b = pipc.Barrier(n, 3)
+        try:
+            k = self.peer("barrier-wait", n, "10")
+            k.expect("ready")
+            errs = []
+
+            def mine():
+                try:
+                    b.wait(10)
+                except OSError as e:
+                    errs.append(e.errno)
+
+            t = threading.Thread(target=mine)
+            t.start()
+            self.assertTrue(poll(lambda: b.n_waiting == 2))
+            t0 = time.monotonic()
+            b.close()
+            t.join(2)
+            self.assertEqual(errs, [errno.EBADF])
+            word, ms = k.line(3).split()
+            self.assertEqual(word, "broken")
+            self.assertLess(time.monotonic() - t0, 1.5)
+        finally:
+            b.close()
+            pipc.Barrier.unlink(n)
+
     def test_parties_mismatch_and_open_existing(self):
         n = unique("bpm")
         b = pipc.Barrier(n, 3)
