@@ -104,6 +104,14 @@ export class Barrier implements Disposable {
     }
     // A previous owner of our slot that died mid-wait left its marks.
     Atomics.store(this.#seg.m, this.#seg.mine + BS_WAITING, 0);
+    // One that died holding the internal lock left our slot number in it:
+    // nobody else can take that over any more (the slot is alive: ours), so
+    // we do, as any contender does with a dead holder's.
+    if (Atomics.compareExchange(this.#seg.m, BA_LOCK, this.#seg.slot, this.#seg.slot) === this.#seg.slot) {
+      this.#breakLocked();
+      this.#unlock();
+      this.#seg.wake(BA_SEQ);
+    }
   }
 
   #m(syscall: string): Int32Array {
@@ -206,8 +214,11 @@ export class Barrier implements Disposable {
   #outcome(gen: number): Outcome | undefined {
     const m = this.#seg.m;
     const mine = this.#seg.mine;
+    // The generation first: reset() stores our reset mark before it moves the
+    // generation, so a moved generation read here comes with the mark (read
+    // the other way round, a reset between the two reads looked like a release).
+    if (Atomics.load(m, BA_GEN) !== gen) return Atomics.load(m, mine + BS_RESET) === 1 ? 'reset' : 'ok';
     if (Atomics.load(m, mine + BS_RESET) === 1) return 'reset';
-    if (Atomics.load(m, BA_GEN) !== gen) return 'ok';
     if (Atomics.load(m, BA_BROKEN) === 1) return 'broken';
     this.#checkDead(gen);
     return undefined;

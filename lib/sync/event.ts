@@ -9,10 +9,13 @@ import { SYNC_RESERVED, validateName } from '../core/names.js';
 import { keysOf, validateOptions, validateWaitOptions } from '../core/validate.js';
 import { H_FIRST, OPEN_KEYS, SyncSegment, openOptions, unlinkSegment, type SyncOpenOptions } from './segment.js';
 
-/** Header word: the flag (0 clear, 1 set). */
-export const EV_FLAG = H_FIRST;
-/** Header word: the sequence number, +1 by every set() that changed the flag (futex word). */
-export const EV_SEQ = H_FIRST + 1;
+/**
+ * Header word: the state, 2 * seq + flag (futex word). The flag (bit 0) is 1
+ * while set; seq counts the set()s that changed it. One word, changed by one
+ * CAS: a set is never seen half done (a flag already consumed and cleared
+ * while its sequence had not moved yet would wake the next wait for nothing).
+ */
+export const EV_STATE = H_FIRST + 1;
 
 /** Options for opening an Event. */
 export type EventOptions = SyncOpenOptions;
@@ -71,47 +74,54 @@ export class Event implements Disposable {
 
   /** True while the flag is set. */
   isSet(): boolean {
-    return Atomics.load(this.#m('load'), EV_FLAG) === 1;
+    return (Atomics.load(this.#m('load'), EV_STATE) & 1) === 1;
   }
 
   /**
-   * Sets the flag and wakes every waiter, in every process. The flag is
-   * stored before the sequence moves: a setter that dies between the two
-   * leaves the flag set, which sleeping waiters see within 250 ms.
+   * Sets the flag and wakes every waiter, in every process: the state goes
+   * from 2k (clear) to 2k + 3 (set, seq + 1) in one CAS. A setter killed
+   * before it wakes leaves the flag set, which sleeping waiters see within
+   * 250 ms.
    */
   set(): void {
     const m = this.#m('futex');
-    if (Atomics.exchange(m, EV_FLAG, 1) === 0) {
-      Atomics.add(m, EV_SEQ, 1);
-      this.#seg.wake(EV_SEQ);
+    for (;;) {
+      const s = Atomics.load(m, EV_STATE);
+      if ((s & 1) === 1) return;
+      if (Atomics.compareExchange(m, EV_STATE, s, (s + 3) | 0) === s) break;
+    }
+    this.#seg.wake(EV_STATE);
+  }
+
+  /** Clears the flag (2k + 1 to 2k + 2). */
+  clear(): void {
+    const m = this.#m('store');
+    for (;;) {
+      const s = Atomics.load(m, EV_STATE);
+      if ((s & 1) === 0 || Atomics.compareExchange(m, EV_STATE, s, (s + 1) | 0) === s) return;
     }
   }
 
-  /** Clears the flag. */
-  clear(): void {
-    Atomics.store(this.#m('store'), EV_FLAG, 0);
-  }
-
-  #check(seq0: number): () => true | undefined {
+  #check(s0: number): () => true | undefined {
     const m = this.#seg.m;
-    // != only: the 32-bit sequence may wrap.
-    return () => (Atomics.load(m, EV_FLAG) === 1 || Atomics.load(m, EV_SEQ) !== seq0 ? true : undefined);
+    // s0 is even (clear): the only way out of it is a set. != only: the word wraps.
+    return () => (Atomics.load(m, EV_STATE) !== s0 ? true : undefined);
   }
 
   /** Waits until the flag is set: true, or false when `timeout` ms passed first. */
   async wait(options?: EventWaitOptions): Promise<boolean> {
     const { timeout, signal } = validateWaitOptions<EventWaitOptions>(options, WAIT_KEYS);
-    const m = this.#m('futex');
-    if (Atomics.load(m, EV_FLAG) === 1) return true;
-    return (await this.#seg.watch(EV_SEQ, this.#check(Atomics.load(m, EV_SEQ)), timeout, signal)) === true;
+    const s0 = Atomics.load(this.#m('futex'), EV_STATE);
+    if ((s0 & 1) === 1) return true;
+    return (await this.#seg.watch(EV_STATE, this.#check(s0), timeout, signal)) === true;
   }
 
   /** The blocking form of wait(), for scripts. */
   waitSync(options?: { timeout?: number }): boolean {
     const { timeout } = validateWaitOptions<{ timeout?: number }>(options, ['timeout']);
-    const m = this.#m('futex');
-    if (Atomics.load(m, EV_FLAG) === 1) return true;
-    return this.#seg.waitSync(EV_SEQ, this.#check(Atomics.load(m, EV_SEQ)), timeout) === true;
+    const s0 = Atomics.load(this.#m('futex'), EV_STATE);
+    if ((s0 & 1) === 1) return true;
+    return this.#seg.waitSync(EV_STATE, this.#check(s0), timeout) === true;
   }
 
   /** Closes this handle; pending waits reject with IPCError EBADF. Idempotent. */

@@ -61,9 +61,21 @@ Seg::~Seg() {
 
 void Seg::Close() {
   if (closed.exchange(true)) return;
-  // The slot's lock goes with the descriptor; the mapping stays until the
-  // last reference (a wait still asleep on it) lets go.
-  if (fd >= 0) close(fd);
+  // The kernel drops an OFD lock only with the last reference to the open
+  // file description, and the mapping is one: it stays until the last
+  // reference here (a wait still asleep, the ArrayBuffer until collected)
+  // lets go. So the slot is given up explicitly, then the descriptor closed.
+  if (fd >= 0) {
+    if (slot > 0) {
+      struct flock fl = {};
+      fl.l_type = F_UNLCK;
+      fl.l_whence = SEEK_SET;
+      fl.l_start = SlotOffset(slot);
+      fl.l_len = 1;
+      fcntl(fd, F_OFD_SETLK, &fl);
+    }
+    close(fd);
+  }
   fd = -1;
 }
 

@@ -3,7 +3,8 @@
 Opens by name the same operating-system objects as the Node.js classes, and
 speaks their protocols: crash-safe semaphores, message queues with the JSON
 codec and large-item side segments, shared memory, Value and SharedArray with
-real atomics. Find it with::
+real atomics, Event, Barrier, RLock, Condition and JoinableQueue (crash
+safe), and the Web Locks manager `locks`. Find it with::
 
     PYTHONPATH=$(npx posix-ipc python-path) python3 app.py
 
@@ -15,8 +16,10 @@ from .semaphore import SEM_VALUE_MAX, BoundedSemaphore, Lock, OwnerDead, Semapho
 from .shm import PAGE_SIZE, SharedArray, SharedMemory, Value
 from .joinable import JoinableQueue, TasksLostError
 from . import locks
+from .sync import BARRIER_MAX_PARTIES, Barrier, BrokenBarrierError, Condition, Event, RLock
 
 __all__ = ["IPCError", "Queue", "Empty", "Full", "MQ_PRIO_MAX", "Semaphore", "BoundedSemaphore", "Lock", "OwnerDead", "SEM_VALUE_MAX",
-           "SharedMemory", "Value", "SharedArray", "PAGE_SIZE"]
+           "SharedMemory", "Value", "SharedArray", "PAGE_SIZE",
+           "Event", "Barrier", "BrokenBarrierError", "BARRIER_MAX_PARTIES", "RLock", "Condition"]
 __version__ = "0.1.0"
 __all__ += ["JoinableQueue", "TasksLostError", "locks"]

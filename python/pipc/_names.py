@@ -40,3 +40,14 @@ def robust_sem_path(name: str) -> str:
 def shm_path(name: str) -> str:
     """The file of the shm_open segment ``'/frame'``: ``/dev/shm/frame``."""
     return f"{SHM_DIR}/{name[1:]}"
+
+
+# Event, Barrier, Condition, RLock and JoinableQueue (lib/sync/segment.ts):
+# /dev/shm/pipc.NAME.<suffix>.
+SYNC_SUFFIX = {"event": "event", "barrier": "barrier", "condition": "cond", "rlock": "rlock", "joinable": "jq"}
+SYNC_RESERVED = len("pipc.") + len(".barrier")
+
+
+def sync_path(name: str, kind: str) -> str:
+    """The segment of synchronisation object ``'/go'`` of ``kind``: ``/dev/shm/pipc.go.event``."""
+    return f"{SHM_DIR}/pipc.{name[1:]}.{SYNC_SUFFIX[kind]}"

@@ -101,7 +101,7 @@ class RobustSegment:
     """
 
     def __init__(self, name: str, path: str, create: bool, exclusive: bool, mode: int,
-                 initial: int, max_: int) -> None:
+                 initial: int, max_: int, owner: Optional[C.Owner] = None) -> None:
         self.name = name
         self.created = False
         self._mu = threading.Lock()
@@ -116,6 +116,8 @@ class RobustSegment:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_size != SEGMENT_BYTES:
                 raise ipc_error(_errno.EINVAL, "fstat", name, "not a crash-safe semaphore segment (type or size)")
+            if owner is not None and not self.created:
+                C.check_owner(st, owner, "fstat", name)
             syscall = "mmap"
             self._mm = mmap.mmap(fd, SEGMENT_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except IPCError:

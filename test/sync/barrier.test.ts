@@ -2,6 +2,7 @@
 // once per round, abort, reset, broken, timeouts), 8 processes x 1000 rounds
 // with no lost round, and a party SIGKILLed mid-wait breaking the barrier for
 // everyone within 1 s.
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { Barrier, BrokenBarrierError } from '../../lib/index.js';
@@ -204,6 +205,42 @@ describe('Barrier (CPython _TestBarrier)', () => {
     expect(c.parties).toBe(3);
     c.close();
     b.close();
+  });
+
+  it('close() gives the slot up at once (its OFD lock), although the mapping lives until collected', () => {
+    const n = name();
+    const path = `/dev/shm/pipc.${n}.barrier`;
+    const first = (process.pid % 256) + 1;
+    const a = new Barrier(n, { parties: 2 });
+    expect(readFileSync(path).readInt32LE(256 + 64 * (first - 1))).toBe(process.pid);
+    a.close();
+    const b = new Barrier(n, { parties: 2 });
+    const second = (first % 256) + 1;
+    // b claims the freed first slot again, not the next one
+    const buf = readFileSync(path);
+    expect(buf.readInt32LE(256 + 64 * (second - 1))).toBe(0);
+    b.close();
+  });
+
+  it('an opener whose slot number a dead holder left in the internal lock takes it over (breaks, unlocks) instead of spinning forever', () => {
+    const n = name();
+    const path = `/dev/shm/pipc.${n}.barrier`;
+    const a = new Barrier(n, { parties: 2 }); // claims slot pid % 256 + 1
+    const next = (((process.pid % 256) + 1) % 256) + 1; // the slot the next handle claims
+    // As if that slot's previous owner had died holding the internal lock (header word 6).
+    const fd = openSync(path, 'r+');
+    const w = Buffer.alloc(4);
+    w.writeInt32LE(next);
+    writeSync(fd, w, 0, 4, 24);
+    closeSync(fd);
+    const b = new Barrier(n, { parties: 2 });
+    expect(readFileSync(path).readInt32LE(256 + 64 * (next - 1))).toBe(process.pid); // b has that slot
+    expect(readFileSync(path).readInt32LE(24)).toBe(0);
+    expect(b.broken).toBe(true); // its holder may have half-updated the round
+    a.reset(); // would spin forever on the lock word without the take-over
+    expect(b.broken).toBe(false);
+    b.close();
+    a.close();
   });
 
   it('worker_threads: two workers and this thread are the 3 parties of a round', async () => {

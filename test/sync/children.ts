@@ -18,7 +18,12 @@ export interface Child {
 }
 
 export function child(mode: string, ...args: Array<string | number>): Child {
-  const proc = spawn(process.execPath, [FIXTURE, mode, ...args.map(String)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return lineChild(process.execPath, [FIXTURE, mode, ...args.map(String)], mode);
+}
+
+/** Runs `cmd argv` (any program: node, python3) as a line-reading Child; `mode` names it in errors. */
+export function lineChild(cmd: string, argv: string[], mode: string): Child {
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const pending: Array<{ resolve: (l: string) => void; reject: (e: Error) => void }> = [];
   let read = 0;
@@ -36,6 +41,8 @@ export function child(mode: string, ...args: Array<string | number>): Child {
   });
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; lines: string[]; stderr: string }>((resolve) => {
+    // A program that cannot start (python3 missing) fails the test, never skips it.
+    proc.on('error', (err) => (stderr += `${cmd}: ${err.message}`));
     proc.on('close', (code, signal) => {
       done = true;
       while (pending.length > 0) pending.shift()!.reject(new Error(`child ${mode} exited (${code ?? signal}) before a line: ${stderr}`));
