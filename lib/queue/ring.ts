@@ -36,6 +36,8 @@ const LOCK: number = binding.RING_LAYOUT.lock;
 const HEAD: number = binding.RING_LAYOUT.head;
 const COUNT: number = binding.RING_LAYOUT.count;
 const PUT_SEQ: number = binding.RING_LAYOUT.putSeq;
+/** Where receiveBytes() takes a small item first (one per thread: modules are per isolate). */
+const RECEIVE_SCRATCH = Buffer.allocUnsafeSlow(4096);
 /** A wait that spun and found the ring ready: its report is a microtask away. */
 const SPUN = Symbol('spun');
 type Job = WaitToken | typeof SPUN | null;
@@ -174,7 +176,22 @@ export class RingTransport implements QueueTransport {
     return binding.ringSendMany(this.#h, bytes, start);
   }
 
+  /**
+   * The oldest item in a Buffer of its own (an ArrayBuffer of its own too),
+   * or null when empty. A small item is copied into a scratch buffer and
+   * then into Buffer.allocUnsafeSlow's: two small copies cost a tenth of a
+   * Buffer made on the native side (napi_create_buffer_copy, about 700 ns
+   * here). A larger one (it stays in the ring when it does not fit the
+   * scratch) comes out in one copy into a Buffer made natively.
+   */
   receiveBytes(): Buffer | null {
+    const n = binding.ringReceiveInto(this.#h, RECEIVE_SCRATCH);
+    if (n >= 0) {
+      const out = Buffer.allocUnsafeSlow(n);
+      RECEIVE_SCRATCH.copy(out, 0, 0, n);
+      return out;
+    }
+    if (n === -1) return null;
     return binding.ringReceive(this.#h);
   }
 
