@@ -7,9 +7,9 @@
 // semaphores with it turned off (POSIX_IPC_NO_WAITV=1: 64 threads, jobs past
 // them take 50 ms turns), which is what the engine did before. Rounds are
 // interleaved: each round runs every configuration once, in a new process.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { BENCH_DIR, median, percentile, removeShmOnExit } from './lib/report.mjs';
+import { BENCH_DIR, compileC, median, percentile, removeShmOnExit } from './lib/report.mjs';
 
 const marker = `pw${process.pid}`;
 removeShmOnExit(marker);
@@ -60,3 +60,22 @@ const rows = configs.map((c, k) => {
 });
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 for (const line of [header, ...rows]) console.log(line.map((x, i) => (i < 3 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  '));
+
+// The machine's floor, paced the same way (bench/wake_futex.c): one wait in
+// C, released by another process; "loop" has the engine's shape (a thread in
+// FUTEX_WAIT hands over to a thread in epoll_wait through an eventfd).
+const cbin = compileC('wake_futex');
+console.log('\nThe same wake-up in C, one pending wait, paced as above (bench/wake_futex.c)\n');
+for (const [mode, what] of [
+  ['direct', 'C: the waiting thread blocked in FUTEX_WAIT (one hop)'],
+  ['loop', 'C: a FUTEX_WAIT thread -> eventfd -> an epoll_wait loop (the engine shape, two hops)'],
+]) {
+  const meds = [];
+  const p99s = [];
+  for (let round = 0; round < rounds; round++) {
+    const [m, p] = execFileSync(cbin, [quick ? '100' : '300', mode], { encoding: 'utf8' }).trim().split(' ').map(Number);
+    meds.push(m);
+    p99s.push(p);
+  }
+  console.log(`${what}: median ${median(meds).toFixed(1)} µs, p99 ${median(p99s).toFixed(1)} µs (medians over ${rounds} rounds)`);
+}
