@@ -34,7 +34,9 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static long futex(int32_t* w, int op, int32_t v) { return syscall(SYS_futex, w, op, v, NULL, NULL, 0); }
+static long futex(int32_t* w, int op, int32_t v) {
+  return syscall(SYS_futex, w, op, v, NULL, NULL, 0);
+}
 
 static int32_t* word;  // shared: the release counter
 static int efd;
@@ -43,7 +45,8 @@ static void* waiter_thread(void* arg) {
   (void)arg;
   int32_t seen = 0;
   for (;;) {
-    while (__atomic_load_n(word, __ATOMIC_SEQ_CST) == seen) futex(word, FUTEX_WAIT, seen);
+    while (__atomic_load_n(word, __ATOMIC_SEQ_CST) == seen)
+      futex(word, FUTEX_WAIT, seen);
     seen = __atomic_load_n(word, __ATOMIC_SEQ_CST);
     if (seen < 0) return NULL;
     uint64_t one = 1;
@@ -63,7 +66,8 @@ int main(int argc, char** argv) {
   }
   int samples = atoi(argv[1]);
   int loop = strcmp(argv[2], "loop") == 0;
-  word = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  word = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+              -1, 0);
   if (word == MAP_FAILED) return 1;
   int to_rel[2], from_rel[2];
   if (pipe(to_rel) || pipe(from_rel)) return 1;
@@ -94,13 +98,13 @@ int main(int argc, char** argv) {
     int64_t t1;
     if (loop) {
       struct epoll_event ev;
-      while (epoll_wait(ep, &ev, 1, -1) != 1) {
-      }
+      while (epoll_wait(ep, &ev, 1, -1) != 1) {}
       uint64_t v;
       if (read(efd, &v, sizeof v) != sizeof v) return 1;
       t1 = now_ns();
     } else {
-      while (__atomic_load_n(word, __ATOMIC_SEQ_CST) == seen) futex(word, FUTEX_WAIT, seen);
+      while (__atomic_load_n(word, __ATOMIC_SEQ_CST) == seen)
+        futex(word, FUTEX_WAIT, seen);
       t1 = now_ns();
       seen = __atomic_load_n(word, __ATOMIC_SEQ_CST);
     }
