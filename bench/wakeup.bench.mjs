@@ -79,3 +79,15 @@ for (const [mode, what] of [
   }
   console.log(`${what}: median ${median(meds).toFixed(1)} µs, p99 ${median(p99s).toFixed(1)} µs (medians over ${rounds} rounds)`);
 }
+{
+  const meds = [];
+  const p99s = [];
+  for (let round = 0; round < rounds; round++) {
+    const o = JSON.parse(execFileSync(process.execPath, [join(BENCH_DIR, 'peers/pipe-hop.mjs'), quick ? '100' : '300'], { encoding: 'utf8' }).trim());
+    meds.push(o.median);
+    p99s.push(o.p99);
+  }
+  console.log(
+    `Node: a pipe write from another process to this event loop's 'data' callback (no posix-ipc at all): median ${median(meds).toFixed(1)} µs, p99 ${median(p99s).toFixed(1)} µs`,
+  );
+}
