@@ -28,6 +28,26 @@ def spawn_holder(name: str, cls: str = "Lock", extra: str = "") -> subprocess.Po
     return p
 
 
+SPIN_CHILD = """
+import sys, time
+sys.path.insert(0, {root!r})
+import pipc
+s = pipc.Semaphore({name!r}, create=False)
+real_wait = s._rob.wait
+def wait(deadline):
+    if deadline is None:  # the untimed acquire below must be taken by the spin
+        raise AssertionError("slept")
+    return real_wait(deadline)
+s._rob.wait = wait
+t0 = time.monotonic(); got = s.acquire(timeout=0.05)
+print("timeout", got, round(time.monotonic() - t0, 3), flush=True)
+print("ready", flush=True)
+t0 = time.monotonic(); got = s.acquire()
+print("took", got, round(time.monotonic() - t0, 3), flush=True)
+s.close()
+"""
+
+
 class SemaphoreBasics(IPCTestCase):
     def for_both(self):
         for robust in (True, False):
@@ -262,6 +282,34 @@ class HostileNames(IPCTestCase):
 
 
 class CrashRecovery(IPCTestCase):
+    def test_crash_safe_spin_takes_a_unit_released_meanwhile_and_keeps_the_timeout(self):
+        # A child process with a 2 s spin (POSIX_IPC_WAIT_SPIN_US): a unit
+        # released by this process 100 ms later is taken during the spin (its
+        # futex wait is made to fail, so only the spin can take it), and a
+        # timeout shorter than the spin still ends the acquire on time.
+        n = unique("spin")
+        s = pipc.Semaphore(n, 0)
+        code = SPIN_CHILD.format(root=os.path.join(ROOT, "python"), name=n)
+        env = dict(os.environ, POSIX_IPC_WAIT_SPIN_US="2000000")
+        p = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, env=env, text=True)
+        try:
+            assert p.stdout is not None
+            first = p.stdout.readline().split()
+            self.assertEqual(first[:2], ["timeout", "False"])
+            self.assertGreaterEqual(float(first[2]), 0.045)
+            self.assertLess(float(first[2]), 1.0)  # not the 2 s spin
+            self.assertEqual(p.stdout.readline().strip(), "ready")
+            time.sleep(0.1)
+            s.release()
+            took = p.stdout.readline().split()
+            self.assertEqual(took[:2], ["took", "True"], took)
+            self.assertLess(float(took[2]), 1.9)  # inside the spin, not after it
+            self.assertEqual(p.wait(10), 0)
+        finally:
+            p.kill()
+            s.close()
+            s.unlink()
+
     def test_killed_holder_is_recovered(self):
         n = unique("kill")
         lock = pipc.Lock(n)
