@@ -88,8 +88,9 @@ class Semaphore:
         create: create it if missing (else FileNotFoundError).
         exclusive: fail with FileExistsError if it exists.
         mode: permission bits of a semaphore this call creates (umask applies).
-        owner: whose existing plain semaphore may be opened: ``'self'`` (the
-            effective uid), ``'any'``, or a uid; another's is a PermissionError.
+        owner: whose existing semaphore (either kind) may be opened: ``'self'``
+            (the effective uid), ``'any'``, or a uid; another's is a
+            PermissionError (``EPERM``), as on the Node side.
         robust: crash-safe (default) or a plain ``sem_open`` semaphore.
     """
 
@@ -113,7 +114,7 @@ class Semaphore:
         if robust:
             if C.kind_at(plain_sem_path(self._name)) != "none":
                 raise _kind_error(self._name, False)
-            rob = RobustSegment(self._name, robust_sem_path(self._name), create, exclusive, mode, value, bound)
+            rob = RobustSegment(self._name, robust_sem_path(self._name), create, exclusive, mode, value, bound, owner)
             if bound and self._strict and rob.max != bound:
                 rob.close()
                 is_ = "an unbounded semaphore" if rob.max == 0 else f"a semaphore bounded at {rob.max}"

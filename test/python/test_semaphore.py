@@ -281,6 +281,24 @@ class HostileNames(IPCTestCase):
             s.unlink()
 
 
+    def test_crash_safe_semaphore_of_another_owner_is_refused(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a file owned by another uid")
+        n = unique("rowner")
+        s = pipc.Semaphore(n, mode=0o666)
+        os.chown(f"/dev/shm/pipc.{n}.sem", 65534, 65534)
+        try:
+            with self.assertRaises(PermissionError) as cm:
+                pipc.Semaphore(n)
+            self.assertEqual(cm.exception.code, "EPERM")
+            with self.assertRaises(PermissionError):
+                pipc.Semaphore(n, owner=0)
+            pipc.Semaphore(n, owner="any").close()
+            pipc.Semaphore(n, owner=65534).close()
+        finally:
+            s.close()
+            s.unlink()
+
 class CrashRecovery(IPCTestCase):
     def test_crash_safe_spin_takes_a_unit_released_meanwhile_and_keeps_the_timeout(self):
         # A child process with a 2 s spin (POSIX_IPC_WAIT_SPIN_US): a unit
