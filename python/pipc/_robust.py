@@ -425,6 +425,30 @@ class RobustSegment:
             raise ipc_error(-r, "sem_post", self.name)
         return r
 
+    def spin(self, seconds: float) -> int:
+        """Watches the value word for up to ``seconds`` and tries when a unit is
+        there: TAKEN, TAKEN_RECOVERED or NONE (also when closed meanwhile). It
+        counts as a sleeper, so a close() from another thread leaves the
+        unmapping to it, as to a thread in wait()."""
+        with self._mu:
+            self._check_open("sem_trywait")
+            self._sleepers += 1
+            w = self._w
+        try:
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end and not self._closed:
+                if w[VALUE] > 0:
+                    r = self.try_acquire()
+                    if r != NONE:
+                        return r
+            return NONE
+        finally:
+            del w
+            with self._mu:
+                self._sleepers -= 1
+                if self._sleepers == 0 and self._closed:
+                    self._unmap()
+
     def wait(self, deadline: Optional[float]) -> int:
         """Waits for a unit until ``deadline`` (time.monotonic(), None: forever):
         TAKEN, TAKEN_RECOVERED, or NONE when the deadline passed."""

@@ -24,7 +24,7 @@ from typing import Any, Optional
 from . import _libc as C
 from ._errors import closed_error, ipc_error
 from ._names import PLAIN_SEM_RESERVED, ROBUST_SEM_RESERVED, plain_sem_path, robust_sem_path, validate_name
-from ._robust import NONE, OVER_RELEASE, TAKEN_RECOVERED, VALUE, OwnerDead, RobustSegment
+from ._robust import NONE, OVER_RELEASE, TAKEN_RECOVERED, OwnerDead, RobustSegment
 from ._segment import SPIN_S, SpinGate
 
 __all__ = ["Semaphore", "BoundedSemaphore", "Lock", "OwnerDead", "SEM_VALUE_MAX"]
@@ -216,17 +216,12 @@ class Semaphore:
         gate = self._gate
         if not gate.open():
             return NONE
-        w = rob._w
-        spin = SPIN_S if timeout is None else min(SPIN_S, timeout)
-        end = time.perf_counter() + spin
-        while time.perf_counter() < end:
-            if w[VALUE] > 0:
-                r = rob.try_acquire()
-                if r != NONE:
-                    gate.hit()
-                    return r
-        gate.miss()
-        return NONE
+        r = rob.spin(SPIN_S if timeout is None else min(SPIN_S, timeout))
+        if r != NONE:
+            gate.hit()
+        else:
+            gate.miss()
+        return r
 
     def _plain_acquire(self, timeout: Optional[float]) -> bool:
         h = self._sem

@@ -235,6 +235,34 @@ class SemaphoreBasics(IPCTestCase):
         pipc.Semaphore.unlink(n)
 
 
+    def test_close_during_the_spin_ends_it_with_ebadf_and_close_does_not_fail(self):
+        import pipc.semaphore as semmod
+        n = unique("closespin")
+        s = pipc.Semaphore(n, 0)
+        errs = []
+        saved = semmod.SPIN_S
+        semmod.SPIN_S = 5.0  # the spin outlasts the close below
+
+        def wait():
+            try:
+                s.acquire(timeout=10)
+            except pipc.IPCError as e:
+                errs.append(e.code)
+
+        t = threading.Thread(target=wait)
+        try:
+            t.start()
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            s.close()  # must not fail while the other thread watches the mapping
+            t.join(5)
+            self.assertFalse(t.is_alive())
+            self.assertLess(time.monotonic() - t0, 2.0)
+            self.assertEqual(errs, ["EBADF"])
+        finally:
+            semmod.SPIN_S = saved
+            pipc.Semaphore.unlink(n)
+
 class HostileNames(IPCTestCase):
     def test_symlink_is_refused(self):
         n = unique("sym")
