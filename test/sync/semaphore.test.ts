@@ -3,7 +3,9 @@
 import { statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AbortError, BoundedSemaphore, IPCError, Lock, SEM_VALUE_MAX, Semaphore } from '../../lib/index.js';
-import { uniqueName, namesRemovedAfterEach } from '../helpers/index.js';
+import { FIXTURES, uniqueName, namesRemovedAfterEach } from '../helpers/index.js';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 
 const { name, track } = namesRemovedAfterEach('sem', (n) => Semaphore.unlink(n));
 
@@ -338,4 +340,33 @@ describe('BoundedSemaphore and Lock', () => {
     expect(l.locked()).toBe(false);
     l.close();
   });
+});
+
+describe('acquireSync spins before it sleeps', () => {
+  for (const kind of ['robust', 'plain'] as const) {
+    it(`${kind}: a unit another process gives back during the spin is taken without a kernel wait`, async () => {
+      const n = name(`spinsync-${kind}`);
+      const s = new Semaphore(n, { initialValue: 0, robust: kind === 'robust' });
+      // a 3 s spin in the child; its kernel waits are made to throw
+      const child = spawn(process.execPath, [join(FIXTURES, 'sync/spin-sync.mjs'), n, kind], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, POSIX_IPC_WAIT_SPIN_US: '3000000' },
+      });
+      let out = '';
+      let err = '';
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+      for (let i = 0; i < 200 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(out).toContain('ready');
+      await new Promise((r) => setTimeout(r, 100));
+      s.release();
+      expect(await exited, err).toBe(0);
+      const m = /took (\w+) ([\d.]+) (\d+)/.exec(out);
+      expect(m?.[1]).toBe('true');
+      expect(Number(m?.[2])).toBeLessThan(2500); // within the spin, not at its end
+      expect(m?.[3]).toBe('0'); // the one unit, taken
+      s.close();
+    }, 20_000);
+  }
 });
