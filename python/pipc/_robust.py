@@ -93,7 +93,117 @@ def _create_and_link(path: str, mode: int, initial: int, max_: int) -> int:
     return fd
 
 
-class RobustSegment:
+class CrashSafeWords:
+    """What every segment of the crash-safe geometry (semaphores, Web Locks)
+    does the same way: word access, slot liveness (the OFD lock), the undo
+    journal in our slot, and the internal lock in header word LOCK. A
+    subclass sets ``_w``, ``_base``, ``_fd``, ``_mm``, ``slot`` and ``_rec``,
+    and defines ``_recover_slot(sid)`` (what a dead slot's holdings mean for
+    its kind; a nonzero result moved ``seq`` on)."""
+
+    _w: "ctypes.Array[ctypes.c_int32]"
+    _base: int
+    _fd: int
+    _mm: Optional[mmap.mmap]
+    slot: int
+    _rec: int
+    _LOCK_SLEEP_S = 0.0002
+    """How long a contender sleeps on the internal lock word at a time (the
+    unlocking store wakes nobody)."""
+
+    def _addr(self, word: int) -> int:
+        return self._base + 4 * word
+
+    # On x86 (total store order) an aligned 32-bit store or load through the
+    # mapping is already atomic and ordered with the others, as the Node side's
+    # fast path relies on; elsewhere they go through libatomic (seq_cst).
+    if _TSO:
+        def _st(self, word: int, value: int) -> None:
+            self._w[word] = value
+
+        def _ld(self, word: int) -> int:
+            return self._w[word]  # type: ignore[no-any-return]
+    else:  # pragma: no cover - not x86
+        def _st(self, word: int, value: int) -> None:
+            C.store32(self._addr(word), value)
+
+        def _ld(self, word: int) -> int:
+            return C.load32(self._addr(word))
+
+    def _recover_slot(self, sid: int) -> int:
+        raise NotImplementedError
+
+    def _alive(self, sid: int) -> bool:
+        """False only when slot ``sid``'s owner is gone (the kernel dropped its lock)."""
+        if sid == self.slot:
+            return True
+        return C.ofd_is_locked(self._fd, _slot_offset(sid))
+
+    def _tx(self, words: list) -> None:
+        """Journals the old values of ``words`` in our slot, then the count."""
+        w = self._w
+        e = self._rec + S_ENTRIES
+        for i, word in enumerate(words):
+            w[e + 2 * i] = word
+            w[e + 2 * i + 1] = w[word]
+        self._st(self._rec + S_JOURNAL, len(words))
+
+    def _end(self) -> None:
+        self._st(self._rec + S_JOURNAL, 0)
+
+    def _rollback(self, sid: int) -> None:
+        w = self._w
+        rec = _slot_word(sid)
+        n = self._ld(rec + S_JOURNAL)
+        if n <= 0:
+            return
+        n = min(n, MAX_ENTRIES)
+        for i in range(n - 1, -1, -1):
+            word = w[rec + S_ENTRIES + 2 * i]
+            if 0 <= word < TOTAL_WORDS:
+                self._st(word, w[rec + S_ENTRIES + 2 * i + 1])
+        self._st(rec + S_JOURNAL, 0)
+
+    def _unlock(self) -> None:
+        self._st(LOCK, 0)
+
+    def _lock_internal(self) -> None:
+        """Takes the internal lock: spin, then yield, then sleep a little at a
+        time; an owner whose slot is dead is taken over and its half-done
+        operation undone."""
+        la = self._addr(LOCK)
+        i = 0
+        while True:
+            cur = C.cas32_found(la, 0, self.slot)
+            if cur == 0:
+                return
+            if i < 16:
+                i += 1
+                continue
+            if i % 8 == 0 and (not 1 <= cur <= SLOT_COUNT or not self._alive(cur)):
+                if C.cas32(la, cur, self.slot):
+                    if 1 <= cur <= SLOT_COUNT and self._recover_slot(cur) > 0:
+                        C.futex_wake(self._addr(SEQ))
+                    return
+            elif i < 256:
+                os.sched_yield()
+            else:
+                C.futex_wait(la, cur, self._LOCK_SLEEP_S)
+            i += 1
+
+    def _unmap(self) -> None:
+        if hasattr(self, "_w"):
+            del self._w
+        mm = getattr(self, "_mm", None)
+        if mm is not None:
+            mm.close()
+            self._mm = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class RobustSegment(CrashSafeWords):
     """One open crash-safe semaphore segment and the slot this handle owns.
 
     Operations of one handle are serialised by a thread lock (as the native
@@ -165,68 +275,6 @@ class RobustSegment:
         if n > 0:
             C.futex_wake(self._addr(SEQ))
 
-    # -- helpers -----------------------------------------------------------
-
-    def _addr(self, word: int) -> int:
-        return self._base + 4 * word
-
-    # On x86 (total store order) an aligned 32-bit store or load through the
-    # mapping is already atomic and ordered with the others, as the Node side's
-    # fast path relies on; elsewhere they go through libatomic (seq_cst).
-    if _TSO:
-        def _st(self, word: int, value: int) -> None:
-            self._w[word] = value
-
-        def _ld(self, word: int) -> int:
-            return self._w[word]  # type: ignore[no-any-return]
-    else:  # pragma: no cover - not x86
-        def _st(self, word: int, value: int) -> None:
-            C.store32(self._addr(word), value)
-
-        def _ld(self, word: int) -> int:
-            return C.load32(self._addr(word))
-
-    def _unmap(self) -> None:
-        if hasattr(self, "_w"):
-            del self._w
-        mm = getattr(self, "_mm", None)
-        if mm is not None:
-            mm.close()
-            self._mm = None  # type: ignore[assignment]
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def _alive(self, sid: int) -> bool:
-        if sid == self.slot:
-            return True
-        return C.ofd_is_locked(self._fd, _slot_offset(sid))
-
-    def _tx(self, words: list) -> None:
-        """Journals the old values of ``words`` in our slot, then the count."""
-        w = self._w
-        e = self._rec + S_ENTRIES
-        for i, word in enumerate(words):
-            w[e + 2 * i] = word
-            w[e + 2 * i + 1] = w[word]
-        self._st(self._rec + S_JOURNAL, len(words))
-
-    def _end(self) -> None:
-        self._st(self._rec + S_JOURNAL, 0)
-
-    def _rollback(self, sid: int) -> None:
-        w = self._w
-        rec = _slot_word(sid)
-        n = self._ld(rec + S_JOURNAL)
-        if n <= 0:
-            return
-        n = min(n, MAX_ENTRIES)
-        for i in range(n - 1, -1, -1):
-            word = w[rec + S_ENTRIES + 2 * i]
-            if 0 <= word < TOTAL_WORDS:
-                self._st(word, w[rec + S_ENTRIES + 2 * i + 1])
-        self._st(rec + S_JOURNAL, 0)
-
     def _recover_slot(self, sid: int) -> int:
         """Under the internal lock: undoes slot ``sid``'s half-done operation and
         returns the units it held, marked recovered. Returns how many came back."""
@@ -253,33 +301,6 @@ class RobustSegment:
         if sid != self.slot:
             w[rec + S_PID] = 0
         return added
-
-    def _unlock(self) -> None:
-        self._st(LOCK, 0)
-
-    def _lock_internal(self) -> None:
-        """Takes the internal lock: spin, then yield, then sleep 1 ms at a time; an
-        owner whose slot is dead is taken over and its half-done operation undone.
-        The unlocking store wakes nobody, so sleeps are short (0.2 ms)."""
-        la = self._addr(LOCK)
-        i = 0
-        while True:
-            cur = C.cas32_found(la, 0, self.slot)
-            if cur == 0:
-                return
-            if i < 16:
-                i += 1
-                continue
-            if i % 8 == 0 and (not 1 <= cur <= SLOT_COUNT or not self._alive(cur)):
-                if C.cas32(la, cur, self.slot):
-                    if 1 <= cur <= SLOT_COUNT and self._recover_slot(cur) > 0:
-                        C.futex_wake(self._addr(SEQ))
-                    return
-            elif i < 256:
-                os.sched_yield()
-            else:
-                C.futex_wait(la, cur, 0.0002)  # a Python holder holds it for microseconds, not nanoseconds
-            i += 1
 
     def _acquire_locked(self) -> int:
         w = self._w

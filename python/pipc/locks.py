@@ -36,6 +36,8 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from . import _libc as C
 from ._errors import closed_error, ipc_error
 from ._names import NAME_MAX, SHM_DIR
+from ._robust import (CHECK_S, HEADER_BYTES, KIND_SEMAPHORE, LAYOUT_VERSION, MAGIC_VALUE, SEGMENT_BYTES, SLOT_BYTES,
+                      SLOT_COUNT, SLOT_WORDS, TOTAL_WORDS, CrashSafeWords, _slot_word)
 from ._segopen import claim_slot, open_segment
 
 __all__ = ["request", "query", "LockManager", "WebLock", "LockInfo", "LockManagerSnapshot", "AbortError",
@@ -48,18 +50,7 @@ H_TICKET, H_DEADPID, H_DEADAT, H_SHARED = 12, 13, 14, 16
 S_PID, S_HELD, S_HELD_MODE, S_JOURNAL, S_ENTRIES = 0, 1, 2, 3, 4
 S_PEND_MODE, S_PEND_TICKET, S_STEAL_GEN, S_PEND_SHARED, S_PEND_EXCL, S_NEXT_MODE, S_NEXT_TICKET = range(16, 23)
 
-MAGIC_VALUE = 0x43504950
-LAYOUT_VERSION = 1
-KIND_SEMAPHORE = 1
 KIND_LOCK = 2
-MAX_ENTRIES = 6
-HEADER_BYTES = 256
-SLOT_BYTES = 128
-SLOT_COUNT = 512
-SEGMENT_BYTES = HEADER_BYTES + SLOT_BYTES * SLOT_COUNT  # 65,792
-TOTAL_WORDS = SEGMENT_BYTES // 4
-SLOT_WORDS = SLOT_BYTES // 4
-CHECK_S = 0.25  # a waiter's liveness check period
 
 SHARED, EXCLUSIVE = 1, 2
 _MODE_NAME = {SHARED: "shared", EXCLUSIVE: "exclusive"}
@@ -153,10 +144,6 @@ def _init_header(mm: mmap.mmap) -> None:
     struct.pack_into("<i", mm, 0, MAGIC_VALUE)  # last
 
 
-def _slot_word(sid: int) -> int:
-    return (HEADER_BYTES + SLOT_BYTES * (sid - 1)) // 4
-
-
 def _nonzero(col: "list[int]", own: int) -> "list[int]":
     """Indices of the nonzero entries. ``count`` runs in C: most columns are
     all zero, or nonzero only at ``own`` (our slot's index), found without a
@@ -169,11 +156,13 @@ def _nonzero(col: "list[int]", own: int) -> "list[int]":
     return [i for i, v in enumerate(col) if v]
 
 
-class _LockSegment:
+class _LockSegment(CrashSafeWords):
     """One open lock segment and the slot this process owns in it. Every
     method but ``ticket`` and ``note`` runs under the segment's internal lock
     with the undo journal, as native/sync/weblocks.cc; callers serialise them
     (the name's thread lock)."""
+
+    _LOCK_SLEEP_S = 0.001
 
     def __init__(self, name: str, create: bool, permissions: int, owner: C.Owner) -> None:
         self.name = name
@@ -203,7 +192,7 @@ class _LockSegment:
         # Whatever a dead previous owner of this slot left is undone or dropped,
         # also if it died holding the internal lock (which then holds our id).
         if not C.cas32(self._addr(H_LOCK), self.slot, self.slot):
-            self._lock()
+            self._lock_internal()
         changed = self._recover_slot(self.slot)
         self._w[self._rec + S_PID] = os.getpid()
         self._w[self._rec + S_HELD_MODE] = 0
@@ -213,66 +202,10 @@ class _LockSegment:
 
     # -- words ---------------------------------------------------------------
 
-    def _addr(self, word: int) -> int:
-        return self._base + 4 * word
-
     def _column(self, j: int) -> "list[int]":
         """Word ``j`` of every slot (one slice of the mapping)."""
         first = HEADER_BYTES // 4 + j
         return self._w[first:first + SLOT_WORDS * SLOT_COUNT:SLOT_WORDS]
-
-    def _alive(self, sid: int) -> bool:
-        return sid == self.slot or C.ofd_is_locked(self._fd, HEADER_BYTES + SLOT_BYTES * (sid - 1))
-
-    def _tx(self, words: "list[int]") -> None:
-        """Journals the old values of ``words`` in our slot, then their count."""
-        w = self._w
-        e = self._rec + S_ENTRIES
-        for i, word in enumerate(words):
-            w[e + 2 * i] = word
-            w[e + 2 * i + 1] = w[word]
-        C.store32(self._addr(self._rec + S_JOURNAL), len(words))
-
-    def _end(self) -> None:
-        C.store32(self._addr(self._rec + S_JOURNAL), 0)
-
-    def _rollback(self, sid: int) -> None:
-        w = self._w
-        rec = _slot_word(sid)
-        n = C.load32(self._addr(rec + S_JOURNAL))
-        if n <= 0:
-            return
-        for i in range(min(n, MAX_ENTRIES) - 1, -1, -1):
-            word = w[rec + S_ENTRIES + 2 * i]
-            if 0 <= word < TOTAL_WORDS:
-                C.store32(self._addr(word), w[rec + S_ENTRIES + 2 * i + 1])
-        C.store32(self._addr(rec + S_JOURNAL), 0)
-
-    # -- the internal lock -----------------------------------------------------
-
-    def _lock(self) -> None:
-        """CAS 0 -> our slot: spin, then yield, then sleep 1 ms at a time; a
-        holder whose slot is dead is taken over and its change rolled back."""
-        la = self._addr(H_LOCK)
-        i = 0
-        while True:
-            cur = C.cas32_found(la, 0, self.slot)
-            if cur == 0:
-                return
-            if i >= 16 and i % 8 == 0 and (not 1 <= cur <= SLOT_COUNT or not self._alive(cur)):
-                if C.cas32(la, cur, self.slot):
-                    if 1 <= cur <= SLOT_COUNT and self._recover_slot(cur):
-                        C.futex_wake(self._addr(H_SEQ))
-                    return
-            elif i >= 16:
-                if i < 256:
-                    os.sched_yield()
-                else:
-                    C.futex_wait(la, cur, 0.001)
-            i += 1
-
-    def _unlock(self) -> None:
-        C.store32(self._addr(H_LOCK), 0)
 
     def _wake_all(self) -> None:
         """Sleepers count themselves in ``waiters`` before they read ``seq``."""
@@ -417,7 +350,7 @@ class _LockSegment:
         check = now >= self.next_check
         if check:
             self.next_check = now + CHECK_S
-        self._lock()
+        self._lock_internal()
         changed = self._recover_dead() if check else 0
         granted, c = self._grant(mode, ticket, head, publish)
         gen = self._w[self._rec + S_STEAL_GEN] if granted else -1
@@ -432,7 +365,7 @@ class _LockSegment:
         self._check()
         w = self._w
         rec = self._rec
-        self._lock()
+        self._lock_internal()
         ok = w[rec + S_STEAL_GEN] == gen and w[rec + S_HELD] > 0 and w[rec + S_HELD_MODE] == mode
         if ok:
             self._tx([rec + S_HELD, rec + S_HELD_MODE, H_SHARED if mode == SHARED else H_EXCLUSIVE])
@@ -455,7 +388,7 @@ class _LockSegment:
         queue. Returns its steal generation."""
         self._check()
         w = self._w
-        self._lock()
+        self._lock_internal()
         robbed = []
         for i in _nonzero(self._column(S_HELD), self.slot - 1):
             sid = i + 1
@@ -492,7 +425,7 @@ class _LockSegment:
         C.store32(self._addr(rec + S_NEXT_MODE), 0)
         if w[rec + S_PEND_MODE] == 0:
             return
-        self._lock()
+        self._lock_internal()
         self._tx([rec + S_PEND_MODE])
         w[rec + S_PEND_MODE] = 0
         self._end()
@@ -504,7 +437,7 @@ class _LockSegment:
         shared, pending exclusive) of every live slot that holds or waits; the
         dead are recovered first."""
         self._check()
-        self._lock()
+        self._lock_internal()
         changed = self._recover_dead()
         rows = []
         w = self._w
@@ -534,23 +467,13 @@ class _LockSegment:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def _unmap(self) -> None:
-        if hasattr(self, "_w"):
-            del self._w
-        if self._mm is not None:
-            self._mm.close()
-            self._mm = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
     def close(self) -> None:
         """Gives the slot up: what it still holds or requests is dropped (as if
         we had died), then the descriptor closes and the mapping goes."""
         if self.closed:
             return
         self.closed = True
-        self._lock()
+        self._lock_internal()
         changed = self._recover_slot(self.slot)
         self._w[self._rec + S_PID] = 0
         self._unlock()
