@@ -384,14 +384,14 @@ export class LockManager {
       st.stealWatch = undefined;
       if (st.closed || st.granted.size === 0 || err !== null || !stolen) return;
       const now = Atomics.load(st.m, st.base + S_STEAL_GEN);
+      let live = false; // grants made since, under the new generation
       for (const r of st.granted) {
-        if (r.gen !== now && r.stolen !== true) {
+        if (r.gen === now) live = true;
+        else if (r.stolen !== true) {
           r.stolen = true;
           r.reject(stolenError(st.name));
         }
       }
-      let live = false;
-      for (const r of st.granted) if (r.stolen !== true) live = true;
       if (live) this.#watchSteal(st, now);
     });
     st.stealWatch = token;
