@@ -7,6 +7,7 @@
         "native/core/errors.cc",
         "native/core/safe-open.cc",
         "native/core/wait.cc",
+        "native/core/uring.cc",
         "native/sync/semaphore.cc",
         "native/sync/robust.cc",
         "native/sync/segment.cc",

@@ -2,11 +2,16 @@
 // N semaphores, an acquire pending on each, and another process releasing a
 // random one at a time; latency is its release to our acquire resolving
 // (process.hrtime, CLOCK_MONOTONIC in both). Rows: crash-safe and plain
-// semaphores and shared-memory queues (get pending, another process puts)
-// with the engine's futex_waitv multiplexing, and crash-safe
-// semaphores with it turned off (POSIX_IPC_NO_WAITV=1: 64 threads, jobs past
-// them take 50 ms turns), which is what the engine did before. Rounds are
-// interleaved: each round runs every configuration once, in a new process.
+// semaphores and shared-memory queues (get pending, another process puts) on
+// each of the engine's ways to wait on many words: io_uring futex waits (the
+// default where the kernel has them, Linux 6.7), futex_waitv threads of 127
+// words each (POSIX_IPC_NO_URING=1, or a kernel before 6.7), and one thread
+// per wait with 50 ms turns past 64 (both turned off: what the engine did
+// before issue 17). Each configuration runs in a new process, first
+// WAKE_WARMUP unmeasured wake-ups (default 2000: V8 compiles the hot code on
+// its background threads meanwhile, and on two cores a woken thread waits
+// behind them for up to a 4 ms tick), then the samples. Rounds are
+// interleaved: each round runs every configuration once.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BENCH_DIR, compileC, median, percentile, removeShmOnExit } from './lib/report.mjs';
@@ -15,27 +20,37 @@ const marker = `pw${process.pid}`;
 removeShmOnExit(marker);
 const quick = process.argv.includes('--quick');
 const rounds = quick ? 1 : 3;
+const warmup = quick ? 300 : Number(process.env.WAKE_WARMUP ?? 2000);
+const perRound = quick ? 100 : 500;
+const ENGINES = {
+  io_uring: {},
+  futex_waitv: { POSIX_IPC_NO_URING: '1' },
+  threads: { POSIX_IPC_NO_URING: '1', POSIX_IPC_NO_WAITV: '1' },
+};
 const configs = [];
 for (const n of [64, 1024, 10_000]) {
-  configs.push({ n, kind: 'robust', waitv: true, samples: quick ? 30 : 100 });
-  configs.push({ n, kind: 'plain', waitv: true, samples: quick ? 30 : 100 });
-  configs.push({ n, kind: 'queue', waitv: true, samples: quick ? 30 : 100 });
-  // Without multiplexing a wake-up among 10,000 takes seconds: few samples.
-  configs.push({ n, kind: 'robust', waitv: false, samples: n <= 64 ? (quick ? 30 : 100) : n <= 1024 ? 10 : 3 });
+  for (const engine of ['io_uring', 'futex_waitv']) {
+    for (const kind of ['robust', 'plain', 'queue']) configs.push({ n, kind, engine, samples: perRound, warmup });
+  }
+  // One thread a wait: among 10,000 a wake-up takes seconds, so few samples
+  // and no warm-up.
+  configs.push({ n, kind: 'robust', engine: 'threads', samples: n <= 64 ? perRound : n <= 1024 ? 10 : 3, warmup: n <= 64 ? warmup : 0 });
 }
 const results = configs.map(() => ({ lat: [], threads: [], rss: [] }));
 for (let round = 0; round < rounds; round++) {
   configs.forEach((c, k) => {
     const env = { ...process.env };
-    if (!c.waitv) env.POSIX_IPC_NO_WAITV = '1';
-    else delete env.POSIX_IPC_NO_WAITV;
+    delete env.POSIX_IPC_NO_URING;
+    delete env.POSIX_IPC_NO_WAITV;
+    Object.assign(env, ENGINES[c.engine]);
     const r = spawnSync(
       process.execPath,
-      [join(BENCH_DIR, 'peers/wake.mjs'), 'waiter', `/${marker}.${k}.`, String(c.n), String(c.samples), c.kind],
+      [join(BENCH_DIR, 'peers/wake.mjs'), 'waiter', `/${marker}.${k}.`, String(c.n), String(c.samples), c.kind, String(c.warmup)],
       { env, encoding: 'utf8', maxBuffer: 1 << 24, timeout: 10 * 60_000 },
     );
     if (r.status !== 0) throw new Error(`wake.mjs failed: ${r.stderr}`);
     const o = JSON.parse(r.stdout.trim().split('\n').pop());
+    if (o.engine !== c.engine) throw new Error(`asked for the ${c.engine} engine, the process used ${o.engine}`);
     results[k].lat.push(...o.lat);
     results[k].threads.push(o.threads);
     results[k].rss.push(o.rssMiB);
@@ -43,17 +58,18 @@ for (let round = 0; round < rounds; round++) {
 }
 const us = (x) => (x >= 10_000 ? `${(x / 1000).toFixed(1)} ms` : `${x.toFixed(0)} µs`);
 console.log('Wake-up after a release in another process, with N distinct pending waits in one process');
-console.log('(median and p99 over all samples; engine threads and RSS of the waiting process)\n');
-const header = ['N', 'objects', 'engine', 'samples', 'median', 'p99', 'threads', 'RSS MiB'];
+console.log(`(${warmup} wake-ups unmeasured first; median, p99 and p99.9 over all samples; engine threads and RSS of the waiting process)\n`);
+const header = ['N', 'objects', 'engine', 'samples', 'median', 'p99', 'p99.9', 'threads', 'RSS MiB'];
 const rows = configs.map((c, k) => {
   const r = results[k];
   return [
     String(c.n),
     c.kind === 'robust' ? 'crash-safe sems' : c.kind === 'plain' ? 'plain sems' : 'shm queues',
-    c.waitv ? 'futex_waitv' : 'threads + 50 ms turns',
+    c.engine === 'threads' ? 'threads + 50 ms turns' : c.engine,
     String(r.lat.length),
     us(median(r.lat)),
     us(percentile(r.lat, 99)),
+    r.lat.length >= 1000 ? us(percentile(r.lat, 99.9)) : '-',
     String(Math.max(...r.threads)),
     median(r.rss).toFixed(0),
   ];
@@ -73,7 +89,7 @@ for (const [mode, what] of [
   const meds = [];
   const p99s = [];
   for (let round = 0; round < rounds; round++) {
-    const [m, p] = execFileSync(cbin, [quick ? '100' : '300', mode], { encoding: 'utf8' }).trim().split(' ').map(Number);
+    const [m, p] = execFileSync(cbin, [String(perRound), mode], { encoding: 'utf8' }).trim().split(' ').map(Number);
     meds.push(m);
     p99s.push(p);
   }
@@ -83,7 +99,7 @@ for (const [mode, what] of [
   const meds = [];
   const p99s = [];
   for (let round = 0; round < rounds; round++) {
-    const o = JSON.parse(execFileSync(process.execPath, [join(BENCH_DIR, 'peers/pipe-hop.mjs'), quick ? '100' : '300'], { encoding: 'utf8' }).trim());
+    const o = JSON.parse(execFileSync(process.execPath, [join(BENCH_DIR, 'peers/pipe-hop.mjs'), String(perRound), String(warmup)], { encoding: 'utf8' }).trim());
     meds.push(o.median);
     p99s.push(o.p99);
   }

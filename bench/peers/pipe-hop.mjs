@@ -2,7 +2,7 @@
 // reads the clock and writes it down a pipe; this process reads the clock
 // when its 'data' callback runs. Paced as wake.mjs paces its samples (we ask
 // over a pipe, both sides idle in between). Prints {"median": µs, "p99": µs}.
-//   pipe-hop.mjs <samples>
+//   pipe-hop.mjs <samples> [warmup]   (warmup: hops first, unmeasured)
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -12,6 +12,7 @@ if (process.argv[2] === 'child') {
   });
 } else {
   const samples = Number(process.argv[2] ?? 300);
+  const warmup = Number(process.argv[3] ?? 0);
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'child'], { stdio: ['pipe', 'pipe', 'inherit'] });
   let got = null;
   child.stdout.setEncoding('utf8').on('data', (d) => {
@@ -20,10 +21,11 @@ if (process.argv[2] === 'child') {
   });
   await new Promise((r) => setTimeout(r, 200));
   const lat = [];
-  for (let i = 0; i < samples; i++) {
+  for (let i = 0; i < warmup + samples; i++) {
     const p = new Promise((r) => (got = r));
     child.stdin.write('x');
-    lat.push(await p);
+    const v = await p;
+    if (i >= warmup) lat.push(v);
   }
   child.kill();
   lat.sort((a, b) => a - b);

@@ -1,20 +1,22 @@
 // Wake-up latency with many distinct pending waits (bench/wakeup.bench.mjs).
-//   wake.mjs waiter <prefix> <n> <samples> <robust|plain|queue>
+//   wake.mjs waiter <prefix> <n> <samples> <robust|plain|queue> [warmup]
 // creates n semaphores of value 0 (or n empty shared-memory queues: get for
 // acquire, put for release), awaits an acquire on every one, and starts
 // a releaser child (`wake.mjs releaser ...`) that opens them by name. For
 // each sample the waiter names a random semaphore; the releaser reads the
 // monotonic clock and releases it; the waiter reads the clock when its
 // acquire resolves (process.hrtime is CLOCK_MONOTONIC, one clock for both
-// processes), then waits on that semaphore again. Prints one JSON line:
-// latencies in µs, engine threads, RSS.
+// processes), then waits on that semaphore again. The first `warmup`
+// wake-ups are not measured. Prints one JSON line: latencies in µs, the
+// engine's way of waiting (io_uring, futex_waitv or threads), its threads,
+// RSS.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Queue, Semaphore } from '../../dist/index.js';
 import { binding } from '../../dist/core/binding.js';
 
-const [role, prefix, nText, samplesText, kind] = process.argv.slice(2);
+const [role, prefix, nText, samplesText, kind, warmupText] = process.argv.slice(2);
 const n = Number(nText);
 const robust = kind !== 'plain';
 const names = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
@@ -70,22 +72,25 @@ const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'releaser
 const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
 if ((await lines.next()).value !== 'ready') throw new Error('releaser did not start');
 await new Promise((r) => setTimeout(r, 200)); // every wait submitted and asleep
-const threads = binding.engineStats().threads;
+const stats = binding.engineStats();
+const threads = stats.threads;
+const engine = stats.ringThreads > 0 ? 'io_uring' : stats.muxThreads > 0 ? 'futex_waitv' : 'threads';
 const lat = [];
-for (let k = 0; k < samples; k++) {
+const warmup = Number(warmupText ?? 0);
+for (let k = 0; k < warmup + samples; k++) {
   const i = Math.floor(Math.random() * n);
   child.stdin.write(`${i}\n`);
   const t0 = BigInt((await lines.next()).value);
   while (!resolved.has(i)) await new Promise((r) => (notify = r));
   notify = null;
-  lat.push(Number(resolved.get(i) - t0) / 1e3);
+  if (k >= warmup) lat.push(Number(resolved.get(i) - t0) / 1e3);
   resolved.delete(i);
   arm(i);
   await new Promise((r) => setImmediate(r));
 }
 child.stdin.write('end\n');
 await new Promise((r) => child.once('exit', r));
-process.stdout.write(`${JSON.stringify({ lat, threads, rssMiB: process.memoryUsage().rss / 2 ** 20 })}\n`);
+process.stdout.write(`${JSON.stringify({ lat, engine, threads, rssMiB: process.memoryUsage().rss / 2 ** 20 })}\n`);
 for (const s of sems) {
   const name = s.name;
   s.close();

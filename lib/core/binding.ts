@@ -24,7 +24,17 @@ export interface CoreBinding {
   setErrorFactory(f: (message: string, code: string, errno: number, syscall: string, path?: string) => Error): void;
   strerror(errno: number): { code: string; description: string };
   cancelWait(token: WaitToken): void;
-  engineStats(): { threads: number; pending: number; spinNs: number; muxThreads: number; muxJobs: number };
+  engineStats(): {
+    threads: number;
+    pending: number;
+    spinNs: number;
+    muxThreads: number;
+    muxJobs: number;
+    /** io_uring threads alive (each holds one io_uring descriptor; 1,024 waits each). */
+    ringThreads: number;
+    /** Whether pollable waits use io_uring futex waits (Linux 6.7; not with POSIX_IPC_NO_URING). */
+    ringAvailable: boolean;
+  };
   setSpin(ns: number): void;
   /** An empty native function: the cost of one call into the addon (benchmarks). */
   noop(): void;

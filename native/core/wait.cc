@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "../addon.h"
 #include "errors.h"
@@ -107,6 +108,33 @@ bool HaveWaitv() {
   return have;
 }
 
+// One try of a pollable job on a multiplexing thread: its Unpoll first if it
+// is registered, then Poll. EAGAIN: it sleeps on sleep->word, registered
+// again; anything else is its outcome (a success is given back if the job
+// was cancelled meanwhile).
+int TryPolled(WaitJob* job, bool* registered, PollSleep* sleep, bool stopping) {
+  if (*registered) {
+    job->Unpoll();
+    *registered = false;
+  }
+  if (job->cancelled.load() || stopping) return ECANCELED;
+  const int r = job->Poll(sleep);
+  if (r == EAGAIN) {
+    if (job->deadline_ns >= 0 && MonotonicNs() >= job->deadline_ns) {
+      job->Unpoll();
+      return ETIMEDOUT;
+    }
+    *registered = true;
+    return EAGAIN;
+  }
+  if (r == 0) {
+    // Paired with Cancel(): one of the two sees the other's flag.
+    job->succeeded.store(true);
+    if (job->cancelled.load()) job->TakeBack();
+  }
+  return r;
+}
+
 }  // namespace
 
 WaitEngine::WaitEngine(Napi::Env env) : env_(env) {
@@ -180,6 +208,14 @@ size_t WaitEngine::MuxThreadCount() {
   return muxes_.size();
 }
 
+size_t WaitEngine::RingThreadCount() {
+  std::lock_guard<std::mutex> lk(mu_);
+  ReapLocked();
+  size_t n = 0;
+  for (auto& m : muxes_) n += m.ring && !m.exited ? 1 : 0;
+  return n;
+}
+
 size_t WaitEngine::MuxJobs() {
   std::lock_guard<std::mutex> lk(mu_);
   size_t n = 0;
@@ -193,12 +229,43 @@ void WaitEngine::InterruptMux(Mux* m) {
 }
 
 bool WaitEngine::SubmitMuxLocked(JobPtr& job) {
+  if (FutexRing::Available()) {
+    // io_uring threads of up to kRingJobs jobs each, the fullest with room
+    // first (fewer threads; an idle one left empty exits).
+    Mux* ring = nullptr;
+    size_t rings = 0;
+    for (auto& m : muxes_) {
+      if (m.exited || !m.ring) continue;
+      rings++;
+      if (m.count < kRingJobs && (ring == nullptr || m.count > ring->count)) ring = &m;
+    }
+    if (ring == nullptr && rings < kMaxRingThreads) {
+      auto r = std::make_unique<FutexRing>();
+      if (r->Open(kRingSubmissions, kRingCompletions)) {
+        muxes_.emplace_back();
+        ring = &muxes_.back();
+        ring->ring = std::move(r);
+        ring->count = 1;
+        job->mux_ = ring;
+        ring->incoming.push_back(std::move(job));
+        ring->thread = std::thread([this, ring] { UringMain(ring); });
+        return true;
+      }
+      // No ring (memory, a limit): futex_waitv threads as before.
+    } else if (ring != nullptr) {
+      ring->count++;
+      job->mux_ = ring;
+      ring->incoming.push_back(std::move(job));
+      InterruptMux(ring);
+      return true;
+    }
+  }
   if (!HaveWaitv()) return false;
   Mux* target = nullptr;
   // Fill the fullest thread that has room: fewer threads, and an idle
   // thread left empty exits.
   for (auto& m : muxes_) {
-    if (m.exited || m.count >= kMuxJobs) continue;
+    if (m.exited || m.ring || m.count >= kMuxJobs) continue;
     if (target == nullptr || m.count > target->count) target = &m;
   }
   if (target == nullptr) {
@@ -260,29 +327,10 @@ void WaitEngine::MuxMain(Mux* self) {
     // has finished.
     auto step = [&](Entry& e) {
       WaitJob* job = e.job.get();
-      if (e.registered) {
-        job->Unpoll();
-        e.registered = false;
-      }
-      int r;
-      if (job->cancelled.load() || stopping) {
-        r = ECANCELED;
-      } else {
-        r = job->Poll(&e.sleep);
-        if (r == EAGAIN) {
-          if (job->deadline_ns >= 0 && MonotonicNs() >= job->deadline_ns) {
-            job->Unpoll();
-            r = ETIMEDOUT;
-          } else {
-            e.registered = true;
-            e.recheck_ns = e.sleep.recheck_ns;
-            return true;
-          }
-        } else if (r == 0) {
-          // Paired with Cancel(): one of the two sees the other's flag.
-          job->succeeded.store(true);
-          if (job->cancelled.load()) job->TakeBack();
-        }
+      const int r = TryPolled(job, &e.registered, &e.sleep, stopping);
+      if (r == EAGAIN) {
+        e.recheck_ns = e.sleep.recheck_ns;
+        return true;
       }
       {
         std::lock_guard<std::mutex> g(mu_);
@@ -360,6 +408,240 @@ void WaitEngine::MuxMain(Mux* self) {
   exited_cv_.notify_all();
 }
 
+// The io_uring thread: each pollable job's word has a futex wait of its own
+// queued in the kernel (IORING_OP_FUTEX_WAIT), kept there while the job
+// sleeps, plus one on the thread's own word (ctl) that Submit and Cancel bump
+// to interrupt it. A completion (woken, or -EAGAIN: the word had changed)
+// has its job tried again at once; a job cancelled, past its deadline or due
+// for a recheck while its wait is queued has that wait cancelled first and is
+// tried when the cancel's completion comes. So a wake-up costs the same
+// however many jobs wait, and no job is looked at unless something is for it
+// (deadlines and rechecks are kept in a heap).
+void WaitEngine::UringMain(Mux* self) {
+  struct Entry {
+    JobPtr job;
+    bool registered = false;   // Poll said EAGAIN; Unpoll not called yet
+    bool queued = false;       // its futex wait is in the kernel
+    bool cancelling = false;   // a cancel of that wait is on its way
+    uint64_t timer_gen = 0;    // which timer of `timers` is its current one
+    PollSleep sleep;
+    // Set when a recheck's Poll ended the job (done >= 0: its result) or moved
+    // it to another word while its wait was still queued: that wait is being
+    // cancelled, and a wake-up it took meanwhile (res 0) was meant for another
+    // sleeper on `stale_word`, so it is passed on.
+    int done = -1;
+    int32_t* stale_word = nullptr;
+    bool stale_shared = true;
+  };
+  struct Timer {
+    int64_t at;
+    uint64_t id;
+    uint64_t gen;
+    bool deadline;  // `at` is the job's deadline (else a recheck time)
+    bool operator>(const Timer& o) const { return at > o.at; }
+  };
+  // Rechecks due within this much of now are done together (a recheck may
+  // come that early: kRecheckSlackNs), so a ring of 1,024 crash-safe waits
+  // (a recheck each every 250 ms) wakes its thread a few hundred times a
+  // second at most, each time for a short batch.
+  constexpr int64_t kBatchNs = 5LL * 1000 * 1000;
+  std::vector<Timer> later;
+  constexpr uint64_t kCtlTag = 1;  // ids of jobs start above the ring's tags
+  FutexRing& ring = *self->ring;
+  std::unordered_map<uint64_t, Entry> jobs;
+  std::unordered_map<WaitJob*, uint64_t> ids;
+  std::vector<Timer> timers;  // a min-heap on `at` (std::greater)
+  std::vector<uint64_t> due;
+  uint64_t next_id = 16;
+  bool ctl_queued = false;
+  auto push_timer = [&](uint64_t id, Entry& e) {
+    const int64_t deadline = e.job->deadline_ns;
+    const int64_t check = e.registered ? e.sleep.recheck_ns : -1;
+    const bool by_deadline = deadline >= 0 && (check < 0 || deadline <= check);
+    const int64_t at = by_deadline ? deadline : check;
+    e.timer_gen++;
+    if (at < 0) return;
+    timers.push_back(Timer{at, id, e.timer_gen, by_deadline});
+    std::push_heap(timers.begin(), timers.end(), std::greater<Timer>());
+    if (timers.size() > 2 * jobs.size() + 64) {
+      // Superseded timers stay until they come; drop them all now and then.
+      auto stale = [&](const Timer& t) {
+        auto j = jobs.find(t.id);
+        return j == jobs.end() || j->second.timer_gen != t.gen;
+      };
+      timers.erase(std::remove_if(timers.begin(), timers.end(), stale), timers.end());
+      std::make_heap(timers.begin(), timers.end(), std::greater<Timer>());
+    }
+  };
+  auto finish = [&](std::unordered_map<uint64_t, Entry>::iterator it, int r) {
+    WaitJob* job = it->second.job.get();
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      job->mux_ = nullptr;
+      self->count--;
+    }
+    Finish(it->second.job, r);
+    ids.erase(job);
+    jobs.erase(it);
+  };
+  // One try of job `id` (its Unpoll first if it is registered): queues its
+  // wait again, or finishes it (and forgets it).
+  auto step = [&](uint64_t id) {
+    auto it = jobs.find(id);
+    if (it == jobs.end()) return;
+    Entry& e = it->second;
+    const int r = TryPolled(e.job.get(), &e.registered, &e.sleep, stopping_.load());
+    if (r == EAGAIN) {
+      if (e.sleep.word != nullptr && ring.QueueWait(e.sleep.word, e.sleep.expected, e.sleep.shared, id)) {
+        e.queued = true;
+      } else if (e.sleep.recheck_ns < 0) {
+        // No wait could be queued: look again soon.
+        e.sleep.recheck_ns = MonotonicNs() + 1000 * 1000;
+      }
+      push_timer(id, e);
+      return;
+    }
+    finish(it, r);
+  };
+  // Something is for job `id` now: try it, or first take its queued wait
+  // back from the kernel (the try comes with that completion).
+  auto poke = [&](uint64_t id) {
+    auto it = jobs.find(id);
+    if (it == jobs.end()) return;
+    Entry& e = it->second;
+    if (!e.queued) {
+      step(id);
+    } else if (!e.cancelling) {
+      if (ring.QueueCancel(id)) e.cancelling = true;
+    }
+  };
+  // A recheck came for job `id` and nothing else (no cancel, no deadline):
+  // its wait stays queued in the kernel (taking it back is a walk of the
+  // ring's futex list) while Unpoll and Poll run in place; only a Poll that
+  // ends the job or moves it to another word takes the queued wait back.
+  auto recheck = [&](uint64_t id) {
+    auto it = jobs.find(id);
+    if (it == jobs.end()) return;
+    Entry& e = it->second;
+    WaitJob* job = e.job.get();
+    if (!e.queued || e.cancelling || !e.registered || job->cancelled.load() || stopping_.load() ||
+        (job->deadline_ns >= 0 && MonotonicNs() >= job->deadline_ns)) {
+      poke(id);
+      return;
+    }
+    int32_t* word = e.sleep.word;
+    const bool shared = e.sleep.shared;
+    const int r = TryPolled(job, &e.registered, &e.sleep, false);
+    if (r == EAGAIN) {
+      push_timer(id, e);
+      if (e.sleep.word == word && e.sleep.shared == shared) return;
+    } else {
+      e.done = r;
+    }
+    e.stale_word = word;
+    e.stale_shared = shared;
+    if (ring.QueueCancel(id)) e.cancelling = true;
+  };
+  // The completion of job `id`'s queued wait (woken, changed, cancelled).
+  auto completed = [&](uint64_t id, int32_t res) {
+    auto it = jobs.find(id);
+    if (it == jobs.end()) return;
+    Entry& e = it->second;
+    e.queued = false;
+    e.cancelling = false;
+    if (e.stale_word != nullptr) {
+      if (res == 0) {
+        syscall(SYS_futex, e.stale_word, e.stale_shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+      }
+      e.stale_word = nullptr;
+    }
+    if (e.done >= 0) {
+      finish(it, e.done);
+      return;
+    }
+    step(id);
+  };
+  std::vector<JobPtr> incoming;
+  std::vector<JobPtr> cancels;
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    const int32_t ctl = __atomic_load_n(&self->ctl, __ATOMIC_SEQ_CST);
+    incoming.swap(self->incoming);
+    cancels.swap(self->cancels);
+    const bool stopping = stopping_.load();
+    if (jobs.empty() && incoming.empty() && stopping) break;
+    lk.unlock();
+    for (auto& j : incoming) {
+      const uint64_t id = next_id++;
+      ids.emplace(j.get(), id);
+      jobs.emplace(id, Entry{std::move(j)});
+      step(id);
+    }
+    incoming.clear();
+    for (auto& j : cancels) {
+      auto it = ids.find(j.get());
+      if (it != ids.end()) poke(it->second);
+    }
+    cancels.clear();
+    if (stopping) {
+      due.clear();
+      for (auto& [id, e] : jobs) due.push_back(id);
+      for (uint64_t id : due) poke(id);
+    }
+    // Deadlines and rechecks that have come.
+    const int64_t now = MonotonicNs();
+    if (!timers.empty() && timers.front().at <= now) {
+      while (!timers.empty() && timers.front().at <= now + kBatchNs) {
+        const Timer t = timers.front();
+        std::pop_heap(timers.begin(), timers.end(), std::greater<Timer>());
+        timers.pop_back();
+        auto it = jobs.find(t.id);
+        if (it == jobs.end() || it->second.timer_gen != t.gen) continue;
+        if (t.at <= now || !t.deadline) {
+          recheck(t.id);
+        } else {
+          later.push_back(t);  // a deadline is never early
+        }
+      }
+      for (const Timer& t : later) {
+        timers.push_back(t);
+        std::push_heap(timers.begin(), timers.end(), std::greater<Timer>());
+      }
+      later.clear();
+    }
+    if (!ctl_queued && ring.QueueWait(&self->ctl, ctl, false, kCtlTag)) ctl_queued = true;
+    int64_t until = timers.empty() ? -1 : timers.front().at;
+    if (jobs.empty()) {
+      // Idle: exit after kIdleExitNs without a job.
+      until = MonotonicNs() + kIdleExitNs;
+    }
+    const int err = ring.Enter(until);
+    if (err != 0 && err != ETIME && err != EINTR) {
+      // Not expected (EBUSY, ENOMEM): do not spin on it.
+      timespec pause = {0, 1000 * 1000};
+      nanosleep(&pause, nullptr);
+    }
+    bool any = false;
+    ring.Reap([&](uint64_t ud, int32_t res) {
+      any = true;
+      if (ud == kCtlTag) {
+        ctl_queued = false;
+      } else if (ud != FutexRing::kCancelTag) {
+        completed(ud, res);
+      }
+    });
+    lk.lock();
+    if (jobs.empty() && !any && err == ETIME && self->incoming.empty() && self->cancels.empty() && !stopping_.load()) break;
+  }
+  // Stopping, or idle: no job left. The kernel cancels what is still queued
+  // (the ctl wait) when the ring closes.
+  self->exited = true;
+  lk.unlock();
+  ring.Close();
+  lk.lock();
+  exited_cv_.notify_all();
+}
+
 void WaitEngine::InterruptLocked(Worker& w) {
   if (wake_signal.sig() != 0 && !w.exited) {
     pthread_kill(w.thread.native_handle(), wake_signal.sig());
@@ -370,7 +652,9 @@ void WaitEngine::Cancel(const JobPtr& job) {
   job->Cancel();
   std::lock_guard<std::mutex> lk(mu_);
   if (job->mux_ != nullptr) {
-    InterruptMux(static_cast<Mux*>(job->mux_));
+    auto* m = static_cast<Mux*>(job->mux_);
+    if (m->ring) m->cancels.push_back(job);
+    InterruptMux(m);
     return;
   }
   for (auto& w : workers_) {
@@ -578,6 +862,8 @@ Napi::Value EngineStats(const Napi::CallbackInfo& info) {
   o.Set("spinNs", Napi::Number::New(info.Env(), e->spin_ns()));
   o.Set("muxThreads", Napi::Number::New(info.Env(), e->MuxThreadCount()));
   o.Set("muxJobs", Napi::Number::New(info.Env(), e->MuxJobs()));
+  o.Set("ringThreads", Napi::Number::New(info.Env(), e->RingThreadCount()));
+  o.Set("ringAvailable", Napi::Boolean::New(info.Env(), FutexRing::Available()));
   return o;
 }
 

@@ -29,9 +29,14 @@
 // of its own that Submit and Cancel bump to interrupt it. So a release is
 // noticed at once however many distinct objects a process waits on
 // (kMaxMuxThreads x kMuxJobs of them before any job takes turns), with no
-// signal and no slice. Each wake-up tries every job of its thread once: a
-// try is a few atomic operations on the job's mapping. Where futex_waitv is
-// missing (ENOSYS) pollable jobs run like the others.
+// signal and no slice. Each wake-up tries the jobs it is for: a try is a
+// few atomic operations on the job's mapping. Where the kernel has futex
+// waits on io_uring (Linux 6.7, FutexRing in uring.h), pollable jobs go to
+// io_uring threads instead (UringMain): each job's word has a wait request
+// of its own queued in the kernel, so neither a wake-up nor a new job
+// re-registers the others' words, as every futex_waitv sleep must (48 µs for
+// 128 shared words here). Where futex_waitv is missing too (ENOSYS) pollable
+// jobs run like the others.
 #pragma once
 
 #include <napi.h>
@@ -49,6 +54,7 @@
 #include <vector>
 
 #include "handle.h"
+#include "uring.h"
 
 namespace pipc {
 
@@ -134,6 +140,16 @@ class WaitEngine {
   // its own word and kMuxJobs jobs' words.
   static constexpr size_t kMuxJobs = 127;
   static constexpr size_t kMaxMuxThreads = 128;
+  // The io_uring thread's ring: submissions between two enters (more are
+  // flushed as they come) and completions (the kernel keeps any overflow).
+  static constexpr unsigned kRingSubmissions = 256;
+  static constexpr unsigned kRingCompletions = 4096;
+  // Jobs per io_uring thread: taking a queued wait back (a cancel, a
+  // deadline) walks the ring's list of futex waits in the kernel, so rings
+  // are kept this small; kMaxRingThreads x kRingJobs jobs before the
+  // futex_waitv threads take the rest.
+  static constexpr size_t kRingJobs = 1024;
+  static constexpr size_t kMaxRingThreads = 64;
 
   explicit WaitEngine(Napi::Env env);
   ~WaitEngine();
@@ -154,6 +170,8 @@ class WaitEngine {
   size_t ThreadCount();
   size_t MuxThreadCount();
   size_t MuxJobs();
+  // io_uring threads alive: each holds one io_uring descriptor.
+  size_t RingThreadCount();
   size_t Pending() const { return pending_; }
   int64_t spin_ns() const { return spin_ns_.load(std::memory_order_relaxed); }
   void set_spin_ns(int64_t ns) { spin_ns_.store(ns); }
@@ -173,12 +191,17 @@ class WaitEngine {
     std::vector<JobPtr> incoming;  // submitted, not yet taken (mu_)
     size_t count = 0;              // jobs it holds, incoming included (mu_)
     bool exited = false;           // (mu_)
+    // The io_uring form (UringMain): one such thread holds every pollable
+    // job, with no cap; Cancel() names the jobs to cancel here (mu_).
+    std::unique_ptr<FutexRing> ring;
+    std::vector<JobPtr> cancels;
   };
 
   // mu_ held. Hands a pollable job to a multiplexing thread; false if every
   // one is full (or futex_waitv is missing).
   bool SubmitMuxLocked(JobPtr& job);
   void MuxMain(Mux* self);
+  void UringMain(Mux* self);
   static void InterruptMux(Mux* m);
 
   void ThreadMain(Worker* self);

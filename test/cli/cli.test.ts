@@ -265,7 +265,9 @@ describe('posix-ipc watch and doctor', () => {
       const deadline = Date.now() + 10_000;
       while ((out.match(/\x1b\[H\x1b\[2J/g) ?? []).length < 3 && Date.now() < deadline) await sleep(50);
       sem.tryAcquire();
-      await sleep(300);
+      // the next redraws show it (100 ms apart; a loaded machine delays them)
+      const shown = Date.now() + 10_000;
+      while (!out.includes('value=4') && Date.now() < shown) await sleep(50);
       child.kill('SIGINT');
       const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
       expect((out.match(/\x1b\[H\x1b\[2J/g) ?? []).length).toBeGreaterThanOrEqual(3);

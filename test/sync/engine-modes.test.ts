@@ -1,0 +1,98 @@
+// The wait engine's two ways of sleeping on many futex words, each in a
+// process of its own (test/fixtures/core/engine-modes.mjs): io_uring futex
+// waits (the default on Linux 6.7+) and futex_waitv threads
+// (POSIX_IPC_NO_URING=1, as on older kernels). The same program must see the
+// same outcomes on both: releases, puts and a holder's death from other
+// processes, deadlines, aborts, and threads and descriptors gone when idle.
+import { release } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { expectOk, runNode, uniqueName } from '../helpers/index.js';
+
+interface Seen {
+  ringAvailable: boolean;
+  pending: number;
+  muxJobs: number;
+  ringThreads: number;
+  muxThreads: number;
+  threads: number;
+  ringFdsWhileWaiting: number;
+  releaseMs: number;
+  releaserCode: number;
+  acquired: number;
+  gotRight: number;
+  valuesAfter: number;
+  queuedAfter: number;
+  timedOutMs: number;
+  timedOutFalse: number;
+  abortedRejected: number;
+  valuesAfterAbort: number;
+  recoveredMs: number;
+  othersAcquired: number;
+  threadsIdle: number;
+  ringFdsIdle: number;
+  pendingIdle: number;
+}
+
+async function runMode(env: NodeJS.ProcessEnv): Promise<Seen> {
+  const r = expectOk(await runNode('core/engine-modes.mjs', [uniqueName('em')], { env, timeoutMs: 60_000 }), 'engine-modes.mjs');
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Seen;
+}
+
+/** Linux 6.7 added futex waits on io_uring. */
+function kernelHasRingFutex(): boolean {
+  const [major, minor] = release().split('.').map(Number) as [number, number];
+  return major > 6 || (major === 6 && minor >= 7);
+}
+
+function expectSameOutcomes(s: Seen): void {
+  // 2,300 waits (1,500 crash-safe, 500 plain semaphores, 300 queues), all
+  // multiplexed, all woken by another process, each exactly once
+  expect(s.pending).toBe(2300);
+  expect(s.muxJobs).toBe(2300);
+  expect(s.releaserCode).toBe(0);
+  expect(s.acquired).toBe(2000);
+  expect(s.gotRight).toBe(300);
+  expect(s.valuesAfter).toBe(0);
+  expect(s.queuedAfter).toBe(0);
+  // 400 waits with a 60 ms deadline: all false, none long after it
+  expect(s.timedOutFalse).toBe(400);
+  expect(s.timedOutMs).toBeGreaterThanOrEqual(55);
+  expect(s.timedOutMs).toBeLessThan(2000);
+  // 400 aborted waits reject and take nothing released afterwards
+  expect(s.abortedRejected).toBe(400);
+  expect(s.valuesAfterAbort).toBe(200);
+  // a holder SIGKILLed: its unit comes back to the pending wait within 1 s,
+  // with 1,000 other waits asleep meanwhile (and they all complete after)
+  expect(s.recoveredMs).toBeLessThan(1000);
+  expect(s.othersAcquired).toBe(1000);
+  // idle: no thread, no io_uring descriptor, nothing pending
+  expect(s.threadsIdle).toBe(0);
+  expect(s.ringFdsIdle).toBe(0);
+  expect(s.pendingIdle).toBe(0);
+}
+
+describe('wait engine: io_uring and futex_waitv', () => {
+  it('io_uring (the default): 1,024 waits a thread, one io_uring descriptor each, same outcomes', async () => {
+    const env = { ...process.env };
+    delete env.POSIX_IPC_NO_URING;
+    const s = await runMode(env);
+    // Under CI the kernel is known (Linux 6.7+ has futex waits on io_uring):
+    // a probe that fails there is a regression, not a reason to skip.
+    if (process.env.CI === 'true' && kernelHasRingFutex()) expect(s.ringAvailable).toBe(true);
+    if (s.ringAvailable) {
+      expect(s.ringThreads).toBe(Math.ceil(2300 / 1024));
+      expect(s.threads).toBe(s.ringThreads);
+      expect(s.ringFdsWhileWaiting).toBe(s.ringThreads);
+    }
+    expectSameOutcomes(s);
+  });
+
+  it('futex_waitv (POSIX_IPC_NO_URING=1): 127 waits a thread, no io_uring descriptor, same outcomes', async () => {
+    const s = await runMode({ ...process.env, POSIX_IPC_NO_URING: '1' });
+    expect(s.ringAvailable).toBe(false);
+    expect(s.ringThreads).toBe(0);
+    expect(s.ringFdsWhileWaiting).toBe(0);
+    expect(s.muxThreads).toBe(Math.ceil(2300 / 127));
+    expectSameOutcomes(s);
+  });
+});
