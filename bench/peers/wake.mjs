@@ -4,16 +4,21 @@
 // acquire, put for release), awaits an acquire on every one, and starts
 // a releaser child (`wake.mjs releaser ...`) that opens them by name. For
 // each sample the waiter names a random semaphore; the releaser reads the
-// monotonic clock and releases it; the waiter reads the clock when its
-// acquire resolves (process.hrtime is CLOCK_MONOTONIC, one clock for both
-// processes), then waits on that semaphore again. The first `warmup`
+// monotonic clock, stores it in a shared Value and releases it; the waiter
+// reads the clock when its acquire resolves (process.hrtime is
+// CLOCK_MONOTONIC, one clock for both processes), then the stored time, then
+// waits on that semaphore again. The release is the only thing that wakes the
+// waiting process: an earlier version wrote the time back down the
+// releaser's stdout, which woke the waiter's event loop at the same moment
+// as the engine thread, three runnable threads on two cores, and doubled to
+// tripled the p99 it measured (bench/README.md). The first `warmup`
 // wake-ups are not measured. Prints one JSON line: latencies in µs, the
 // engine's way of waiting (io_uring, futex_waitv or threads), its threads,
 // RSS.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Queue, Semaphore } from '../../dist/index.js';
+import { Queue, Semaphore, Value } from '../../dist/index.js';
 import { binding } from '../../dist/core/binding.js';
 
 const [role, prefix, nText, samplesText, kind, warmupText] = process.argv.slice(2);
@@ -39,22 +44,24 @@ class QueueSem {
 const open = (name, create) =>
   kind === 'queue' ? new QueueSem(name, create) : new Semaphore(name, create ? { initialValue: 0, robust } : { create: false, robust });
 const unlink = (name) => (kind === 'queue' ? Queue.unlink(name) : Semaphore.unlink(name));
+const stampName = `${prefix.slice(1)}stamp`;
 
 if (role === 'releaser') {
   const sems = names.map((name) => open(name, false));
+  const stamp = new Value('q', 0n, { name: stampName, create: false });
   process.stdout.write('ready\n');
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 'end') break;
     const i = Number(line);
-    const t0 = process.hrtime.bigint();
+    stamp.value = process.hrtime.bigint();
     sems[i].release();
-    process.stdout.write(`${t0}\n`);
   }
   for (const s of sems) s.close();
   process.exit(0);
 }
 
 const samples = Number(samplesText);
+const stamp = new Value('q', 0n, { name: stampName });
 const sems = names.map((name) => open(name, true));
 const resolved = new Map(); // index -> hrtime when its acquire resolved
 let notify = null;
@@ -80,8 +87,8 @@ const warmup = Number(warmupText ?? 0);
 for (let k = 0; k < warmup + samples; k++) {
   const i = Math.floor(Math.random() * n);
   child.stdin.write(`${i}\n`);
-  const t0 = BigInt((await lines.next()).value);
   while (!resolved.has(i)) await new Promise((r) => (notify = r));
+  const t0 = stamp.value;
   notify = null;
   if (k >= warmup) lat.push(Number(resolved.get(i) - t0) / 1e3);
   resolved.delete(i);
@@ -96,4 +103,6 @@ for (const s of sems) {
   s.close();
   unlink(name);
 }
+stamp.close();
+Value.unlink(stampName);
 process.exit(0);

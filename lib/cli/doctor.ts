@@ -7,6 +7,7 @@
  */
 import { readFileSync, statfsSync } from 'node:fs';
 import { release } from 'node:os';
+import { binding } from '../core/binding.js';
 import { MQUEUE_DIR, SHM_DIR } from '../core/names.js';
 import { mqueueDir } from './inventory.js';
 
@@ -141,6 +142,15 @@ export function doctor(): Check[] {
     value: atLeast(k, 5, 16),
     status: 'info',
     note: `kernel ${release()}: one thread can wait on many futex words (Linux >= 5.16)`,
+  });
+  const ring = binding.engineStats().ringAvailable;
+  checks.push({
+    name: 'io_uring futex waits',
+    value: ring,
+    status: 'info',
+    note: ring
+      ? 'waits on many distinct objects are queued in the kernel once each (Linux >= 6.7)'
+      : `not used (kernel ${release()} before 6.7, io_uring disabled by sysctl or seccomp, or POSIX_IPC_NO_URING set): futex_waitv threads instead`,
   });
   checks.push({
     name: 'user',

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync, statfsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { binding } from '../../lib/core/binding.js';
 import { Queue, Semaphore, SharedMemory } from '../../lib/index.js';
 import { IS_ROOT, ROOT, expectOk, namesRemovedAfterEach, run, runPython, sleep, type RunResult } from '../helpers/index.js';
 import { mqueueDir } from '../helpers/mqueue.js';
@@ -311,6 +312,10 @@ describe('posix-ipc watch and doctor', () => {
     const fs = statfsSync('/dev/shm');
     expect(get('/dev/shm size')).toBe(fs.blocks * fs.bsize);
     expect(get('/dev/mqueue mounted')).toBe(readFileSync('/proc/mounts', 'utf8').includes(' /dev/mqueue mqueue ') || mqueueDir() !== null);
+    // the same probe the wait engine runs, in this process and in the CLI's
+    expect(get('io_uring futex waits')).toBe(binding.engineStats().ringAvailable);
+    const off = JSON.parse(expectOk(await cli(['doctor', '--json'], { POSIX_IPC_NO_URING: '1' })).stdout) as typeof checks;
+    expect(off.find((c) => c.name === 'io_uring futex waits')?.value).toBe(false);
     const text = expectOk(await cli(['doctor'])).stdout;
     expect(text).toMatch(/fs\.mqueue\.msg_max = \d+/);
   });
