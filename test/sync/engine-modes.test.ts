@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { expectOk, runNode, uniqueName } from '../helpers/index.js';
+import { expectOk, runNode, runNodeUnprivileged, uniqueName } from '../helpers/index.js';
 
 interface Seen {
   ringAvailable: boolean;
@@ -34,8 +34,9 @@ interface Seen {
   pendingIdle: number;
 }
 
-async function runMode(env: NodeJS.ProcessEnv): Promise<Seen> {
-  const r = expectOk(await runNode('core/engine-modes.mjs', [uniqueName('em')], { env, timeoutMs: 60_000 }), 'engine-modes.mjs');
+async function runMode(env: NodeJS.ProcessEnv, unprivileged = false): Promise<Seen> {
+  const run = unprivileged ? runNodeUnprivileged : runNode;
+  const r = expectOk(await run('core/engine-modes.mjs', [uniqueName('em')], { env, timeoutMs: 60_000 }), 'engine-modes.mjs');
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Seen;
 }
 
@@ -97,6 +98,15 @@ describe('wait engine: io_uring and futex_waitv', () => {
       expect(s.threads).toBe(s.ringThreads);
       expect(s.ringFdsWhileWaiting).toBe(s.ringThreads);
     }
+    expectSameOutcomes(s);
+  });
+
+  it('io_uring as an ordinary user (uid 65534 when we are root): same outcomes', async () => {
+    const env = { ...process.env };
+    delete env.POSIX_IPC_NO_URING;
+    const s = await runMode(env, true);
+    if (process.env.CI === 'true' && ringExpected()) expect(s.ringAvailable).toBe(true);
+    if (s.ringAvailable) expect(s.ringThreads).toBe(Math.ceil(2300 / 1024));
     expectSameOutcomes(s);
   });
 
