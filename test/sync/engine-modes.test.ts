@@ -4,7 +4,7 @@
 // (POSIX_IPC_NO_URING=1, as on older kernels). The same program must see the
 // same outcomes on both: releases, puts and a holder's death from other
 // processes, deadlines, aborts, and threads and descriptors gone when idle.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { release } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { expectOk, runNode, runNodeUnprivileged, uniqueName } from '../helpers/index.js';
@@ -36,8 +36,15 @@ interface Seen {
 
 async function runMode(env: NodeJS.ProcessEnv, unprivileged = false): Promise<Seen> {
   const run = unprivileged ? runNodeUnprivileged : runNode;
-  const r = expectOk(await run('core/engine-modes.mjs', [uniqueName('em')], { env, timeoutMs: 60_000 }), 'engine-modes.mjs');
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Seen;
+  const prefix = uniqueName('em');
+  const r = await run('core/engine-modes.mjs', [prefix], { env, timeoutMs: 60_000 });
+  if (r.code !== 0) {
+    // A fixture that failed or was killed leaves its 2,300 names: remove
+    // them here, so the failure is the one reported (not a leak after it).
+    const ours = new RegExp(`${prefix}[rpqh]\\d*(\\.|$)`);
+    for (const f of readdirSync('/dev/shm')) if (ours.test(f)) rmSync(`/dev/shm/${f}`, { force: true });
+  }
+  return JSON.parse(expectOk(r, 'engine-modes.mjs').stdout.trim().split('\n').pop()!) as Seen;
 }
 
 /**
