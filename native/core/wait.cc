@@ -634,11 +634,11 @@ void WaitEngine::UringMain(Mux* self) {
     if (jobs.empty() && !any && err == ETIME && self->incoming.empty() && self->cancels.empty() && !stopping_.load()) break;
   }
   // Stopping, or idle: no job left. The kernel cancels what is still queued
-  // (the ctl wait) when the ring closes.
-  self->exited = true;
-  lk.unlock();
+  // (the ctl wait) when the ring closes. All of it under mu_, as MuxMain's
+  // exit: once `exited` is seen, ReapLocked joins this thread holding mu_,
+  // so the thread must not take mu_ again after setting it.
   ring.Close();
-  lk.lock();
+  self->exited = true;
   exited_cv_.notify_all();
 }
 

@@ -125,4 +125,14 @@ describe('wait engine: io_uring and futex_waitv', () => {
     expect(s.muxThreads).toBe(Math.ceil(2300 / 127));
     expectSameOutcomes(s);
   });
+
+  it('an engine thread exiting while the event loop reaps threads (engineStats in a tight loop) never deadlocks, both engines', async () => {
+    const ring = { ...process.env };
+    delete ring.POSIX_IPC_NO_URING;
+    for (const env of [ring, { ...process.env, POSIX_IPC_NO_URING: '1' }]) {
+      const r = await runNode('core/engine-exit-race.mjs', [uniqueName('race'), '3'], { env, timeoutMs: 20_000 });
+      expect(r.signal).toBeNull();
+      expect(expectOk(r, 'engine-exit-race.mjs').stdout.trim()).toBe('ok 3');
+    }
+  });
 });
