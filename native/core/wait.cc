@@ -412,9 +412,9 @@ void WaitEngine::MuxMain(Mux* self) {
 // queued in the kernel (IORING_OP_FUTEX_WAIT), kept there while the job
 // sleeps, plus one on the thread's own word (ctl) that Submit and Cancel bump
 // to interrupt it. A completion (woken, or -EAGAIN: the word had changed)
-// has its job tried again at once; a job cancelled, past its deadline or due
-// for a recheck while its wait is queued has that wait cancelled first and is
-// tried when the cancel's completion comes. So a wake-up costs the same
+// has its job tried again at once; a job cancelled or past its deadline while
+// its wait is queued has that wait cancelled first and is tried when the
+// cancel's completion comes; a recheck runs in place. So a wake-up costs the same
 // however many jobs wait, and no job is looked at unless something is for it
 // (deadlines and rechecks are kept in a heap).
 void WaitEngine::UringMain(Mux* self) {

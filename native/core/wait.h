@@ -191,8 +191,8 @@ class WaitEngine {
     std::vector<JobPtr> incoming;  // submitted, not yet taken (mu_)
     size_t count = 0;              // jobs it holds, incoming included (mu_)
     bool exited = false;           // (mu_)
-    // The io_uring form (UringMain): one such thread holds every pollable
-    // job, with no cap; Cancel() names the jobs to cancel here (mu_).
+    // The io_uring form (UringMain): up to kRingJobs jobs; Cancel() names
+    // the jobs to cancel here (mu_).
     std::unique_ptr<FutexRing> ring;
     std::vector<JobPtr> cancels;
   };

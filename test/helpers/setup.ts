@@ -39,7 +39,7 @@ afterAll(async () => {
   for (let i = 0; i < 50; i++) {
     const now = openFds();
     // Each io_uring thread of the wait engine holds one descriptor while it
-    // lives (it exits 2 s after its last wait; test/sync/engine.test.ts checks).
+    // lives (it exits 2 s after its last wait; test/sync/engine-modes.test.ts checks).
     let ring = binding.engineStats().ringThreads;
     extra = [...now]
       .filter(([fd, target]) => before.get(fd) !== target && !(target === 'anon_inode:[io_uring]' && ring-- > 0))
